@@ -1,0 +1,73 @@
+/**
+ * Schemas of the messages a client sends (SPEC §2.1), and the one parser the gateway uses.
+ * The schemas are zod so they double as TypeScript types and as exportable JSON Schema.
+ */
+import { z } from 'zod';
+import { ErrorCode } from './constants.js';
+
+/** Rooms are validated for existence by the gateway (INVALID_ROOM), not here. */
+const roomList = z.array(z.string().max(64)).min(1).max(64);
+const emptyPayload = z.union([z.object({}).passthrough(), z.null()]).optional();
+
+export const AuthenticateMessage = z.object({
+  msg_type: z.literal('authenticate'),
+  payload: z.object({ token: z.string().min(1).max(512) }),
+});
+export const SubscribeMessage = z.object({
+  msg_type: z.literal('subscribe'),
+  payload: z.object({
+    rooms: roomList,
+    after_seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  }),
+});
+export const UnsubscribeMessage = z.object({
+  msg_type: z.literal('unsubscribe'),
+  payload: z.object({ rooms: roomList }),
+});
+export const PingMessage = z.object({ msg_type: z.literal('ping'), payload: emptyPayload });
+export const PongMessage = z.object({ msg_type: z.literal('pong'), payload: emptyPayload });
+
+export const ClientMessage = z.discriminatedUnion('msg_type', [
+  AuthenticateMessage,
+  SubscribeMessage,
+  UnsubscribeMessage,
+  PingMessage,
+  PongMessage,
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type AuthenticateMessage = z.infer<typeof AuthenticateMessage>;
+export type SubscribeMessage = z.infer<typeof SubscribeMessage>;
+export type UnsubscribeMessage = z.infer<typeof UnsubscribeMessage>;
+
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: typeof ErrorCode.INVALID_JSON | typeof ErrorCode.INVALID_MESSAGE; error: string };
+
+const KNOWN = new Set(['authenticate', 'subscribe', 'unsubscribe', 'ping', 'pong']);
+
+/** Parse one inbound text frame. Never throws. */
+export function parseClientMessage(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, code: ErrorCode.INVALID_JSON, error: 'Frame is not valid JSON' };
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, code: ErrorCode.INVALID_MESSAGE, error: 'Message must be a JSON object' };
+  }
+  const msgType = (raw as { msg_type?: unknown }).msg_type;
+  if (typeof msgType !== 'string') {
+    return { ok: false, code: ErrorCode.INVALID_MESSAGE, error: 'msg_type is required and must be a string' };
+  }
+  if (!KNOWN.has(msgType)) {
+    return { ok: false, code: ErrorCode.INVALID_MESSAGE, error: `Unknown msg_type: ${msgType.slice(0, 64)}` };
+  }
+  const parsed = ClientMessage.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length ? issue.path.join('.') : 'message';
+    return { ok: false, code: ErrorCode.INVALID_MESSAGE, error: `Invalid ${msgType} message: ${where}: ${issue?.message ?? 'invalid'}` };
+  }
+  return { ok: true, message: parsed.data };
+}
