@@ -1,0 +1,23 @@
+/** HTTP errors with the SPEC §3 body `{ error, code }`; thrown by routes, rendered by the app's error handler. */
+import type { ErrorCode } from '../protocol/constants.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | string,
+    message: string,
+    /** Extra fields merged into the body (e.g. `fields`, `account_ids`). */
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+
+  toBody(): Record<string, unknown> {
+    return { error: this.message, code: this.code, ...this.details };
+  }
+}
+
+export const notFound = (what: string) => new HttpError(404, 'NOT_FOUND', `${what} not found`);
+export const badRequest = (message: string, details?: Record<string, unknown>) =>
+  new HttpError(400, 'VALIDATION_FAILED', message, details);
