@@ -2,11 +2,11 @@
  * One JSON line per significant event (SPEC §5), via pino. Secrets never reach the log:
  * tokens, secrets and authorization headers are redacted by path.
  */
-import { pino, type Logger } from 'pino';
+import { pino, destination as pinoDestination, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
+export function createLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino(
     {
       level,
@@ -16,6 +16,6 @@ export function createLogger(level = 'info', destination?: pino.DestinationStrea
         censor: '[redacted]',
       },
     },
-    destination ?? pino.destination({ sync: false }),
+    destination ?? pinoDestination({ sync: false }),
   );
 }
