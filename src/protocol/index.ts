@@ -1,0 +1,16 @@
+/**
+ * Protocol barrel: wire constants, frame shapes, client-message schemas and parser, event
+ * payload schemas and validator, sample payloads. Imported by the gateway, the publish API,
+ * the CLI and the partner SDK (browser and Node), so everything re-exported here is pure
+ * (zod is the only dependency; no Node-only imports).
+ *
+ * `./json-schema.js` is deliberately NOT re-exported: only the schema export script and docs
+ * tooling need JSON Schema, and keeping it out means browser bundles never carry the
+ * JSON Schema converter even without tree-shaking. Import it directly:
+ * `import { protocolJsonSchemas } from './protocol/json-schema.js'`.
+ */
+export * from './constants.js';
+export * from './frames.js';
+export * from './client-messages.js';
+export * from './events.js';
+export * from './samples.js';
