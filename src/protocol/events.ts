@@ -369,9 +369,9 @@ function issueMessage(issue: z.core.$ZodIssue, root: unknown): string {
   }
   if (issue.code === 'too_small') {
     if (issue.origin === 'string') return 'must be a non-empty string';
-    return `must be ≥ ${String(issue.minimum)}`;
+    return `must be >= ${String(issue.minimum)}`;
   }
-  if (issue.code === 'too_big') return `must be ≤ ${String(issue.maximum)}`;
+  if (issue.code === 'too_big') return `must be <= ${String(issue.maximum)}`;
   return issue.message;
 }
 

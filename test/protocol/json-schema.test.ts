@@ -1,0 +1,41 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { EVENT_TYPES, requiredFields } from '../../src/protocol/index.js';
+import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '../../src/protocol/json-schema.js';
+
+describe('protocolJsonSchemas', () => {
+  const schemas = protocolJsonSchemas();
+
+  it('contains all 11 event schemas and every client message', () => {
+    for (const type of EVENT_TYPES) expect(schemas[type], type).toBeDefined();
+    for (const name of CLIENT_MESSAGE_SCHEMA_NAMES) expect(schemas[name], name).toBeDefined();
+    expect(Object.keys(schemas)).toHaveLength(EVENT_TYPES.length + CLIENT_MESSAGE_SCHEMA_NAMES.length);
+  });
+
+  it('event schemas list the required fields and allow extra fields', () => {
+    for (const type of EVENT_TYPES) {
+      const s = schemas[type] as { type: string; required: string[]; additionalProperties: unknown; $schema: string };
+      expect(s.type).toBe('object');
+      expect([...s.required].sort()).toEqual(requiredFields(type).sort());
+      expect(s.additionalProperties).not.toBe(false);
+      expect(s.$schema).toContain('2020-12');
+    }
+  });
+
+  it('enums are exported', () => {
+    const s = schemas.PAYMENT_CHARGED as { properties: Record<string, { enum?: string[] }> };
+    expect(s.properties.payment_rail!.enum).toEqual(['CARD', 'ACH', 'WIRE', 'TRADEPOST_BALANCE', 'CRYPTO']);
+  });
+
+  it('is JSON-serialisable', () => {
+    expect(() => JSON.stringify(schemas)).not.toThrow();
+  });
+
+  it('the committed docs/schemas are up to date (run `npx tsx scripts/export-schemas.ts`)', () => {
+    for (const [name, schema] of Object.entries(schemas)) {
+      const file = new URL(`../../docs/schemas/${name}.json`, import.meta.url);
+      expect(existsSync(file), name).toBe(true);
+      expect(JSON.parse(readFileSync(file, 'utf8')), name).toEqual(schema);
+    }
+  });
+});
