@@ -1,29 +1,270 @@
 /**
- * Write the protocol's JSON Schemas to docs/schemas/<name>.json.
- * Run: `npx tsx scripts/export-schemas.ts [outDir]` (default docs/schemas).
+ * Write the protocol's JSON Schemas to docs/schemas/<name>.json and the AsyncAPI 3.0 document of
+ * the /ws channel to docs/asyncapi.yaml (generated, so both stay in sync with src/protocol).
+ * Run: `npx tsx scripts/export-schemas.ts [docsDir]` (default docs).
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { protocolJsonSchemas } from '../src/protocol/json-schema.js';
+import { CloseCode, ErrorCode, EVENT_TYPES, ROOMS } from '../src/protocol/index.js';
+import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '../src/protocol/json-schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = path.resolve(root, process.argv[2] ?? 'docs/schemas');
+const docsDir = path.resolve(root, process.argv[2] ?? 'docs');
+const schemaDir = path.join(docsDir, 'schemas');
+
+// ---------------------------------------------------------------------------------------------
+// Minimal YAML emitter (block style; strings always JSON-quoted, which is valid YAML).
+// ---------------------------------------------------------------------------------------------
+type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
+function scalar(v: string | number | boolean | null): string {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+function key(k: string): string {
+  return /^[A-Za-z_$][\w$.-]*$/.test(k) && !/^(true|false|null|yes|no|on|off|y|n)$/i.test(k) ? k : JSON.stringify(k);
+}
+function toYaml(v: Yaml, indent = ''): string {
+  if (v === null || typeof v !== 'object') return `${scalar(v)}\n`;
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]\n';
+    return v
+      .map((item) => {
+        if (item !== null && typeof item === 'object' && !(Array.isArray(item) && item.length === 0) && Object.keys(item).length) {
+          const body = toYaml(item, `${indent}  `);
+          return `${indent}- ${body.slice(indent.length + 2)}`;
+        }
+        return `${indent}- ${toYaml(item, `${indent}  `)}`;
+      })
+      .join('');
+  }
+  const entries = Object.entries(v);
+  if (entries.length === 0) return '{}\n';
+  return entries
+    .map(([k, val]) => {
+      if (val !== null && typeof val === 'object' && (Array.isArray(val) ? val.length : Object.keys(val).length)) {
+        return `${indent}${key(k)}:\n${toYaml(val, `${indent}  `)}`;
+      }
+      return `${indent}${key(k)}: ${toYaml(val, `${indent}  `)}`;
+    })
+    .join('');
+}
+
+// ---------------------------------------------------------------------------------------------
+// AsyncAPI 3.0 document
+// ---------------------------------------------------------------------------------------------
+const SCHEMA_FORMAT = 'application/schema+json;version=draft-07';
+const ref = (p: string) => ({ $ref: p });
+const schemaRef = (name: string) => ({ schemaFormat: SCHEMA_FORMAT, schema: ref(`./schemas/${name}.json`) });
+
+const CLOSE_CODE_TEXT: Record<number, string> = {
+  1000: 'normal closure',
+  1001: 'server shutting down: reconnect (possibly to another node) and resume with after_seq',
+  1008: 'policy violation: rate limited (RATE_LIMITED)',
+  1009: 'inbound frame above the size limit (TPX_MAX_MESSAGE_BYTES, default 64 KiB)',
+  4001: 'authentication failed, or the API key was deactivated, revoked or expired: do not reconnect with the same key',
+  4002: 'not authenticated within the auth timeout (TPX_AUTH_TIMEOUT_MS, default 10 s)',
+  4003: 'keepalive timeout: no pong within TPX_PONG_TIMEOUT_MS after a server ping',
+  4009: 'slow consumer: outbound buffer limit reached; reconnect and resume with after_seq',
+};
+const WS_ERROR_CODES = [
+  ErrorCode.AUTH_INVALID_API_KEY,
+  ErrorCode.AUTH_API_KEY_INACTIVE,
+  ErrorCode.AUTH_API_KEY_EXPIRED,
+  ErrorCode.AUTH_REQUIRED,
+  ErrorCode.NO_VALID_ROOMS,
+  ErrorCode.INVALID_ROOM,
+  ErrorCode.INVALID_MESSAGE,
+  ErrorCode.INVALID_JSON,
+  ErrorCode.RATE_LIMITED,
+];
+
+const sentAt = { type: 'integer', minimum: 0, description: 'Server send time, epoch milliseconds' };
+const rooms = { type: 'array', items: { type: 'string', enum: [...ROOMS] } };
+function controlFrame(msgType: string, payload: Yaml, required: string[] = ['msg_type', 'sent_at', 'payload']): Yaml {
+  return {
+    type: 'object',
+    required,
+    properties: { msg_type: { type: 'string', const: msgType }, sent_at: sentAt, payload },
+  };
+}
+
+function asyncApi(): Yaml {
+  const messages: Record<string, Yaml> = {};
+  const schemas: Record<string, Yaml> = {};
+
+  // Client → server
+  const clientNames = CLIENT_MESSAGE_SCHEMA_NAMES.filter((n) => n !== 'ClientMessage');
+  const clientMsgType: Record<string, string> = {
+    AuthenticateMessage: 'authenticate',
+    SubscribeMessage: 'subscribe',
+    UnsubscribeMessage: 'unsubscribe',
+    PingMessage: 'ping',
+    PongMessage: 'pong',
+  };
+  const clientSummary: Record<string, string> = {
+    AuthenticateMessage: 'Authenticate the connection with an API key (tp_live_…).',
+    SubscribeMessage: 'Add rooms; optional after_seq resumes the account stream after that seq.',
+    UnsubscribeMessage: 'Remove rooms (extension).',
+    PingMessage: 'Client-initiated liveness check; the server answers pong (extension).',
+    PongMessage: "Answer to the server's ping.",
+  };
+  for (const name of clientNames) {
+    messages[`client_${clientMsgType[name]}`] = {
+      name: clientMsgType[name]!,
+      title: name,
+      summary: clientSummary[name]!,
+      contentType: 'application/json',
+      payload: schemaRef(name),
+    };
+  }
+
+  // Server → client control frames
+  schemas.AuthenticatedFrame = controlFrame('authenticated', {
+    type: 'object',
+    required: ['account_id', 'auth_method'],
+    properties: { account_id: { type: 'string', format: 'uuid' }, auth_method: { type: 'string', const: 'api_key' } },
+  });
+  schemas.SubscribedFrame = controlFrame('subscribed', {
+    type: 'object',
+    required: ['rooms'],
+    properties: {
+      rooms: { ...rooms, description: 'The rooms of this request now subscribed (de-duplicated, request order)' },
+      resumed_from: { type: 'integer', minimum: 0, description: 'Echo of after_seq when resuming' },
+      gap: {
+        type: 'object',
+        description: 'Events after after_seq already pruned from the log: reconcile this range',
+        required: ['from_seq', 'to_seq'],
+        properties: { from_seq: { type: 'integer' }, to_seq: { type: 'integer' } },
+      },
+    },
+  });
+  schemas.UnsubscribedFrame = controlFrame('unsubscribed', { type: 'object', required: ['rooms'], properties: { rooms } });
+  schemas.ServerPingFrame = controlFrame('ping', { type: 'object' });
+  schemas.ServerPongFrame = controlFrame('pong', { type: 'object' });
+  schemas.ErrorFrame = controlFrame('error', {
+    type: 'object',
+    required: ['error', 'code'],
+    additionalProperties: true,
+    properties: {
+      error: { type: 'string', description: 'Human-readable text' },
+      code: { type: 'string', enum: WS_ERROR_CODES },
+      rooms: { type: 'array', items: { type: 'string' }, description: 'INVALID_ROOM: the offending names' },
+    },
+  });
+  const control: [string, string, string][] = [
+    ['server_authenticated', 'AuthenticatedFrame', 'The connection is authenticated.'],
+    ['server_subscribed', 'SubscribedFrame', 'Rooms subscribed; with after_seq, replay of stored events follows, then live events.'],
+    ['server_unsubscribed', 'UnsubscribedFrame', 'Rooms removed.'],
+    ['server_ping', 'ServerPingFrame', 'Sent every ping interval (default 30 s); answer with pong within the pong timeout or the connection closes with 4003.'],
+    ['server_pong', 'ServerPongFrame', 'Answer to a client ping.'],
+    ['server_error', 'ErrorFrame', 'An error; auth errors are followed by close 4001, INVALID_JSON/INVALID_MESSAGE leave the connection usable.'],
+  ];
+  for (const [id, schema, summary] of control) {
+    messages[id] = {
+      name: id.replace('server_', ''),
+      title: schema,
+      summary,
+      contentType: 'application/json',
+      payload: ref(`#/components/schemas/${schema}`),
+    };
+  }
+
+  // Server → client event frames
+  for (const type of EVENT_TYPES) {
+    schemas[`${type}_Frame`] = {
+      type: 'object',
+      required: ['msg_type', 'msg_id', 'seq', 'sent_at', 'payload'],
+      properties: {
+        msg_type: { type: 'string', const: type },
+        msg_id: { type: 'string', format: 'uuid', description: 'Same id as the webhook delivery of this event (de-duplication key)' },
+        seq: { type: 'integer', minimum: 1, description: "Strictly increasing within the receiving account's stream" },
+        sent_at: sentAt,
+        payload: ref(`./schemas/${type}.json`),
+      },
+    };
+    messages[`event_${type}`] = {
+      name: type,
+      title: `${type} event`,
+      summary: `Delivered to connections subscribed to the ${type} room or ALL.`,
+      contentType: 'application/json',
+      payload: ref(`#/components/schemas/${type}_Frame`),
+    };
+  }
+
+  const clientIds = clientNames.map((n) => `client_${clientMsgType[n]}`);
+  const serverIds = [...control.map((c) => c[0]), ...EVENT_TYPES.map((t) => `event_${t}`)];
+  const closeCodes = Object.values(CloseCode).map((code) => ({ code, meaning: CLOSE_CODE_TEXT[code] ?? '' }));
+
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'TPX realtime gateway',
+      version: '0.1.0',
+      description:
+        'WebSocket push of TPX partner events (SPEC.md §2). Every frame is one UTF-8 JSON text frame ' +
+        '`{ "msg_type", "payload" }`; server frames also carry `sent_at` (epoch ms). Event payload schemas are generated ' +
+        'from src/protocol/events.ts (JSON Schema draft 2020-12, docs/schemas/). Regenerate with `npx tsx scripts/export-schemas.ts`.\n\n' +
+        'Close codes:\n' +
+        closeCodes.map((c) => `- ${c.code}: ${c.meaning}`).join('\n'),
+    },
+    defaultContentType: 'application/json',
+    servers: {
+      production: { host: 'tpx.example.com', protocol: 'wss', description: 'Behind TLS' },
+      local: { host: 'localhost:8080', protocol: 'ws', description: 'tpx serve defaults' },
+    },
+    channels: {
+      ws: {
+        address: '/ws',
+        title: 'Partner event stream',
+        description:
+          'Authenticate first (only authenticate, ping and pong are accepted before; anything else gets AUTH_REQUIRED). ' +
+          'Then subscribe to rooms (event types or ALL). Events are routed per account and room.',
+        messages: Object.fromEntries([...clientIds, ...serverIds].map((id) => [id, ref(`#/components/messages/${id}`)])),
+        bindings: { ws: { method: 'GET', bindingVersion: '0.1.0' } },
+        'x-close-codes': closeCodes,
+        'x-error-codes': WS_ERROR_CODES,
+      },
+    },
+    operations: {
+      receiveClientMessages: {
+        action: 'receive',
+        title: 'Client → server',
+        channel: ref('#/channels/ws'),
+        messages: clientIds.map((id) => ref(`#/channels/ws/messages/${id}`)),
+      },
+      sendControlFrames: {
+        action: 'send',
+        title: 'Server → client control frames',
+        channel: ref('#/channels/ws'),
+        messages: control.map((c) => ref(`#/channels/ws/messages/${c[0]}`)),
+      },
+      sendEvents: {
+        action: 'send',
+        title: 'Server → client event frames',
+        channel: ref('#/channels/ws'),
+        messages: EVENT_TYPES.map((t) => ref(`#/channels/ws/messages/event_${t}`)),
+      },
+    },
+    components: { schemas, messages },
+  };
+}
 
 async function main(): Promise<void> {
   const schemas = protocolJsonSchemas();
-  await mkdir(outDir, { recursive: true });
+  await mkdir(schemaDir, { recursive: true });
   // Remove stale generated files so a renamed schema does not linger.
-  for (const file of await readdir(outDir)) {
-    if (file.endsWith('.json') && !(file.slice(0, -5) in schemas)) await rm(path.join(outDir, file));
+  for (const file of await readdir(schemaDir)) {
+    if (file.endsWith('.json') && !(file.slice(0, -5) in schemas)) await rm(path.join(schemaDir, file));
   }
   for (const [name, schema] of Object.entries(schemas)) {
-    await writeFile(path.join(outDir, `${name}.json`), `${JSON.stringify(schema, null, 2)}\n`);
+    await writeFile(path.join(schemaDir, `${name}.json`), `${JSON.stringify(schema, null, 2)}\n`);
   }
-  process.stdout.write(`wrote ${Object.keys(schemas).length} schemas to ${path.relative(root, outDir) || '.'}\n`);
+  const header = '# Generated by scripts/export-schemas.ts from src/protocol: do not edit by hand.\n';
+  await writeFile(path.join(docsDir, 'asyncapi.yaml'), header + toYaml(asyncApi()));
+  process.stdout.write(`wrote ${Object.keys(schemas).length} schemas and asyncapi.yaml to ${path.relative(root, docsDir) || '.'}\n`);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

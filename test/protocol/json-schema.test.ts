@@ -1,6 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { EVENT_TYPES, requiredFields } from '../../src/protocol/index.js';
+import { CloseCode, EVENT_TYPES, requiredFields } from '../../src/protocol/index.js';
 import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '../../src/protocol/json-schema.js';
 
 describe('protocolJsonSchemas', () => {
@@ -36,6 +36,18 @@ describe('protocolJsonSchemas', () => {
       const file = new URL(`../../docs/schemas/${name}.json`, import.meta.url);
       expect(existsSync(file), name).toBe(true);
       expect(JSON.parse(readFileSync(file, 'utf8')), name).toEqual(schema);
+    }
+  });
+
+  it('docs/asyncapi.yaml is an AsyncAPI 3.0 document of /ws naming every message, error and close code', () => {
+    const doc = readFileSync(new URL('../../docs/asyncapi.yaml', import.meta.url), 'utf8');
+    expect(doc).toMatch(/^asyncapi: "3\.0\.0"$/m);
+    expect(doc).toContain('address: "/ws"');
+    for (const type of EVENT_TYPES) expect(doc).toContain(`./schemas/${type}.json`);
+    for (const name of CLIENT_MESSAGE_SCHEMA_NAMES.filter((n) => n !== 'ClientMessage')) expect(doc).toContain(`./schemas/${name}.json`);
+    for (const code of Object.values(CloseCode)) expect(doc).toContain(`code: ${code}`);
+    for (const code of ['AUTH_INVALID_API_KEY', 'AUTH_REQUIRED', 'INVALID_ROOM', 'NO_VALID_ROOMS', 'INVALID_MESSAGE', 'INVALID_JSON']) {
+      expect(doc).toContain(`"${code}"`);
     }
   });
 });
