@@ -1,0 +1,167 @@
+/**
+ * One WebSocket connection: its explicit state (awaiting-auth → authenticated → closing), its
+ * subscriptions, and a bounded outbound path. Event frames arrive pre-framed and are written
+ * straight to the TCP socket; frames due in the same tick are coalesced by corking the socket
+ * until the hub's end-of-tick flush.
+ */
+import type { Socket } from 'node:net';
+import type WebSocket from 'ws';
+import { CloseCode, type Room } from '../protocol/constants.js';
+import type { Account } from '../store/types.js';
+import { errorFrame } from './frames.js';
+
+export type ConnectionState = 'awaiting_auth' | 'authenticated' | 'closing';
+
+let nextId = 1;
+
+export class Connection {
+  readonly id: string;
+  readonly connectedAt = new Date();
+  state: ConnectionState = 'awaiting_auth';
+  accountId: string | null = null;
+  keyId: string | null = null;
+  keyExpiresAtMs: number | null = null;
+  /** Rooms as the client named them (for /admin/connections and `unsubscribe`). */
+  rooms = new Set<Room>();
+  /** Bitmask of event types the connection is subscribed to (see rooms.ts). */
+  subscribedMask = 0;
+  /** Highest seq written to this connection: never send anything at or below it again. */
+  lastSeq = 0;
+  /** While replaying history, live events are buffered here (null when live). */
+  replayBuffer: Array<{ seq: number; frame: Buffer; mask: number }> | null = null;
+  replayOverflow = false;
+
+  // keepalive / auth deadlines, checked by the sweeper (no per-connection timers)
+  authDeadline: number;
+  nextPingAt: number;
+  /** Time the oldest unanswered ping was sent, 0 when none is outstanding. */
+  pingOutstandingSince = 0;
+
+  // inbound rate limiting (token bucket)
+  tokens: number;
+  tokensAt: number;
+  /** Inbound messages are handled strictly in order, even across async auth lookups. */
+  inbound: Promise<void> = Promise.resolve();
+
+  corked = false;
+  private readonly socket: Socket;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly remoteAddress: string,
+    now: number,
+    authTimeoutMs: number,
+    pingIntervalMs: number,
+    burst: number,
+    private readonly maxOutboundBytes: number,
+  ) {
+    this.id = `c${nextId++}`;
+    this.authDeadline = now + authTimeoutMs;
+    this.nextPingAt = now + pingIntervalMs;
+    this.tokens = burst;
+    this.tokensAt = now;
+    this.socket = (ws as unknown as { _socket: Socket })._socket;
+  }
+
+  get isOpen(): boolean {
+    return this.state !== 'closing' && this.ws.readyState === 1;
+  }
+
+  /** Send a control frame (JSON text) through ws. */
+  sendText(text: string): void {
+    if (this.ws.readyState === 1) this.ws.send(text);
+  }
+
+  /**
+   * Write a pre-framed event. Returns false when the connection is (now) closing. Past the
+   * outbound limit the slow-consumer policy applies: close 4009 so the client resumes.
+   */
+  writeFrame(frame: Buffer): boolean {
+    if (this.state === 'closing') return false;
+    const socket = this.socket;
+    if (socket.writableLength + frame.length > this.maxOutboundBytes) {
+      this.slowConsumer();
+      return false;
+    }
+    if (!this.corked) {
+      socket.cork();
+      this.corked = true;
+    }
+    socket.write(frame);
+    return true;
+  }
+
+  uncork(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+  }
+
+  /** Bytes queued in the kernel-side write buffer of Node (not yet flushed). */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  waitForDrain(): Promise<void> {
+    if (this.socket.writableLength === 0 || this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  /** Send an error frame then close with `closeCode` (auth failures, revocation, rate limit). */
+  fail(code: string, message: string, closeCode: number): void {
+    if (this.state === 'closing') return;
+    this.uncork();
+    this.sendText(errorFrame(code, message));
+    this.close(closeCode, message);
+  }
+
+  close(code: number, reason = ''): void {
+    if (this.state === 'closing') return;
+    this.state = 'closing';
+    this.uncork();
+    try {
+      this.ws.close(code, reason.slice(0, 120));
+    } catch {
+      this.ws.terminate();
+    }
+  }
+
+  private slowConsumer(): void {
+    this.state = 'closing';
+    this.uncork();
+    // The peer is not reading: a close frame queued behind megabytes would never be seen and the
+    // buffer would stay allocated. Drop what is queued, send the close frame, and cut the socket
+    // shortly after so memory is released; the client reconnects and resumes with after_seq.
+    try {
+      this.ws.close(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer limit reached');
+    } catch {
+      /* already closing */
+    }
+    setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+
+  describe(account: Account | undefined, nodeId: string): Record<string, unknown> {
+    return {
+      connection_id: this.id,
+      account_id: this.accountId,
+      account_name: account?.name ?? null,
+      key_id: this.keyId,
+      rooms: [...this.rooms],
+      state: this.state,
+      connected_at: this.connectedAt.toISOString(),
+      connected_since: this.connectedAt.toISOString(),
+      last_seq: this.lastSeq,
+      remote_address: this.remoteAddress,
+      node: nodeId,
+    };
+  }
+}

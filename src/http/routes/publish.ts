@@ -1,0 +1,105 @@
+/** Publish API (SPEC §3.1) and the partner's HTTP read of its event log (SPEC §2.8). */
+import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import { ErrorCode, isRoom, ALL_ROOM, type EventType } from '../../protocol/constants.js';
+import { Publisher } from '../../publish/publisher.js';
+import { MAX_BATCH, validatePublish, type FieldError, type PublishRequest } from '../../publish/validate.js';
+import { UnknownAccountsError, type Store } from '../../store/types.js';
+import { eventFrameJson } from '../../gateway/frames.js';
+import { HttpError } from '../errors.js';
+
+function validationError(errors: FieldError[]): HttpError {
+  const summary = errors.slice(0, 10).map((e) => `${e.field}: ${e.message}`).join('; ');
+  return new HttpError(400, ErrorCode.VALIDATION_FAILED, `Invalid event: ${summary}${errors.length > 10 ? '; …' : ''}`, { fields: errors });
+}
+
+function unknownAccounts(err: UnknownAccountsError): HttpError {
+  return new HttpError(400, ErrorCode.UNKNOWN_ACCOUNT, `Unknown account id(s): ${err.accountIds.join(', ')}`, { account_ids: err.accountIds });
+}
+
+export function publishRoutes(app: FastifyInstance, deps: { publisher: Publisher; store: Store; adminGuard: preHandlerHookHandler }): void {
+  app.post('/v1/events', { preHandler: deps.adminGuard }, async (request, reply) => {
+    const result = validatePublish(request.body);
+    if (!result.ok) throw validationError(result.errors);
+    try {
+      const outcome = await deps.publisher.publish(result.request);
+      reply.code(202);
+      return { msg_id: outcome.msg_id, recipients: outcome.recipients };
+    } catch (err) {
+      if (err instanceof UnknownAccountsError) throw unknownAccounts(err);
+      throw err;
+    }
+  });
+
+  app.post('/v1/events/batch', { preHandler: deps.adminGuard, bodyLimit: 16 * 1024 * 1024 }, async (request, reply) => {
+    const body = request.body as { events?: unknown } | null;
+    const list = body && typeof body === 'object' ? body.events : undefined;
+    if (!Array.isArray(list) || list.length === 0) {
+      throw validationError([{ field: 'events', message: 'must be a non-empty array of events' }]);
+    }
+    if (list.length > MAX_BATCH) throw validationError([{ field: 'events', message: `must hold at most ${MAX_BATCH} events` }]);
+    const requests: PublishRequest[] = [];
+    const errors: FieldError[] = [];
+    list.forEach((item, i) => {
+      const r = validatePublish(item, `events[${i}].`);
+      if (r.ok) requests.push(r.request);
+      else errors.push(...r.errors);
+    });
+    if (errors.length > 0) throw validationError(errors);
+    try {
+      const outcomes = await deps.publisher.publishMany(requests);
+      reply.code(202);
+      return {
+        accepted: outcomes.length,
+        results: outcomes.map((o) => ({ msg_id: o.msg_id, recipients: o.recipients, duplicate: o.duplicate })),
+      };
+    } catch (err) {
+      if (err instanceof UnknownAccountsError) throw unknownAccounts(err);
+      throw err;
+    }
+  });
+
+  // Partners read their own log with an API key (X-API-Key), e.g. to reconcile after a gap.
+  app.get('/v1/events', async (request) => {
+    const token = request.headers['x-api-key'];
+    if (typeof token !== 'string' || token.length === 0) {
+      throw new HttpError(401, ErrorCode.AUTH_INVALID_API_KEY, 'Missing X-API-Key header');
+    }
+    const lookup = await deps.store.lookupToken(token);
+    if (!lookup.ok) {
+      const map = {
+        invalid: [ErrorCode.AUTH_INVALID_API_KEY, 'Invalid API key'],
+        inactive: [ErrorCode.AUTH_API_KEY_INACTIVE, 'API key is inactive'],
+        expired: [ErrorCode.AUTH_API_KEY_EXPIRED, 'API key has expired'],
+      } as const;
+      const [code, text] = map[lookup.reason];
+      throw new HttpError(401, code, text);
+    }
+    const q = request.query as Record<string, string | undefined>;
+    const fields: FieldError[] = [];
+    const afterSeq = q.after_seq === undefined ? 0 : Number(q.after_seq);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) fields.push({ field: 'after_seq', message: 'must be an integer ≥ 0' });
+    const limit = q.limit === undefined ? 100 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fields.push({ field: 'limit', message: 'must be an integer between 1 and 1000' });
+    const accessible = new Set<EventType>(lookup.account.rooms);
+    let types: Set<EventType> = accessible;
+    if (q.rooms !== undefined && q.rooms !== '') {
+      const names = q.rooms.split(',').map((s) => s.trim()).filter(Boolean);
+      const invalid = names.filter((n) => !isRoom(n));
+      if (invalid.length) {
+        throw new HttpError(400, ErrorCode.INVALID_ROOM, `Unknown room(s): ${invalid.join(', ')}`, { rooms: invalid });
+      }
+      types = names.includes(ALL_ROOM) ? accessible : new Set((names as EventType[]).filter((n) => accessible.has(n)));
+    }
+    if (fields.length) throw validationError(fields);
+    const page = types.size === 0
+      ? { events: [], pruned_through: 0, last_seq: afterSeq }
+      : await deps.store.readEvents({ account_id: lookup.account.account_id, after_seq: afterSeq, types, limit });
+    const sentAt = Date.now();
+    const events = page.events.map((e) => JSON.parse(eventFrameJson(e, sentAt)) as unknown);
+    const full = page.events.length === limit;
+    const nextAfterSeq = full ? page.events[page.events.length - 1].seq : Math.max(afterSeq, page.last_seq, page.events.at(-1)?.seq ?? 0);
+    const response: Record<string, unknown> = { events, next_after_seq: nextAfterSeq, has_more: full };
+    if (afterSeq < page.pruned_through) response.gap = { from_seq: afterSeq + 1, to_seq: page.pruned_through };
+    return response;
+  });
+}

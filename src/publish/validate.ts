@@ -1,0 +1,85 @@
+/**
+ * Validation of publish requests (SPEC §3.1). Every failing field is named, with the path the
+ * caller used (`payload.item_details.quantity`, `events[2].account_ids`), so a platform team can
+ * fix a request from the error alone.
+ */
+import { isEventType, type EventType } from '../protocol/constants.js';
+import { validateEventPayload } from '../protocol/events.js';
+
+export interface PublishRequest {
+  msg_type: EventType;
+  target: string[] | 'broadcast';
+  payload: Record<string, unknown>;
+  msg_id: string | null;
+  source_id: string | null;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export const MAX_ACCOUNT_IDS = 1000;
+export const MAX_BATCH = 1000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SOURCE_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
+const KNOWN_KEYS = new Set(['msg_type', 'account_ids', 'broadcast', 'payload', 'msg_id', 'source_id']);
+
+export function validatePublish(body: unknown, prefix = ''): { ok: true; request: PublishRequest } | { ok: false; errors: FieldError[] } {
+  const errors: FieldError[] = [];
+  const at = (f: string) => prefix + f;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return { ok: false, errors: [{ field: prefix ? prefix.replace(/\.$/, '') : 'body', message: 'must be a JSON object' }] };
+  }
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (!KNOWN_KEYS.has(key)) errors.push({ field: at(key), message: 'unknown field' });
+  }
+  const msgType = b.msg_type;
+  if (msgType === undefined) errors.push({ field: at('msg_type'), message: 'is required' });
+  else if (!isEventType(msgType)) errors.push({ field: at('msg_type'), message: `must be one of the 11 event types, got ${JSON.stringify(msgType).slice(0, 64)}` });
+
+  let target: string[] | 'broadcast' = [];
+  const broadcast = b.broadcast;
+  if (broadcast !== undefined && typeof broadcast !== 'boolean') errors.push({ field: at('broadcast'), message: 'must be a boolean' });
+  if (broadcast === true) {
+    if (b.account_ids !== undefined) errors.push({ field: at('account_ids'), message: 'must not be combined with broadcast: true' });
+    target = 'broadcast';
+  } else if (b.account_ids === undefined) {
+    errors.push({ field: at('account_ids'), message: 'is required (or set broadcast: true)' });
+  } else if (!Array.isArray(b.account_ids) || b.account_ids.length === 0) {
+    errors.push({ field: at('account_ids'), message: 'must be a non-empty array of account ids' });
+  } else if (b.account_ids.length > MAX_ACCOUNT_IDS) {
+    errors.push({ field: at('account_ids'), message: `must hold at most ${MAX_ACCOUNT_IDS} ids` });
+  } else {
+    b.account_ids.forEach((id, i) => {
+      if (typeof id !== 'string' || id.length === 0 || id.length > 64) errors.push({ field: at(`account_ids[${i}]`), message: 'must be an account id string' });
+    });
+    target = [...new Set(b.account_ids as string[])];
+  }
+
+  let msgId: string | null = null;
+  if (b.msg_id !== undefined && b.msg_id !== null) {
+    if (typeof b.msg_id !== 'string' || !UUID.test(b.msg_id)) errors.push({ field: at('msg_id'), message: 'must be a UUID' });
+    else msgId = b.msg_id.toLowerCase();
+  }
+  let sourceId: string | null = null;
+  if (b.source_id !== undefined && b.source_id !== null) {
+    if (typeof b.source_id !== 'string' || !SOURCE_ID.test(b.source_id)) errors.push({ field: at('source_id'), message: 'must be 1-128 characters of letters, digits, _ . : -' });
+    else sourceId = b.source_id;
+  }
+
+  if (b.payload === undefined) errors.push({ field: at('payload'), message: 'is required' });
+  else if (isEventType(msgType)) {
+    const result = validateEventPayload(msgType, b.payload);
+    if (!result.ok) for (const e of result.errors) errors.push({ field: at(e.field), message: e.message });
+  } else if (b.payload === null || typeof b.payload !== 'object' || Array.isArray(b.payload)) {
+    errors.push({ field: at('payload'), message: 'must be an object' });
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    request: { msg_type: msgType as EventType, target, payload: b.payload as Record<string, unknown>, msg_id: msgId, source_id: sourceId },
+  };
+}
