@@ -45,7 +45,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
   const bus = await createBus(config);
   const admin = await resolveAdminToken(config.adminToken, config.dataDir);
 
-  const hub = new Hub(bus, metrics, logger, config.nodeId);
+  const hub = new Hub(store, bus, metrics, logger, config.nodeId);
   const gateway = new Gateway(hub, store, config, metrics, logger);
   const dispatcher = new WebhookDispatcher({ store, config, logger, metrics, nodeId: config.nodeId });
   const publisher = new Publisher(store, bus, metrics, logger, () => dispatcher.notify());

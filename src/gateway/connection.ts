@@ -63,6 +63,11 @@ export class Connection {
     this.socket = (ws as unknown as { _socket: Socket })._socket;
   }
 
+  /** A getter, not a field compare, so TypeScript does not narrow it away across awaits. */
+  get closing(): boolean {
+    return this.state === 'closing';
+  }
+
   get isOpen(): boolean {
     return this.state !== 'closing' && this.ws.readyState === 1;
   }

@@ -96,7 +96,7 @@ export class Gateway {
   }
 
   private onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
-    if (conn.state === 'closing') return;
+    if (conn.closing) return;
     if (!this.takeToken(conn)) {
       this.metrics.errors.inc({ code: ErrorCode.RATE_LIMITED });
       this.metrics.closes.inc({ code: String(CloseCode.POLICY) });
@@ -125,7 +125,7 @@ export class Gateway {
     }
     conn.inbound = conn.inbound
       .then(async () => {
-        if (conn.state === 'closing') return;
+        if (conn.closing) return;
         if (msg.msg_type === 'authenticate') return this.authenticate(conn, msg.payload.token);
         if (conn.state !== 'authenticated') {
           this.sendError(conn, ErrorCode.AUTH_REQUIRED, 'Authenticate first: send {"msg_type":"authenticate","payload":{"token":"tp_live_…"}}');
@@ -162,7 +162,7 @@ export class Gateway {
     }
     const startedAt = Date.now();
     const result = await this.store.lookupToken(token);
-    if (conn.state === 'closing') return;
+    if (conn.closing) return;
     if (!result.ok) {
       const map = {
         invalid: [ErrorCode.AUTH_INVALID_API_KEY, 'Invalid API key'],
@@ -182,7 +182,14 @@ export class Gateway {
       return;
     }
     conn.keyExpiresAtMs = result.key.expires_at ? Date.parse(result.key.expires_at) : null;
-    this.hub.attach(conn, result.account, result.key.key_id);
+    const accountId = result.account.account_id;
+    let baseline: number | undefined;
+    if (!this.hub.hasAccount(accountId)) {
+      const head = await this.store.readEvents({ account_id: accountId, after_seq: Number.MAX_SAFE_INTEGER, types: null, limit: 1 });
+      if (conn.closing) return;
+      baseline = head.last_seq;
+    }
+    this.hub.attach(conn, result.account, result.key.key_id, baseline);
     conn.sendText(controlFrame('authenticated', { account_id: result.account.account_id, auth_method: AUTH_METHOD_API_KEY }));
     this.logger.info({ conn: conn.id, account_id: result.account.account_id, key_id: result.key.key_id }, 'connection authenticated');
   }
@@ -237,7 +244,7 @@ export class Gateway {
       for (;;) {
         const types = new Set(typesOfMask(conn.subscribedMask & this.hub.accessMaskOf(accountId)));
         const page = await this.store.readEvents({ account_id: accountId, after_seq: conn.lastSeq, types, limit: REPLAY_PAGE });
-        if (conn.state === 'closing') return;
+        if (conn.closing) return;
         if (first) {
           first = false;
           const payload: Record<string, unknown> = { rooms: granted, resumed_from: afterSeq };

@@ -7,7 +7,7 @@ import { CloseCode, ErrorCode, type EventType } from '../protocol/constants.js';
 import type { Bus } from '../bus/types.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
-import type { Account, AccountEvent } from '../store/types.js';
+import type { Account, AccountEvent, Store } from '../store/types.js';
 import type { Connection } from './connection.js';
 import { eventFrameJson, preframe } from './frames.js';
 import { TYPE_BIT, maskOf } from './rooms.js';
@@ -17,7 +17,18 @@ interface AccountEntry {
   /** Event types the account may access. */
   accessMask: number;
   connections: Set<Connection>;
+  /**
+   * Highest seq of this account handed to local connections, contiguous (-1 until the first
+   * event fixes the baseline). With several nodes, events of one account can reach this node out
+   * of seq order; later ones wait in `pending` while the gap is filled from the store.
+   */
+  lastSeq: number;
+  pending: Map<number, AccountEvent>;
+  gapTimer: NodeJS.Timeout | null;
 }
+
+/** How long an out-of-order event waits for the missing ones before the store is asked. */
+const GAP_WAIT_MS = 30;
 
 /** Live events buffered per connection during a replay; past this the replay re-reads the store. */
 const MAX_REPLAY_BUFFER = 10_000;
@@ -38,12 +49,14 @@ export class Hub {
   private flushScheduled = false;
 
   constructor(
+    private readonly store: Store,
     private readonly bus: Bus,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     readonly nodeId: string,
   ) {
-    bus.onEvents((accountId, events) => this.deliver(accountId, events));
+    bus.onEvents((accountId, events) => this.receive(accountId, events));
+    bus.onReconnect(() => void this.catchUpAll());
     bus.onControl((msg) => {
       if (msg.kind === 'key_disabled') this.disableKey(msg.key_id, msg.reason);
       else if (msg.kind === 'account_deleted') this.accountDeleted(msg.account_id);
@@ -69,6 +82,7 @@ export class Hub {
       if (entry) {
         entry.connections.delete(conn);
         if (entry.connections.size === 0) {
+          if (entry.gapTimer) clearTimeout(entry.gapTimer);
           this.accounts.delete(conn.accountId);
           void this.bus.unsubscribeAccount(conn.accountId).catch((err) => this.logger.warn({ err }, 'bus unsubscribe failed'));
         }
@@ -76,14 +90,22 @@ export class Hub {
     }
   }
 
-  /** Bind an authenticated connection to its account and key. */
-  attach(conn: Connection, account: Account, keyId: string): void {
+  hasAccount(accountId: string): boolean {
+    return this.accounts.has(accountId);
+  }
+
+  /**
+   * Bind an authenticated connection to its account and key. `baselineSeq` is the account's
+   * last seq read from the store just before, for the first connection of an account on this
+   * node: it lets the node notice events missed while the bus was down.
+   */
+  attach(conn: Connection, account: Account, keyId: string, baselineSeq?: number): void {
     conn.accountId = account.account_id;
     conn.keyId = keyId;
     conn.state = 'authenticated';
     let entry = this.accounts.get(account.account_id);
     if (!entry) {
-      entry = { account, accessMask: maskOf(account.rooms), connections: new Set() };
+      entry = { account, accessMask: maskOf(account.rooms), connections: new Set(), lastSeq: baselineSeq ?? -1, pending: new Map(), gapTimer: null };
       this.accounts.set(account.account_id, entry);
       void this.bus.subscribeAccount(account.account_id).catch((err) => this.logger.warn({ err }, 'bus subscribe failed'));
     } else {
@@ -105,10 +127,80 @@ export class Hub {
     return this.accounts.get(accountId)?.accessMask ?? 0;
   }
 
-  /** Fan out stored events of one account to this node's connections. */
-  deliver(accountId: string, events: AccountEvent[]): void {
+  /**
+   * Events of one account from the bus: delivered in seq order. Anything at or below the entry's
+   * seq is a duplicate (e.g. seen during catch-up); anything past a gap waits for the gap.
+   */
+  receive(accountId: string, events: AccountEvent[]): void {
     const entry = this.accounts.get(accountId);
     if (!entry) return;
+    let inOrder = entry.pending.size === 0;
+    for (const event of events) {
+      if (entry.lastSeq === -1) entry.lastSeq = event.seq - 1;
+      if (event.seq !== entry.lastSeq + 1 || !inOrder) {
+        inOrder = false;
+        break;
+      }
+      entry.lastSeq = event.seq;
+    }
+    if (inOrder) {
+      this.deliver(entry, events);
+      return;
+    }
+    // Slow path: out of order. Undo nothing (deliver() skips per connection by seq anyway).
+    for (const event of events) if (event.seq > entry.lastSeq) entry.pending.set(event.seq, event);
+    this.drainPending(entry);
+  }
+
+  private drainPending(entry: AccountEntry): void {
+    const ready: AccountEvent[] = [];
+    for (let next = entry.pending.get(entry.lastSeq + 1); next; next = entry.pending.get(entry.lastSeq + 1)) {
+      entry.pending.delete(next.seq);
+      entry.lastSeq = next.seq;
+      ready.push(next);
+    }
+    if (ready.length) this.deliver(entry, ready);
+    if (entry.pending.size > 0 && !entry.gapTimer) {
+      entry.gapTimer = setTimeout(() => {
+        entry.gapTimer = null;
+        void this.fillGap(entry);
+      }, GAP_WAIT_MS);
+    }
+  }
+
+  /** Read the missing seqs from the store (the truth) and deliver everything in order. */
+  private async fillGap(entry: AccountEntry): Promise<void> {
+    const accountId = entry.account.account_id;
+    try {
+      for (;;) {
+        const page = await this.store.readEvents({ account_id: accountId, after_seq: entry.lastSeq, types: null, limit: 1000 });
+        if (this.accounts.get(accountId) !== entry) return;
+        const fresh = page.events.filter((e) => e.seq > entry.lastSeq);
+        for (const e of fresh) entry.pending.set(e.seq, e);
+        if (page.events.length === 0 && entry.pending.size > 0) {
+          // Still missing: either committed later (retry) or already pruned (skip ahead).
+          const lowest = Math.min(...entry.pending.keys());
+          if (page.pruned_through >= lowest - 1 || page.last_seq >= lowest) entry.lastSeq = lowest - 1;
+        }
+        const before = entry.lastSeq;
+        this.drainPending(entry);
+        if (page.events.length < 1000 || entry.lastSeq === before) return;
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, account_id: accountId }, 'gap fill failed; retrying');
+      if (!entry.gapTimer) entry.gapTimer = setTimeout(() => ((entry.gapTimer = null), void this.fillGap(entry)), 500);
+    }
+  }
+
+  /** After the bus was down, every account held here may have missed events: read them. */
+  async catchUpAll(): Promise<void> {
+    for (const entry of this.accounts.values()) {
+      if (entry.lastSeq !== -1) await this.fillGap(entry);
+    }
+  }
+
+  /** Fan out in-order events of one account to this node's connections. */
+  private deliver(entry: AccountEntry, events: AccountEvent[]): void {
     const sentAt = Date.now();
     let written = 0;
     for (const event of events) {
