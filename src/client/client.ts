@@ -1,0 +1,710 @@
+/**
+ * `TpxClient`: the partner SDK's WebSocket consumer (SPEC §2).
+ *
+ * A small explicit state machine:
+ *
+ *   idle ──connect()──▶ connecting ──authenticated + subscribed──▶ open
+ *                          ▲   │ drop / timeout                       │ drop (1001, 1006, 4003, 4009, network, keepalive…)
+ *                          │   ▼                                      ▼
+ *                          └─ reconnecting (full-jitter backoff) ◀────┘
+ *   any ──close() / 4001 / max attempts──▶ closed
+ *
+ * Events are processed strictly in order, one at a time: every handler of an event (typed
+ * handlers, `event` handlers, async iterators) is awaited before the next event starts.
+ * `lastSeq` advances only after the handlers of that event ran; each (re)subscribe sends
+ * `after_seq: lastSeq`, so the server replays exactly what was not processed (SPEC §2.8).
+ * Events with `seq ≤ lastSeq` are skipped, and a shared `Deduplicator` keyed by `msg_id`
+ * makes an event that also arrives by webhook run once.
+ */
+import { ALL_ROOM, FATAL_CLOSE_CODES, isEventType, isRoom } from '../protocol/constants.js';
+import type { EventType, Room } from '../protocol/index.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { Deduplicator } from './dedup.js';
+import { TpxAuthError, TpxConnectionError, TpxError, TpxHandlerError, TpxProtocolError, TpxServerError } from './errors.js';
+import { defaultWebSocketFactory, frameText, WS_OPEN, type WebSocketFactory, type WebSocketLike } from './transport.js';
+import type {
+  Awaitable,
+  ClientState,
+  ClosedInfo,
+  ConnectingInfo,
+  GapInfo,
+  OpenInfo,
+  ReconnectingInfo,
+  TpxEvent,
+} from './types.js';
+
+export interface ReconnectOptions extends BackoffOptions {
+  /** A connection that stays open this long resets the backoff. Default 10 000 ms. */
+  stableAfterMs?: number;
+  /** Give up after this many consecutive failed attempts (→ `closed`, reason `max_attempts`). Default Infinity. */
+  maxAttempts?: number;
+}
+
+export interface TpxClientOptions {
+  /** `ws://host:port/ws` or `wss://…`. */
+  url: string;
+  /** API key (`tp_live_…`). One key = one account stream. */
+  token: string;
+  /** Rooms to keep subscribed (desired state, re-established on every reconnect). Default `['ALL']`. */
+  rooms?: Room[];
+  /**
+   * Resume point: the last `seq` this consumer processed in an earlier run (persist
+   * `client.lastSeq`). `0` replays everything still retained. Unset: live events only,
+   * until the first event is processed.
+   */
+  afterSeq?: number;
+  /** Shared de-duplicator (pass the same one to the webhook handler). Default: a private one; `false` disables. */
+  dedup?: Deduplicator | false;
+  reconnect?: ReconnectOptions;
+  /** Server ping interval (SPEC §2.6). Default 30 000 ms. */
+  pingIntervalMs?: number;
+  /** Extra silence tolerated after a missed ping before the connection is declared dead. Default 10 000 ms. */
+  keepaliveGraceMs?: number;
+  /** Time allowed from opening the socket to `subscribed`. Default 15 000 ms. */
+  connectTimeoutMs?: number;
+  /** Custom WebSocket construction (tests, proxies, custom TLS). Default: global WebSocket, else `ws`. */
+  webSocketFactory?: WebSocketFactory;
+}
+
+type TypedEventHandlers = { [K in EventType]: (event: TpxEvent<K>) => Awaitable<void> };
+
+/** Everything `on()` accepts, with the handler type of each. */
+export interface TpxClientEvents extends TypedEventHandlers {
+  /** Every event, after the type-specific handlers. */
+  event: (event: TpxEvent) => Awaitable<void>;
+  /** Retained events were pruned before they could be replayed: reconcile (e.g. over HTTP). Delivered in stream order. */
+  gap: (gap: GapInfo) => Awaitable<void>;
+  state: (state: ClientState, previous: ClientState) => void;
+  connecting: (info: ConnectingInfo) => void;
+  open: (info: OpenInfo) => void;
+  reconnecting: (info: ReconnectingInfo) => void;
+  closed: (info: ClosedInfo) => void;
+  error: (error: TpxError) => void;
+}
+export type TpxClientEventName = keyof TpxClientEvents;
+
+export interface TpxClientStats {
+  /** Event frames received from the server (duplicates included). */
+  received: number;
+  /** Events whose handlers ran (successfully or not). */
+  processed: number;
+  /** Events skipped: `seq ≤ lastSeq` or `msg_id` already handled (possibly by webhook). */
+  duplicates: number;
+  /** Events whose handlers threw. */
+  handlerErrors: number;
+  /** Connections that reached `open`. */
+  connections: number;
+  /** Connections attempted after the first. */
+  reconnects: number;
+}
+
+type QueueItem = { kind: 'event'; event: TpxEvent } | { kind: 'gap'; gap: GapInfo };
+
+interface IteratorControl {
+  finish(error?: Error): void;
+}
+
+const DEFAULT_ROOMS: Room[] = [ALL_ROOM];
+
+export class TpxClient {
+  readonly url: string;
+  private readonly token: string;
+  private readonly dedup: Deduplicator | undefined;
+  private readonly backoff: Backoff;
+  private readonly stableAfterMs: number;
+  private readonly maxAttempts: number;
+  private readonly pingIntervalMs: number;
+  private readonly keepaliveGraceMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly factory: WebSocketFactory;
+
+  private _state: ClientState = 'idle';
+  private readonly desired: Set<Room>;
+  private readonly granted = new Set<Room>();
+  private _accountId: string | undefined;
+  private _lastSeq: number | undefined;
+  private readonly handlers = new Map<string, Set<(...args: any[]) => unknown>>();
+  readonly stats: TpxClientStats = { received: 0, processed: 0, duplicates: 0, handlerErrors: 0, connections: 0, reconnects: 0 };
+
+  /** Generation of the current connection: callbacks of older sockets are ignored. */
+  private gen = 0;
+  private socket: WebSocketLike | undefined;
+  private ready = false;
+  private authError: TpxAuthError | undefined;
+  private socketError: unknown;
+  private resumedFrom: number | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
+  private stableTimer: ReturnType<typeof setTimeout> | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private readonly queue: QueueItem[] = [];
+  private pumping = false;
+  private idleWaiters: Array<() => void> = [];
+  private connectWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  private readonly iterators = new Set<IteratorControl>();
+
+  constructor(options: TpxClientOptions) {
+    if (!options || typeof options.url !== 'string' || options.url.length === 0) throw new TypeError('TpxClient: options.url is required');
+    if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('TpxClient: options.token is required');
+    this.url = options.url;
+    this.token = options.token;
+    const rooms = options.rooms ?? DEFAULT_ROOMS;
+    this.desired = new Set(validateRooms(rooms));
+    if (options.afterSeq !== undefined) {
+      if (!Number.isSafeInteger(options.afterSeq) || options.afterSeq < 0) throw new TypeError('TpxClient: afterSeq must be an integer ≥ 0');
+      this._lastSeq = options.afterSeq;
+    }
+    this.dedup = options.dedup === false ? undefined : (options.dedup ?? new Deduplicator());
+    const rc = options.reconnect ?? {};
+    this.backoff = new Backoff(rc);
+    this.stableAfterMs = rc.stableAfterMs ?? 10_000;
+    this.maxAttempts = rc.maxAttempts ?? Number.POSITIVE_INFINITY;
+    this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
+    this.keepaliveGraceMs = options.keepaliveGraceMs ?? 10_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
+    this.factory = options.webSocketFactory ?? defaultWebSocketFactory;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Public API
+
+  get state(): ClientState {
+    return this._state;
+  }
+  /** The last `seq` whose handlers have run (persist it and pass it back as `afterSeq`). */
+  get lastSeq(): number | undefined {
+    return this._lastSeq;
+  }
+  /** Account of the token, known once authenticated. */
+  get accountId(): string | undefined {
+    return this._accountId;
+  }
+  /** Rooms the client keeps subscribed. */
+  get rooms(): Room[] {
+    return [...this.desired];
+  }
+  /** The de-duplicator in use (share it with the webhook handler). */
+  get deduplicator(): Deduplicator | undefined {
+    return this.dedup;
+  }
+
+  /**
+   * Register a handler; returns a function that removes it. Event handlers may be async:
+   * the next event waits for them.
+   */
+  on<K extends TpxClientEventName>(name: K, handler: TpxClientEvents[K]): () => void {
+    let set = this.handlers.get(name);
+    if (!set) this.handlers.set(name, (set = new Set()));
+    set.add(handler as (...args: any[]) => unknown);
+    return () => this.off(name, handler);
+  }
+
+  off<K extends TpxClientEventName>(name: K, handler: TpxClientEvents[K]): void {
+    this.handlers.get(name)?.delete(handler as (...args: any[]) => unknown);
+  }
+
+  /**
+   * Start connecting. Resolves once the first connection is open (authenticated and
+   * subscribed); rejects if the client closes first (fatal auth error, `close()`,
+   * reconnect attempts exhausted). Transient failures are retried meanwhile.
+   */
+  connect(): Promise<void> {
+    if (this._state === 'open') return Promise.resolve();
+    const promise = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    if (this._state === 'idle' || this._state === 'closed') {
+      this.backoff.reset();
+      this.gen++;
+      void this.openSocket(false);
+    }
+    return promise;
+  }
+
+  /** Stop: close the socket, cancel reconnects, end iterators. Handlers already running finish on their own. */
+  close(): Promise<void> {
+    if (this._state === 'closed' || this._state === 'idle') {
+      this.setState('closed');
+      return Promise.resolve();
+    }
+    const socket = this.socket;
+    this.shutdown({ reason: 'client' });
+    if (!socket || socket.readyState >= 2) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const fallback = setTimeout(() => {
+        socket.terminate?.();
+        resolve();
+      }, 2_000);
+      socket.onclose = () => {
+        clearTimeout(fallback);
+        resolve();
+      };
+    });
+  }
+
+  /** Add rooms to the desired subscriptions (sent now if connected, and after every reconnect). */
+  subscribe(rooms: Room[]): void {
+    const added = validateRooms(rooms).filter((r) => !this.desired.has(r));
+    for (const r of added) this.desired.add(r);
+    if (added.length > 0 && this.ready) this.sendSubscribe(added);
+  }
+
+  /** Remove rooms from the desired subscriptions. */
+  unsubscribe(rooms: Room[]): void {
+    const removed = validateRooms(rooms).filter((r) => this.desired.delete(r));
+    if (removed.length > 0 && this.ready) this.send({ msg_type: 'unsubscribe', payload: { rooms: removed } });
+  }
+
+  /** Resolves when every event received so far has been processed. */
+  drain(): Promise<void> {
+    if (!this.pumping && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Async iterator of events (optionally of some types). Back-pressure: the next event is
+   * processed (and `lastSeq` advances past the current one) only when the loop asks for it,
+   * so `for await (const e of client.events()) await handle(e)` is exactly-once too.
+   * Ends when the client closes; throws the fatal error if it closed because of one.
+   */
+  events<K extends EventType = EventType>(types?: K[]): AsyncIterableIterator<TpxEvent<K>> {
+    const filter = types && types.length > 0 ? new Set<string>(types) : undefined;
+    let waiting: { resolve: (r: IteratorResult<TpxEvent<K>>) => void; reject: (e: Error) => void } | undefined;
+    let pending: { event: TpxEvent<K>; ack: () => void } | undefined;
+    let inHand: (() => void) | undefined;
+    let finished = false;
+    let failure: Error | undefined;
+    const handler = (event: TpxEvent): Promise<void> | void => {
+      if (finished || (filter && !filter.has(event.msg_type))) return;
+      return new Promise<void>((ack) => {
+        if (waiting) {
+          const w = waiting;
+          waiting = undefined;
+          inHand = ack;
+          w.resolve({ value: event as TpxEvent<K>, done: false });
+        } else pending = { event: event as TpxEvent<K>, ack };
+      });
+    };
+    const off = this.on('event', handler);
+    const control: IteratorControl = {
+      finish: (error?: Error) => {
+        if (finished) return;
+        finished = true;
+        failure = error;
+        off();
+        this.iterators.delete(control);
+        inHand?.();
+        inHand = undefined;
+        pending?.ack();
+        pending = undefined;
+        if (waiting) {
+          const w = waiting;
+          waiting = undefined;
+          if (error) w.reject(error);
+          else w.resolve({ value: undefined, done: true });
+        }
+      },
+    };
+    this.iterators.add(control);
+    const iterator: AsyncIterableIterator<TpxEvent<K>> = {
+      next: () => {
+        // Asking for the next event means the previous one is processed.
+        inHand?.();
+        inHand = undefined;
+        if (finished) {
+          if (failure) {
+            const err = failure;
+            failure = undefined;
+            return Promise.reject(err);
+          }
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        if (pending) {
+          const p = pending;
+          pending = undefined;
+          inHand = p.ack;
+          return Promise.resolve({ value: p.event, done: false });
+        }
+        return new Promise((resolve, reject) => (waiting = { resolve, reject }));
+      },
+      return: () => {
+        control.finish();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<TpxEvent> {
+    return this.events();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connection state machine
+
+  private async openSocket(isReconnect: boolean): Promise<void> {
+    const gen = this.gen;
+    this.ready = false;
+    this.authError = undefined;
+    this.socketError = undefined;
+    this.resumedFrom = undefined;
+    this.granted.clear();
+    if (isReconnect) this.stats.reconnects++;
+    this.setState('connecting');
+    this.emit('connecting', { attempt: this.backoff.attempts, url: this.url });
+    if (gen !== this.gen) return;
+    this.connectTimer = setTimeout(
+      () => this.abandon(gen, new TpxConnectionError('CONNECT_TIMEOUT', `not subscribed within ${this.connectTimeoutMs} ms`)),
+      this.connectTimeoutMs,
+    );
+    let ws: WebSocketLike;
+    try {
+      ws = await this.factory(this.url);
+    } catch (err) {
+      this.onDrop(gen, { error: new TpxConnectionError('CONNECT_FAILED', errorMessage(err), { cause: err }) });
+      return;
+    }
+    if (gen !== this.gen) {
+      safeClose(ws, 1000, 'client closed');
+      return;
+    }
+    this.socket = ws;
+    ws.onopen = () => {
+      if (gen !== this.gen) return;
+      this.armKeepalive(gen);
+      this.send({ msg_type: 'authenticate', payload: { token: this.token } });
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this.gen) return;
+      this.armKeepalive(gen);
+      this.handleFrame(ev.data);
+    };
+    ws.onerror = (ev) => {
+      if (gen !== this.gen) return;
+      this.socketError = (ev && (ev.error ?? ev.message)) || 'WebSocket error';
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this.gen) return;
+      this.socket = undefined;
+      this.onDrop(gen, { closeCode: ev.code, closeReason: ev.reason });
+    };
+  }
+
+  /** Give up on the current socket without waiting for a closing handshake (dead peer, timeout). */
+  private abandon(gen: number, error: TpxConnectionError): void {
+    if (gen !== this.gen) return;
+    const ws = this.socket;
+    this.socket = undefined;
+    if (ws) {
+      detach(ws);
+      if (ws.terminate) ws.terminate();
+      else safeClose(ws, 4000, error.code);
+    }
+    this.onDrop(gen, { error });
+  }
+
+  private onDrop(gen: number, info: { closeCode?: number; closeReason?: string; error?: Error }): void {
+    if (gen !== this.gen || this._state === 'closed') return;
+    this.gen++;
+    this.clearConnectionTimers();
+    if (this.socket) {
+      detach(this.socket);
+      safeClose(this.socket, 1000, '');
+      this.socket = undefined;
+    }
+    const { closeCode, closeReason } = info;
+    if (this.authError || (closeCode !== undefined && FATAL_CLOSE_CODES.has(closeCode))) {
+      const err =
+        this.authError ??
+        new TpxAuthError('AUTH_FAILED', `authentication failed (close ${closeCode}${closeReason ? `: ${closeReason}` : ''})`, {}, closeCode);
+      this.shutdown({ reason: 'fatal', closeCode, error: err });
+      return;
+    }
+    if (this.backoff.attempts >= this.maxAttempts) {
+      const err = new TpxConnectionError('MAX_ATTEMPTS', `gave up after ${this.maxAttempts} reconnect attempts`, {
+        closeCode,
+        closeReason,
+        fatal: true,
+      });
+      this.shutdown({ reason: 'max_attempts', closeCode, error: err });
+      return;
+    }
+    const error =
+      info.error ??
+      new TpxConnectionError(
+        closeCode === undefined ? 'NETWORK_ERROR' : `CLOSED_${closeCode}`,
+        closeCode === undefined ? errorMessage(this.socketError) : `connection closed (${closeCode}${closeReason ? `: ${closeReason}` : ''})`,
+        { closeCode, closeReason, cause: this.socketError },
+      );
+    const attempt = this.backoff.attempts + 1;
+    const delayMs = this.backoff.next();
+    this.setState('reconnecting');
+    this.emit('reconnecting', { attempt, delayMs, closeCode, closeReason, error });
+    const nextGen = this.gen;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (nextGen !== this.gen || this._state !== 'reconnecting') return;
+      void this.openSocket(true);
+    }, delayMs);
+  }
+
+  private shutdown(info: ClosedInfo): void {
+    this.gen++;
+    this.clearConnectionTimers();
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const ws = this.socket;
+    this.socket = undefined;
+    if (ws) {
+      detach(ws);
+      safeClose(ws, 1000, 'client closed');
+    }
+    this.ready = false;
+    this.queue.length = 0; // not processed → replayed on the next start from lastSeq
+    this.setState('closed');
+    if (info.error && info.error instanceof TpxError) this.emit('error', info.error);
+    this.emit('closed', info);
+    const err = info.error ?? new TpxConnectionError('CLIENT_CLOSED', 'client closed', { fatal: true });
+    for (const w of this.connectWaiters.splice(0)) w.reject(err);
+    for (const it of [...this.iterators]) it.finish(info.reason === 'client' ? undefined : info.error);
+  }
+
+  private markOpen(): void {
+    if (this.ready) return;
+    this.ready = true;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.stats.connections++;
+    const gen = this.gen;
+    this.stableTimer = setTimeout(() => {
+      if (gen === this.gen) this.backoff.reset();
+    }, this.stableAfterMs);
+    this.setState('open');
+    const info: OpenInfo = { accountId: this._accountId ?? '', rooms: [...this.granted] };
+    if (this.resumedFrom !== undefined) info.resumedFrom = this.resumedFrom;
+    this.emit('open', info);
+    for (const w of this.connectWaiters.splice(0)) w.resolve();
+  }
+
+  private armKeepalive(gen: number): void {
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    const silence = this.pingIntervalMs + this.keepaliveGraceMs;
+    this.keepaliveTimer = setTimeout(
+      () => this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms`)),
+      silence,
+    );
+  }
+
+  private clearConnectionTimers(): void {
+    for (const t of [this.connectTimer, this.keepaliveTimer, this.stableTimer]) if (t) clearTimeout(t);
+    this.connectTimer = this.keepaliveTimer = this.stableTimer = undefined;
+  }
+
+  private setState(next: ClientState): void {
+    const prev = this._state;
+    if (prev === next) return;
+    this._state = next;
+    this.emit('state', next, prev);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Frames
+
+  private send(message: { msg_type: string; payload?: unknown }): void {
+    const ws = this.socket;
+    if (!ws || ws.readyState !== WS_OPEN) return;
+    try {
+      ws.send(JSON.stringify(message));
+    } catch (err) {
+      this.socketError = err;
+    }
+  }
+
+  /** `after_seq` for a (re)subscribe: the last processed seq, else just before the first unprocessed one received. */
+  private resumePoint(): number | undefined {
+    if (this._lastSeq !== undefined) return this._lastSeq;
+    for (const item of this.queue) {
+      if (item.kind === 'event' && item.event.seq !== undefined) return Math.max(0, item.event.seq - 1);
+    }
+    return undefined;
+  }
+
+  private sendSubscribe(rooms: Room[]): void {
+    const payload: { rooms: Room[]; after_seq?: number } = { rooms };
+    const after = this.resumePoint();
+    if (after !== undefined) payload.after_seq = after;
+    this.send({ msg_type: 'subscribe', payload });
+  }
+
+  private handleFrame(data: unknown): void {
+    const text = frameText(data);
+    let frame: unknown;
+    try {
+      if (text === undefined) throw new Error('binary frame');
+      frame = JSON.parse(text);
+    } catch (err) {
+      this.emit('error', new TpxProtocolError(`unreadable frame from server: ${errorMessage(err)}`, err));
+      return;
+    }
+    if (!frame || typeof frame !== 'object' || Array.isArray(frame)) {
+      this.emit('error', new TpxProtocolError('frame is not a JSON object'));
+      return;
+    }
+    const f = frame as { msg_type?: unknown; msg_id?: unknown; seq?: unknown; sent_at?: unknown; payload?: unknown };
+    const payload = (f.payload && typeof f.payload === 'object' ? f.payload : {}) as Record<string, unknown>;
+    switch (f.msg_type) {
+      case 'ping':
+        this.send({ msg_type: 'pong', payload: {} });
+        return;
+      case 'pong':
+        return;
+      case 'authenticated':
+        this._accountId = typeof payload.account_id === 'string' ? payload.account_id : undefined;
+        if (this.desired.size > 0) this.sendSubscribe([...this.desired]);
+        else this.markOpen();
+        return;
+      case 'subscribed': {
+        if (Array.isArray(payload.rooms)) for (const r of payload.rooms) if (isRoom(r)) this.granted.add(r);
+        if (typeof payload.resumed_from === 'number') this.resumedFrom = payload.resumed_from;
+        const gap = payload.gap as Partial<GapInfo> | undefined;
+        if (gap && typeof gap.from_seq === 'number' && typeof gap.to_seq === 'number') {
+          this.enqueue({ kind: 'gap', gap: { from_seq: gap.from_seq, to_seq: gap.to_seq } });
+        }
+        this.markOpen();
+        return;
+      }
+      case 'unsubscribed':
+        if (Array.isArray(payload.rooms)) for (const r of payload.rooms) this.granted.delete(r as Room);
+        return;
+      case 'error': {
+        const code = typeof payload.code === 'string' ? payload.code : 'UNKNOWN';
+        const message = typeof payload.error === 'string' ? payload.error : code;
+        if (code.startsWith('AUTH_') && code !== 'AUTH_REQUIRED') {
+          // The server closes with 4001 next; reported once, as the fatal error.
+          this.authError = new TpxAuthError(code, message, payload);
+          return;
+        }
+        this.emit('error', new TpxServerError(code, message, payload));
+        // A refused subscribe still leaves a usable, authenticated connection.
+        if (!this.ready && this._accountId !== undefined && (code === 'INVALID_ROOM' || code === 'NO_VALID_ROOMS')) this.markOpen();
+        return;
+      }
+      default:
+        break;
+    }
+    if (!isEventType(f.msg_type)) return; // unknown control message: forward compatible
+    if (typeof f.msg_id !== 'string' || (f.seq !== undefined && typeof f.seq !== 'number')) {
+      this.emit('error', new TpxProtocolError(`event frame without a valid msg_id/seq (${f.msg_type})`));
+      return;
+    }
+    this.stats.received++;
+    const event = {
+      msg_type: f.msg_type,
+      msg_id: f.msg_id,
+      sent_at: typeof f.sent_at === 'number' ? f.sent_at : Date.now(),
+      payload,
+      via: 'websocket',
+    } as TpxEvent;
+    if (typeof f.seq === 'number') event.seq = f.seq;
+    this.enqueue({ kind: 'event', event });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // In-order processing
+
+  private enqueue(item: QueueItem): void {
+    this.queue.push(item);
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        const item = this.queue.shift()!;
+        if (item.kind === 'gap') await this.dispatchGap(item.gap);
+        else await this.process(item.event);
+      }
+    } finally {
+      this.pumping = false;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async dispatchGap(gap: GapInfo): Promise<void> {
+    for (const h of [...(this.handlers.get('gap') ?? [])]) {
+      try {
+        await h(gap);
+      } catch (err) {
+        this.emit('error', new TpxError('handler', 'HANDLER_FAILED', `gap handler failed: ${errorMessage(err)}`, { cause: err }));
+      }
+    }
+  }
+
+  private async process(event: TpxEvent): Promise<void> {
+    const seq = event.seq;
+    if (seq !== undefined && this._lastSeq !== undefined && seq <= this._lastSeq) {
+      this.stats.duplicates++;
+      return;
+    }
+    const run = async () => {
+      for (const h of [...(this.handlers.get(event.msg_type) ?? [])]) await h(event);
+      for (const h of [...(this.handlers.get('event') ?? [])]) await h(event);
+    };
+    try {
+      const handled = this.dedup ? await this.dedup.run(event.msg_id, run) : (await run(), true);
+      if (handled) this.stats.processed++;
+      else this.stats.duplicates++;
+    } catch (err) {
+      // Policy: report and move on. The msg_id is not remembered, so a webhook copy can still be handled.
+      this.stats.processed++;
+      this.stats.handlerErrors++;
+      this.emit('error', new TpxHandlerError(event, err));
+    }
+    if (seq !== undefined && (this._lastSeq === undefined || seq > this._lastSeq)) this._lastSeq = seq;
+  }
+
+  private emit<K extends TpxClientEventName>(name: K, ...args: Parameters<TpxClientEvents[K]>): void {
+    const set = this.handlers.get(name);
+    if (!set) return;
+    for (const h of [...set]) {
+      try {
+        const r = h(...args);
+        if (r && typeof (r as Promise<unknown>).catch === 'function') (r as Promise<unknown>).catch(() => undefined);
+      } catch (err) {
+        if (name !== 'error') this.emit('error', new TpxError('handler', 'HANDLER_FAILED', `${name} listener failed: ${errorMessage(err)}`, { cause: err }));
+      }
+    }
+  }
+}
+
+function validateRooms(rooms: readonly string[]): Room[] {
+  if (!Array.isArray(rooms)) throw new TypeError('rooms must be an array');
+  const bad = rooms.filter((r) => !isRoom(r));
+  if (bad.length > 0) throw new TypeError(`unknown room(s): ${bad.join(', ')}`);
+  return [...new Set(rooms as Room[])];
+}
+
+function detach(ws: WebSocketLike): void {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onerror = () => undefined; // keep an error listener: `ws` throws on unhandled 'error'
+  ws.onclose = null;
+}
+
+function safeClose(ws: WebSocketLike, code: number, reason: string): void {
+  try {
+    if (ws.readyState === 0 && ws.terminate) ws.terminate();
+    else ws.close(code, reason);
+  } catch {
+    /* already closed */
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'string') return err;
+  return 'connection error';
+}

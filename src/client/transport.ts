@@ -1,0 +1,61 @@
+/**
+ * The WebSocket the client uses: the platform's global `WebSocket` when present (browsers,
+ * Deno, Bun, Node ≥ 22), otherwise the `ws` package, loaded lazily with a dynamic import so
+ * browser bundles never include it (scripts/build-browser.mjs marks it external).
+ */
+
+/** The subset of the WHATWG WebSocket API the client relies on (`ws` implements it too). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string; wasClean?: boolean }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+  /** `ws` only: drop the TCP connection without a closing handshake. */
+  terminate?: () => void;
+}
+
+export type WebSocketFactory = (url: string) => WebSocketLike | Promise<WebSocketLike>;
+
+export const WS_OPEN = 1;
+
+type WebSocketCtor = new (url: string) => WebSocketLike;
+
+let cachedCtor: WebSocketCtor | undefined;
+
+async function resolveCtor(): Promise<WebSocketCtor> {
+  if (cachedCtor) return cachedCtor;
+  const globalCtor = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  if (typeof globalCtor === 'function') {
+    cachedCtor = globalCtor;
+    return globalCtor;
+  }
+  try {
+    const mod = (await import('ws')) as unknown as { WebSocket?: WebSocketCtor; default?: WebSocketCtor };
+    const ctor = mod.WebSocket ?? mod.default;
+    if (typeof ctor !== 'function') throw new Error('the "ws" module exports no WebSocket class');
+    cachedCtor = ctor;
+    return ctor;
+  } catch (err) {
+    throw new Error(
+      `No WebSocket implementation: globalThis.WebSocket is missing and the "ws" package could not be loaded (${
+        err instanceof Error ? err.message : String(err)
+      }). Install "ws" or pass options.WebSocket.`,
+    );
+  }
+}
+
+export const defaultWebSocketFactory: WebSocketFactory = async (url) => {
+  const Ctor = await resolveCtor();
+  return new Ctor(url);
+};
+
+/** Read a text frame's data as a string (Node `ws` may hand over a Buffer for binary frames). */
+export function frameText(data: unknown): string | undefined {
+  if (typeof data === 'string') return data;
+  if (data instanceof ArrayBuffer) return new TextDecoder().decode(data);
+  if (ArrayBuffer.isView(data)) return new TextDecoder().decode(data as ArrayBufferView);
+  return undefined;
+}

@@ -1,0 +1,73 @@
+/** Public types of the SDK. Type-only imports from the protocol module (no runtime cost). */
+import type { EventPayloadMap, EventType, Room } from '../protocol/index.js';
+
+export type { EventPayloadMap, EventType, Room };
+
+/** Which path delivered an event. */
+export type DeliveryPath = 'websocket' | 'webhook';
+
+/**
+ * One event, the same shape on both paths. `sent_at` is epoch **milliseconds** on both
+ * (webhook bodies carry seconds; the SDK converts). `seq` is present on WebSocket events
+ * only (webhook bodies carry none).
+ */
+export type TpxEvent<T extends EventType = EventType> = {
+  [K in T]: {
+    msg_type: K;
+    msg_id: string;
+    seq?: number;
+    sent_at: number;
+    payload: EventPayloadMap[K];
+    /** The path this copy arrived by. */
+    via: DeliveryPath;
+    /** Webhook bodies only. */
+    source_id?: string;
+    destination_id?: string;
+  };
+}[T];
+
+/** Minimal structural view of an event used by errors (avoids generic noise). */
+export interface EventFrameLike {
+  msg_type: string;
+  msg_id: string;
+  seq?: number;
+}
+
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Events retained on the server were pruned: `from_seq..to_seq` can no longer be replayed. */
+export interface GapInfo {
+  from_seq: number;
+  to_seq: number;
+}
+
+export interface ConnectingInfo {
+  /** 0 for the first connection attempt, then 1, 2, … since the last stable connection. */
+  attempt: number;
+  url: string;
+}
+
+export interface OpenInfo {
+  accountId: string;
+  /** Rooms the server granted (union of the `subscribed` answers). */
+  rooms: Room[];
+  /** `after_seq` the subscription resumed from, if any. */
+  resumedFrom?: number;
+}
+
+export interface ReconnectingInfo {
+  attempt: number;
+  delayMs: number;
+  closeCode?: number;
+  closeReason?: string;
+  error?: Error;
+}
+
+export interface ClosedInfo {
+  /** Why the client stopped: `close()` was called, a fatal error, or reconnect attempts were exhausted. */
+  reason: 'client' | 'fatal' | 'max_attempts';
+  closeCode?: number;
+  error?: Error;
+}
+
+export type Awaitable<T> = T | Promise<T>;
