@@ -1,0 +1,99 @@
+/**
+ * `tpx serve`: start the server in-process. stdout carries only the server's pino JSON log
+ * lines (tests and log shippers parse them, including the `"msg":"listening"` line); the
+ * human banner goes to stderr. SIGTERM/SIGINT close gracefully and exit 0; a second signal
+ * exits 1 at once.
+ */
+import type { Command } from 'commander';
+import type { Config } from '../../config/index.js';
+import { CliError } from '../errors.js';
+import { portArg } from '../validate.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  adminToken: string;
+  adminTokenGenerated: boolean;
+  close(): Promise<void>;
+}
+type StartServer = (config: Config) => Promise<RunningServer>;
+
+interface ServeOptions {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+}
+
+export function banner(server: RunningServer, config: Config): string {
+  const ws = server.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/ws';
+  const lines = [
+    '',
+    `  tpx-realtime is listening on ${server.url}`,
+    `  WebSocket:  ${ws}`,
+    `  Data dir:   ${config.dataDir}${config.databaseUrl ? ` (store: ${config.databaseUrl.replace(/\/\/[^@/]*@/, '//***@')})` : ''}`,
+  ];
+  if (server.adminTokenGenerated) {
+    lines.push(
+      '',
+      `  Admin token (generated, saved to ${config.dataDir}/admin-token):`,
+      `    ${server.adminToken}`,
+      '  Keep it secret: it authorizes the publish and admin APIs. Set TPX_ADMIN_TOKEN to choose your own.',
+    );
+  }
+  lines.push(
+    '',
+    '  Next steps (in another terminal, same directory or with TPX_URL / TPX_ADMIN_TOKEN set):',
+    '    tpx accounts create --name "Acme" --partner-id partner_acme',
+    '    tpx keys create --account <account_id>',
+    `    tpx listen --token <tp_live_…> --rooms ALL${server.url.endsWith(':8080') ? '' : ` --url ${server.url}`}`,
+    '    tpx publish BID_REQUEST --account <account_id> --sample',
+    '',
+  );
+  return lines.join('\n') + '\n';
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('start the gateway server (HTTP APIs + /ws) in this process')
+    .option('--host <host>', 'listen address (env TPX_HOST, default 0.0.0.0)')
+    .option('--port <port>', 'listen port, 0 = any free port (env TPX_PORT, default 8080)', portArg)
+    .option('--data-dir <dir>', 'embedded store directory (env TPX_DATA_DIR, default ./data)')
+    .addHelpText('after', '\nAll other settings come from TPX_* environment variables (see docs/cli.md).')
+    .action(async (opts: ServeOptions) => {
+      const env = { ...process.env };
+      if (opts.host !== undefined) env.TPX_HOST = opts.host;
+      if (opts.port !== undefined) env.TPX_PORT = String(opts.port);
+      if (opts.dataDir !== undefined) env.TPX_DATA_DIR = opts.dataDir;
+      const { loadConfig } = await import('../../config/index.js');
+      let config: Config;
+      try {
+        config = loadConfig(env);
+      } catch (err) {
+        throw new CliError(`configuration: ${(err as Error).message}`);
+      }
+      const serverModule = '../../server.js';
+      const { startServer } = (await import(serverModule)) as { startServer: StartServer };
+      const server = await startServer(config);
+      process.stderr.write(banner(server, config));
+
+      let closing = false;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (closing) {
+          process.stderr.write(`tpx: second ${signal}, exiting immediately\n`);
+          process.exit(1);
+        }
+        closing = true;
+        process.stderr.write(`tpx: ${signal} received, shutting down gracefully (send again to force)\n`);
+        server.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            process.stderr.write(`tpx: error during shutdown: ${(err as Error)?.message ?? err}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+}
