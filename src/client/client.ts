@@ -140,6 +140,8 @@ export class TpxClient {
 
   private readonly queue: QueueItem[] = [];
   private pumping = false;
+  /** seq of the event whose handlers are running (not yet processed). */
+  private inProgressSeq: number | undefined;
   private idleWaiters: Array<() => void> = [];
   private connectWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private readonly iterators = new Set<IteratorControl>();
@@ -206,8 +208,9 @@ export class TpxClient {
 
   /**
    * Start connecting. Resolves once the first connection is open (authenticated and
-   * subscribed); rejects if the client closes first (fatal auth error, `close()`,
-   * reconnect attempts exhausted). Transient failures are retried meanwhile.
+   * subscribed), or when `close()` is called first; rejects with the fatal error if the
+   * client stops because of one (4001 auth failure, reconnect attempts exhausted).
+   * Transient failures are retried meanwhile.
    */
   connect(): Promise<void> {
     if (this._state === 'open') return Promise.resolve();
@@ -466,8 +469,11 @@ export class TpxClient {
     this.setState('closed');
     if (info.error && info.error instanceof TpxError) this.emit('error', info.error);
     this.emit('closed', info);
-    const err = info.error ?? new TpxConnectionError('CLIENT_CLOSED', 'client closed', { fatal: true });
-    for (const w of this.connectWaiters.splice(0)) w.reject(err);
+    // close() before the first open settles connect() quietly; fatal endings reject it.
+    for (const w of this.connectWaiters.splice(0)) {
+      if (info.error) w.reject(info.error);
+      else w.resolve();
+    }
     for (const it of [...this.iterators]) it.finish(info.reason === 'client' ? undefined : info.error);
   }
 
@@ -525,6 +531,7 @@ export class TpxClient {
   /** `after_seq` for a (re)subscribe: the last processed seq, else just before the first unprocessed one received. */
   private resumePoint(): number | undefined {
     if (this._lastSeq !== undefined) return this._lastSeq;
+    if (this.inProgressSeq !== undefined) return Math.max(0, this.inProgressSeq - 1);
     for (const item of this.queue) {
       if (item.kind === 'event' && item.event.seq !== undefined) return Math.max(0, item.event.seq - 1);
     }
@@ -649,6 +656,7 @@ export class TpxClient {
       this.stats.duplicates++;
       return;
     }
+    this.inProgressSeq = seq;
     const run = async () => {
       for (const h of [...(this.handlers.get(event.msg_type) ?? [])]) await h(event);
       for (const h of [...(this.handlers.get('event') ?? [])]) await h(event);
@@ -664,6 +672,7 @@ export class TpxClient {
       this.emit('error', new TpxHandlerError(event, err));
     }
     if (seq !== undefined && (this._lastSeq === undefined || seq > this._lastSeq)) this._lastSeq = seq;
+    this.inProgressSeq = undefined;
   }
 
   private emit<K extends TpxClientEventName>(name: K, ...args: Parameters<TpxClientEvents[K]>): void {
