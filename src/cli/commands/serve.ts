@@ -9,14 +9,9 @@ import type { Config } from '../../config/index.js';
 import { CliError } from '../errors.js';
 import { portArg } from '../validate.js';
 
-export interface RunningServer {
-  url: string;
-  port: number;
-  adminToken: string;
-  adminTokenGenerated: boolean;
-  close(): Promise<void>;
-}
-type StartServer = (config: Config) => Promise<RunningServer>;
+type RunningServer = Pick<import('../../server.js').RunningServer, 'url' | 'adminToken' | 'adminTokenGenerated' | 'close'> & {
+  adminTokenFile?: string | null;
+};
 
 interface ServeOptions {
   host?: string;
@@ -35,7 +30,7 @@ export function banner(server: RunningServer, config: Config): string {
   if (server.adminTokenGenerated) {
     lines.push(
       '',
-      `  Admin token (generated, saved to ${config.dataDir}/admin-token):`,
+      `  Admin token (generated, saved to ${server.adminTokenFile ?? `${config.dataDir}/admin-token`}):`,
       `    ${server.adminToken}`,
       '  Keep it secret: it authorizes the publish and admin APIs. Set TPX_ADMIN_TOKEN to choose your own.',
     );
@@ -72,8 +67,8 @@ export function register(program: Command): void {
       } catch (err) {
         throw new CliError(`configuration: ${(err as Error).message}`);
       }
-      const serverModule = '../../server.js';
-      const { startServer } = (await import(serverModule)) as { startServer: StartServer };
+      // Loaded lazily so the client commands never pay for the server's dependencies.
+      const { startServer } = await import('../../server.js');
       const server = await startServer(config);
       process.stderr.write(banner(server, config));
 

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { adminClient, globalOpts, resolveUrl, wsUrlFor } from '../context.js';
 import { CliError } from '../errors.js';
 import { colourer, listOf, notice, printJson, printRecord, printTable, stdoutColours } from '../format.js';
-import { makeSigner, isValidSecret } from '../signing.js';
+import { generateSecret, isValidSecret, signPayload } from '../signing.js';
 import { openStream, type EventFrame } from '../stream.js';
 import { checkId, durationArg, idArg, nonNegativeIntArg, roomsArg, urlArg } from '../validate.js';
 
@@ -21,7 +21,7 @@ interface WebhookRow {
 }
 
 function secretArg(value: string): string {
-  if (!isValidSecret(value)) throw new CliError(`invalid --secret: expected whsec_<base64 of ≥16 bytes>, e.g. from \`tpx webhooks add\``);
+  if (!isValidSecret(value)) throw new CliError('invalid --secret: expected whsec_<base64 of at least 24 random bytes>, e.g. the secret printed by `tpx webhooks add`');
   return value;
 }
 
@@ -99,8 +99,7 @@ export function register(program: Command): void {
     .action(async (opts: {
       token: string; to: string; rooms: string[]; secret?: string; sourceId: string; destinationId?: string; afterSeq?: number; timeout: number;
     }, cmd: Command) => {
-      const signer = await makeSigner();
-      const secret = opts.secret !== undefined ? secretArg(opts.secret) : signer.generateSecret();
+      const secret = opts.secret !== undefined ? secretArg(opts.secret) : generateSecret();
       const wsUrl = wsUrlFor(resolveUrl(globalOpts(cmd)));
       const c = colourer(stdoutColours());
       process.stdout.write(`Ready! Your webhook signing secret is ${c('bold', secret)}\n`);
@@ -123,7 +122,7 @@ export function register(program: Command): void {
           'user-agent': 'tpx-webhooks-forward',
           'webhook-id': ev.msg_id,
           'webhook-timestamp': String(ts),
-          'webhook-signature': signer.sign(ev.msg_id, ts, body, [secret]),
+          'webhook-signature': signPayload({ msgId: ev.msg_id, timestamp: ts, body, secrets: [secret] }),
         };
         const started = Date.now();
         const time = new Date().toISOString().slice(11, 23);
