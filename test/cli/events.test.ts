@@ -1,0 +1,143 @@
+/**
+ * `tpx publish`, `tpx listen` and `tpx webhooks forward` against a real server.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccountWithKey, publish, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
+import { runCli, spawnCli, stopAllCli, type CliResult } from './run-cli.js';
+
+let server: TestServer;
+let env: Record<string, string>;
+const tmp = mkdtempSync(path.join(tmpdir(), 'tpx-cli-'));
+
+beforeAll(async () => {
+  server = await startTestServer();
+  env = { TPX_URL: server.url, TPX_ADMIN_TOKEN: server.adminToken };
+});
+afterAll(async () => {
+  await stopAllCli();
+  await stopAll();
+});
+
+function ok(r: CliResult): CliResult {
+  expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
+  return r;
+}
+
+describe('tpx publish', () => {
+  it('--sample publishes a valid event that reaches the account', async () => {
+    const { accountId } = await createAccountWithKey(server);
+    const r = ok(await runCli(['publish', 'BID_REQUEST', '--account', accountId, '--sample', '--json'], { env }));
+    const res = JSON.parse(r.stdout);
+    expect(res.msg_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.recipients).toBe(1);
+  });
+
+  it('--payload <file> with --msg-id, readable output', async () => {
+    const { accountId } = await createAccountWithKey(server);
+    const file = path.join(tmp, 'cb.json');
+    writeFileSync(file, JSON.stringify({ conditional_bid_id: 'cb_42', status: 'FILLED' }));
+    const msgId = '0b8c2a5e-6f1d-4c3b-9a7e-1d2c3b4a5f60';
+    const r = ok(await runCli(['publish', 'CONDITIONAL_BID_STATUS_CHANGE', '--account', accountId, '--payload', file, '--msg-id', msgId], { env }));
+    expect(r.stdout).toBe(`published CONDITIONAL_BID_STATUS_CHANGE msg_id=${msgId} recipients=1\n`);
+  });
+
+  it('an unknown account is the server’s UNKNOWN_ACCOUNT error on one line', async () => {
+    const r = await runCli(['publish', 'BID_REQUEST', '--account', '00000000-0000-4000-8000-000000000000', '--sample'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: UNKNOWN_ACCOUNT: .*00000000-0000-4000-8000-000000000000.*\[HTTP 400\]\n$/);
+  });
+});
+
+describe('tpx listen', () => {
+  it('prints a published event (readable line and --json frame)', async () => {
+    const { accountId, token } = await createAccountWithKey(server);
+    const human = spawnCli(['listen', '--token', token, '--rooms', 'ALL'], { env });
+    const raw = spawnCli(['listen', '--token', token, '--rooms', 'PAYMENT_SETTLED', '--json'], { env });
+    await human.waitFor(/subscribed to ALL/, 'stderr');
+    await raw.waitFor(/subscribed to PAYMENT_SETTLED/, 'stderr');
+
+    ok(await runCli(['publish', 'PAYMENT_SETTLED', '--account', accountId, '--sample', '--payload', '{"total_charged_cents": 46800}'], { env }));
+    const line = await human.waitFor(/PAYMENT_SETTLED/);
+    expect(line).toMatch(/#\s+1\s+PAYMENT_SETTLED\s+conv=.*total=\$468\.00/);
+    const frame = JSON.parse(await raw.waitFor(/PAYMENT_SETTLED/));
+    expect(frame).toMatchObject({ msg_type: 'PAYMENT_SETTLED', seq: 1, payload: { total_charged_cents: 46800 } });
+
+    expect(await human.stop('SIGINT')).toBe(0);
+    expect(await raw.stop('SIGINT')).toBe(0);
+  });
+
+  it('--after-seq replays stored events', async () => {
+    const { accountId, token } = await createAccountWithKey(server);
+    await publish(server, { msg_type: 'CONDITIONAL_BID_STATUS_CHANGE', account_ids: [accountId], payload: { conditional_bid_id: 'cb_1', status: 'FILLED' } });
+    await publish(server, { msg_type: 'CONDITIONAL_BID_STATUS_CHANGE', account_ids: [accountId], payload: { conditional_bid_id: 'cb_2', status: 'EXPIRED' } });
+    const l = spawnCli(['listen', '--token', token, '--after-seq', '1', '--json'], { env });
+    const frame = JSON.parse(await l.waitFor(/CONDITIONAL_BID_STATUS_CHANGE/));
+    expect(frame.seq).toBe(2);
+    expect(frame.payload.conditional_bid_id).toBe('cb_2');
+    await l.stop();
+    expect(l.stdout()).not.toContain('"cb_1"');
+  });
+
+  it('an invalid key prints the error code and exits 2 (close 4001)', async () => {
+    const l = spawnCli(['listen', '--token', 'tp_live_not_a_real_key'], { env });
+    expect(await l.exited()).toBe(2);
+    expect(l.stderr()).toMatch(/error AUTH_INVALID_API_KEY/);
+    expect(l.stderr()).toMatch(/4001/);
+  });
+});
+
+describe('tpx webhooks forward', () => {
+  let hookServer: Server;
+  const received: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+
+  beforeAll(async () => {
+    hookServer = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      });
+    });
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
+  });
+  afterAll(() => new Promise<void>((r) => hookServer.close(() => r())));
+
+  it('re-posts each event as a Standard-Webhooks-signed POST that standardwebhooks verifies', async () => {
+    const { accountId, token } = await createAccountWithKey(server);
+    const port = (hookServer.address() as { port: number }).port;
+    const fwd = spawnCli(['webhooks', 'forward', '--token', token, '--to', `http://127.0.0.1:${port}/hook`], { env });
+    const ready = await fwd.waitFor(/signing secret is/);
+    const secret = /(whsec_\S+)/.exec(ready)![1];
+    await fwd.waitFor(/subscribed to ALL/, 'stderr');
+
+    const published = await publish(server, {
+      msg_type: 'BID_OUTBID',
+      account_ids: [accountId],
+      payload: (await import('../../src/protocol/samples.js')).samplePayload('BID_OUTBID'),
+    });
+    const line = await fwd.waitFor(/BID_OUTBID/);
+    expect(line).toContain(published.msg_id);
+    expect(line).toMatch(/\[200 OK\]/);
+
+    const req = await waitFor(() => received.find((r) => r.headers['webhook-id'] === published.msg_id), 10_000, 'forwarded request');
+    const verified = new Webhook(secret).verify(req.body, {
+      'webhook-id': String(req.headers['webhook-id']),
+      'webhook-timestamp': String(req.headers['webhook-timestamp']),
+      'webhook-signature': String(req.headers['webhook-signature']),
+    }) as Record<string, unknown>;
+    expect(verified).toMatchObject({ msg_type: 'BID_OUTBID', msg_id: published.msg_id, destination_id: accountId });
+    expect(Number.isInteger(verified.sent_at)).toBe(true);
+    expect(String(verified.sent_at)).toHaveLength(10); // seconds, not milliseconds
+    expect(Object.keys(verified).sort()).toEqual(['destination_id', 'msg_id', 'msg_type', 'payload', 'sent_at', 'source_id']);
+    expect(req.headers['content-type']).toBe('application/json');
+
+    expect(await fwd.stop('SIGINT')).toBe(0);
+  });
+});
