@@ -408,7 +408,7 @@ export class TpxClient {
     this.onDrop(gen, { error });
   }
 
-  private onDrop(gen: number, info: { closeCode?: number; closeReason?: string; error?: Error }): void {
+  private onDrop(gen: number, info: { closeCode?: number; closeReason?: string; error?: TpxConnectionError }): void {
     if (gen !== this.gen || this._state === 'closed') return;
     this.gen++;
     this.clearConnectionTimers();
@@ -467,7 +467,7 @@ export class TpxClient {
     this.ready = false;
     this.queue.length = 0; // not processed → replayed on the next start from lastSeq
     this.setState('closed');
-    if (info.error && info.error instanceof TpxError) this.emit('error', info.error);
+    if (info.error) this.emit('error', info.error);
     this.emit('closed', info);
     // close() before the first open settles connect() quietly; fatal endings reject it.
     for (const w of this.connectWaiters.splice(0)) {

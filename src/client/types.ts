@@ -1,5 +1,6 @@
 /** Public types of the SDK. Type-only imports from the protocol module (no runtime cost). */
 import type { EventPayloadMap, EventType, Room } from '../protocol/index.js';
+import type { TpxConnectionError, TpxError } from './errors.js';
 
 export type { EventPayloadMap, EventType, Room };
 
@@ -60,14 +61,15 @@ export interface ReconnectingInfo {
   delayMs: number;
   closeCode?: number;
   closeReason?: string;
-  error?: Error;
+  /** Why the connection was lost (`code`: `NETWORK_ERROR`, `CLOSED_<code>`, `KEEPALIVE_TIMEOUT`, `CONNECT_TIMEOUT`, …). */
+  error?: TpxConnectionError;
 }
 
 export interface ClosedInfo {
   /** Why the client stopped: `close()` was called, a fatal error, or reconnect attempts were exhausted. */
   reason: 'client' | 'fatal' | 'max_attempts';
   closeCode?: number;
-  error?: Error;
+  error?: TpxError;
 }
 
 export type Awaitable<T> = T | Promise<T>;

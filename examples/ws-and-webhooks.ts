@@ -1,0 +1,69 @@
+/**
+ * WebSocket + webhooks together, each event handled exactly once.
+ *
+ * TPX delivers every event twice: pushed over the WebSocket (fast) and POSTed to your webhook
+ * endpoint (durable, retried). Sharing one `Deduplicator` between the client and the webhook
+ * handler means whichever copy arrives first is handled and the other is acknowledged and
+ * dropped. Both paths produce the same `TpxEvent` shape (`via` tells them apart).
+ *
+ *   TPX_URL=ws://127.0.0.1:8080/ws TPX_TOKEN=tp_live_… TPX_WEBHOOK_SECRET=whsec_… PORT=3000 \
+ *     node --import tsx examples/ws-and-webhooks.ts
+ *
+ * Register the endpoint: tpx webhooks add --account <id> --url http://127.0.0.1:3000/tpx/webhooks
+ * (loopback endpoints need TPX_WEBHOOK_ALLOW_PRIVATE=true on the server).
+ *
+ * Express instead of node:http:
+ *   app.post('/tpx/webhooks', express.raw({ type: 'application/json' }),
+ *            expressWebhookHandler({ secret, onEvent: handle, dedup }));
+ */
+import { createServer } from 'node:http';
+import { createNodeWebhookHandler, Deduplicator, TpxClient, type TpxEvent } from '../src/client/index.js';
+
+const url = process.env.TPX_URL ?? 'ws://127.0.0.1:8080/ws';
+const token = process.env.TPX_TOKEN;
+const secret = process.env.TPX_WEBHOOK_SECRET;
+const port = Number(process.env.PORT ?? 3000);
+if (!token || !secret) {
+  console.error('set TPX_TOKEN and TPX_WEBHOOK_SECRET');
+  process.exit(2);
+}
+
+// Remember the last 50 000 msg_ids: must cover the webhook retry window at your event rate.
+const dedup = new Deduplicator({ capacity: 50_000 });
+
+/** The one business handler, whatever path the event came by. */
+async function handle(event: TpxEvent): Promise<void> {
+  switch (event.msg_type) {
+    case 'BID_REQUEST':
+      console.log(`[${event.via}] auction ${event.payload.conversation_id} started`);
+      break;
+    case 'PAYMENT_FAILED':
+      console.log(`[${event.via}] payment ${event.payload.payment_id} failed: ${event.payload.failure_reason}`);
+      break;
+    default:
+      console.log(`[${event.via}] ${event.msg_type} ${event.msg_id}`);
+  }
+}
+
+const client = new TpxClient({ url, token, rooms: ['ALL'], dedup });
+client.on('event', handle);
+client.on('error', (err) => console.error(`[ws error] ${err.code}: ${err.message}`));
+
+const webhook = createNodeWebhookHandler({
+  secret,
+  dedup,
+  onEvent: handle, // throwing answers 500, so TPX retries later
+  onError: (err) => console.error('[webhook rejected]', err instanceof Error ? err.message : err),
+});
+const http = createServer((req, res) => {
+  if (req.url === '/tpx/webhooks') webhook(req, res);
+  else res.writeHead(404).end();
+});
+http.listen(port, () => console.log(`webhooks on http://127.0.0.1:${port}/tpx/webhooks`));
+
+process.once('SIGINT', () => {
+  void client.close();
+  http.close();
+});
+
+await client.connect().catch((err) => console.error(`websocket stopped: ${err.code}`));
