@@ -5,7 +5,7 @@ import { CliError } from '../errors.js';
 import { listOf, printJson, printTable } from '../format.js';
 import { checkId, idArg, isoDateArg, positiveIntArg } from '../validate.js';
 
-const STATUSES = ['pending', 'in_flight', 'succeeded', 'delivered', 'failed', 'dead'];
+const STATUSES = ['pending', 'succeeded', 'failed'];
 
 interface DeliveryRow {
   delivery_id?: string;
@@ -17,8 +17,8 @@ interface DeliveryRow {
   status?: string;
   attempts?: number;
   attempt_count?: number;
-  last_status?: number | null;
-  last_response_status?: number | null;
+  last_status_code?: number | null;
+  last_error?: string | null;
   next_attempt_at?: string | null;
   updated_at?: string;
   created_at?: string;
@@ -34,16 +34,21 @@ export function register(program: Command): void {
     .option('--account <account_id>', 'only this account', idArg('account id'))
     .option('--status <status>', `only this status (${STATUSES.join(', ')})`)
     .option('--webhook <webhook_id>', 'only this endpoint', idArg('webhook id'))
+    .option('--since <iso>', 'only deliveries created at/after this time', isoDateArg)
+    .option('--until <iso>', 'only deliveries created before this time', isoDateArg)
     .option('--limit <n>', 'at most n rows', positiveIntArg)
     .option('--json', 'print the raw JSON answer')
-    .action(async (opts: { account?: string; status?: string; webhook?: string; limit?: number; json?: boolean }, cmd: Command) => {
-      if (opts.status !== undefined && !/^[a-z_]{1,32}$/.test(opts.status)) {
-        throw new CliError(`invalid --status "${opts.status}" (e.g. ${STATUSES.join(', ')})`);
+    .action(async (opts: { account?: string; status?: string; webhook?: string; since?: string; until?: string; limit?: number; json?: boolean }, cmd: Command) => {
+      if (opts.status !== undefined && !STATUSES.includes(opts.status)) {
+        throw new CliError(`invalid --status "${opts.status}" (one of ${STATUSES.join(', ')})`);
       }
+      if (opts.since && opts.until && opts.since >= opts.until) throw new CliError('--since must be before --until');
       const body = await adminClient(cmd).get('/admin/deliveries', {
         account_id: opts.account,
         status: opts.status,
         webhook_id: opts.webhook,
+        since: opts.since,
+        until: opts.until,
         limit: opts.limit !== undefined ? String(opts.limit) : undefined,
       });
       if (opts.json) return printJson(body);
@@ -53,9 +58,10 @@ export function register(program: Command): void {
         { header: 'TYPE', value: (d) => d.msg_type },
         { header: 'MSG_ID', value: (d) => d.msg_id },
         { header: 'ACCOUNT_ID', value: (d) => d.account_id },
-        { header: 'ATTEMPTS', value: (d) => d.attempts ?? d.attempt_count },
-        { header: 'LAST_HTTP', value: (d) => d.last_status ?? d.last_response_status },
+        { header: 'ATTEMPTS', value: (d) => d.attempt_count ?? d.attempts },
+        { header: 'LAST_HTTP', value: (d) => d.last_status_code },
         { header: 'NEXT_ATTEMPT', value: (d) => d.next_attempt_at },
+        { header: 'LAST_ERROR', value: (d) => (typeof d.last_error === 'string' ? d.last_error.slice(0, 60) : d.last_error) },
       ], '(no deliveries)');
     });
 
@@ -75,12 +81,12 @@ export function register(program: Command): void {
         if (!opts.account) throw new CliError('missing <delivery_id> (or use --account <id> --failed to retry an account’s failed deliveries)');
         if (!opts.failed) throw new CliError('bulk retry needs --failed (only failed deliveries are retried in bulk)');
         if (opts.since && opts.until && opts.since >= opts.until) throw new CliError('--since must be before --until');
-        const body: Record<string, unknown> = { status: 'failed' };
+        const body: Record<string, unknown> = {};
         if (opts.since) body.since = opts.since;
         if (opts.until) body.until = opts.until;
         const res = await adminClient(cmd).post<Record<string, unknown>>(`/admin/accounts/${encodeURIComponent(opts.account)}/deliveries/retry`, body);
         if (opts.json) return printJson(res);
-        const n = res?.retried ?? res?.count ?? res?.scheduled;
+        const n = res?.retried;
         process.stdout.write(n !== undefined ? `${n} deliveries scheduled for retry\n` : `retry scheduled: ${JSON.stringify(res)}\n`);
         return;
       }

@@ -49,6 +49,7 @@ export function register(program: Command): void {
       printTable(listOf<KeyRow>(body, 'api_keys', 'keys'), [
         { header: 'KEY_ID', value: (k) => k.key_id },
         { header: 'NAME', value: (k) => k.name },
+        { header: 'PREFIX', value: (k) => (k.token_prefix ? `${k.token_prefix}…` : undefined) },
         { header: 'STATUS', value: (k) => k.status },
         { header: 'EXPIRES_AT', value: (k) => k.expires_at },
         { header: 'CREATED_AT', value: (k) => k.created_at },
