@@ -38,17 +38,17 @@ export function globalOpts(cmd: Command, opts: { ignoreLocalUrl?: boolean } = {}
 }
 
 /** Add the connection options to every leaf command except those in `skip`. */
-export function addConnectionOptions(cmd: Command, skip: ReadonlySet<string>): void {
+export function addConnectionOptions(cmd: Command, skip: ReadonlySet<string>, noAdmin: ReadonlySet<string>): void {
   for (const sub of cmd.commands) {
     if (skip.has(sub.name())) continue;
     if (sub.commands.length > 0) {
-      addConnectionOptions(sub, skip);
+      addConnectionOptions(sub, skip, noAdmin);
       continue;
     }
     const has = (flag: string) => sub.options.some((o) => o.long === flag);
     if (has('--url')) sub.option('--server <url>', 'server base URL (env TPX_URL, default http://127.0.0.1:8080)');
     else sub.option('--url <url>', 'server base URL (env TPX_URL, default http://127.0.0.1:8080)');
-    if (!has('--admin-token')) sub.option('--admin-token <token>', 'admin token (env TPX_ADMIN_TOKEN, else <TPX_DATA_DIR>/admin-token)');
+    if (!has('--admin-token') && !noAdmin.has(sub.name())) sub.option('--admin-token <token>', 'admin token (env TPX_ADMIN_TOKEN, else <TPX_DATA_DIR>/admin-token)');
   }
 }
 

@@ -43,7 +43,8 @@ export function buildProgram(): Command {
   registerListen(program);
   registerSimulate(program);
   registerBench(program);
-  addConnectionOptions(program, new Set(['serve']));
+  // `listen` and `webhooks forward` authenticate with a partner API key, not the admin token.
+  addConnectionOptions(program, new Set(['serve']), new Set(['listen', 'forward']));
   return program;
 }
 
