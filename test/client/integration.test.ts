@@ -211,3 +211,74 @@ describe('TpxClient against the real server', () => {
     expect(client.stats.reconnects).toBeGreaterThanOrEqual(3);
   });
 });
+
+describe('WebSocket + webhooks with one Deduplicator', () => {
+  it('each event is handled exactly once although both paths deliver it', async () => {
+    const { createServer } = await import('node:http');
+    const { Deduplicator } = await import('../../src/client/dedup.js');
+    const { createNodeWebhookHandler } = await import('../../src/client/webhooks.js');
+    const { accountId, token } = await createAccountWithKey(server);
+
+    const dedup = new Deduplicator();
+    const handled: Array<{ msg_id: string; via: string }> = [];
+    const handle = async (e: TpxEvent) => {
+      await sleep(1);
+      handled.push({ msg_id: e.msg_id, via: e.via });
+    };
+    const webhookIds = new Set<string>();
+    const statuses: number[] = [];
+    let secret = '';
+    const http = createServer((req, res) => {
+      const id = req.headers['webhook-id'];
+      res.on('finish', () => {
+        statuses.push(res.statusCode);
+        if (res.statusCode === 200 && typeof id === 'string') webhookIds.add(id);
+      });
+      createNodeWebhookHandler({ secret, dedup, onEvent: handle })(req, res);
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (http.address() as { port: number }).port;
+      const wh = await api(server, 'POST', `/admin/accounts/${accountId}/webhooks`, { url: `http://127.0.0.1:${port}/hook` });
+      expect(wh.status).toBe(201);
+      secret = wh.body.secret;
+      expect(secret).toMatch(/^whsec_/);
+
+      // Phase 1: the WebSocket client is offline; webhooks handle the first events.
+      const first = publisher(accountId, 5, 0);
+      await first.done;
+      await waitFor(() => first.ids.every((id) => webhookIds.has(id)), 20_000, 'webhooks of phase 1');
+
+      // Phase 2: the client connects and resumes from 0: the replayed copies are duplicates.
+      const client = makeClient({ url: server.wsUrl, token, afterSeq: 0, dedup });
+      client.on('event', handle);
+      await client.connect();
+      const second = publisher(accountId, 15, 2);
+      await second.done;
+      const all = [...first.ids, ...second.ids];
+      await waitFor(() => all.every((id) => webhookIds.has(id)), 20_000, 'all webhooks');
+      await waitFor(() => client.stats.processed + client.stats.duplicates >= all.length, 20_000, 'all websocket copies');
+      await client.drain();
+
+      const ids = handled.map((h) => h.msg_id);
+      console.log(
+        '[client dual-path test]',
+        JSON.stringify({
+          events: all.length,
+          handled: handled.length,
+          viaWebsocket: handled.filter((h) => h.via === 'websocket').length,
+          viaWebhook: handled.filter((h) => h.via === 'webhook').length,
+          wsDuplicatesSkipped: client.stats.duplicates,
+        }),
+      );
+      expect(new Set(ids).size).toBe(ids.length);
+      expect([...ids].sort()).toEqual([...all].sort());
+      expect(handled.slice(0, 5).every((h) => h.via === 'webhook')).toBe(true);
+      expect(client.stats.duplicates).toBeGreaterThanOrEqual(5);
+      expect(client.lastSeq).toBeGreaterThanOrEqual(20);
+      expect(statuses.every((s) => s === 200)).toBe(true);
+    } finally {
+      await new Promise<void>((r) => http.close(() => r()));
+    }
+  });
+});
