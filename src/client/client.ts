@@ -62,6 +62,13 @@ export interface TpxClientOptions {
   keepaliveGraceMs?: number;
   /** Time allowed from opening the socket to `subscribed`. Default 15 000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Bound on events received but not yet processed (slow handlers). Beyond it the client
+   * drops the connection and the unprocessed events, waits until its handlers caught up,
+   * then reconnects and resumes from `lastSeq`: memory stays bounded, nothing is lost.
+   * Default 10 000.
+   */
+  maxBufferedEvents?: number;
   /** Custom WebSocket construction (tests, proxies, custom TLS). Default: global WebSocket, else `ws`. */
   webSocketFactory?: WebSocketFactory;
 }
@@ -117,6 +124,7 @@ export class TpxClient {
   private readonly keepaliveGraceMs: number;
   private readonly connectTimeoutMs: number;
   private readonly factory: WebSocketFactory;
+  private readonly maxBufferedEvents: number;
 
   private _state: ClientState = 'idle';
   private readonly desired: Set<Room>;
@@ -142,6 +150,8 @@ export class TpxClient {
   private pumping = false;
   /** seq of the event whose handlers are running (not yet processed). */
   private inProgressSeq: number | undefined;
+  /** Resume point captured when unprocessed events were dropped (used until an event is processed). */
+  private overflowResume: number | undefined;
   private idleWaiters: Array<() => void> = [];
   private connectWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private readonly iterators = new Set<IteratorControl>();
@@ -166,6 +176,7 @@ export class TpxClient {
     this.keepaliveGraceMs = options.keepaliveGraceMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.factory = options.webSocketFactory ?? defaultWebSocketFactory;
+    this.maxBufferedEvents = options.maxBufferedEvents ?? 10_000;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -446,10 +457,16 @@ export class TpxClient {
     this.setState('reconnecting');
     this.emit('reconnecting', { attempt, delayMs, closeCode, closeReason, error });
     const nextGen = this.gen;
+    const overflowed = error.code === 'BUFFER_OVERFLOW';
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (nextGen !== this.gen || this._state !== 'reconnecting') return;
-      void this.openSocket(true);
+      // After an overflow, let the handlers catch up before asking for the replay.
+      const ready = overflowed ? this.drain() : Promise.resolve();
+      void ready.then(() => {
+        if (nextGen !== this.gen || this._state !== 'reconnecting') return;
+        void this.openSocket(true);
+      });
     }, delayMs);
   }
 
@@ -535,7 +552,7 @@ export class TpxClient {
     for (const item of this.queue) {
       if (item.kind === 'event' && item.event.seq !== undefined) return Math.max(0, item.event.seq - 1);
     }
-    return undefined;
+    return this.overflowResume;
   }
 
   private sendSubscribe(rooms: Room[]): void {
@@ -607,6 +624,15 @@ export class TpxClient {
       return;
     }
     this.stats.received++;
+    if (this.queue.length >= this.maxBufferedEvents) {
+      // Unprocessed events are dropped; the resume point (before them) makes the server replay them.
+      const gen = this.gen;
+      const resumeFrom = this.resumePoint();
+      this.queue.length = 0;
+      this.overflowResume = resumeFrom;
+      this.abandon(gen, new TpxConnectionError('BUFFER_OVERFLOW', `more than ${this.maxBufferedEvents} events waiting for handlers`));
+      return;
+    }
     const event = {
       msg_type: f.msg_type,
       msg_id: f.msg_id,

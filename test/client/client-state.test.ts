@@ -388,4 +388,35 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     expect(dedup.has('m-1') && dedup.has('m-3')).toBe(true);
     await client.close();
   });
+
+  it('bounded buffer: too many unprocessed events drops the connection, waits for handlers, resumes from lastSeq', async () => {
+    const { client, f, reconnecting } = setup({ maxBufferedEvents: 3, reconnect: { random: () => 0 } });
+    const seen: number[] = [];
+    let release!: () => void;
+    client.on('event', async (e) => {
+      if (e.seq === 1) await new Promise<void>((r) => (release = r));
+      seen.push(e.seq!);
+    });
+    void client.connect();
+    await tick();
+    f.last().handshake();
+    for (let s = 1; s <= 6; s++) f.last().event(s); // 1 in progress, 2..4 queued, 5 overflows
+    expect(reconnecting[0]!.error).toMatchObject({ code: 'BUFFER_OVERFLOW' });
+    expect(f.sockets[0]!.terminated).toBe(true);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(f.sockets).toHaveLength(1); // waits for the slow handler before reconnecting
+    release();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(f.sockets).toHaveLength(2);
+    f.last().handshake();
+    expect(f.last().sent.find((m) => m.msg_type === 'subscribe')!.payload.after_seq).toBe(1);
+    for (let s = 2; s <= 6; s++) {
+      f.last().event(s);
+      await tick();
+    }
+    await client.drain();
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(f.sockets).toHaveLength(2);
+    await client.close();
+  });
 });
