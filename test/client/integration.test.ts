@@ -197,6 +197,7 @@ describe('TpxClient against the real server', () => {
     const pub = publisher(accountId, N, 1);
     const chaos = proxy.chaos({ maxCuts: 15, minIntervalMs: 40, maxIntervalMs: 300, maxDurationMs: 20_000 });
     await pub.done;
+    await waitFor(() => proxy.cuts >= 3, 20_000, 'at least 3 cuts'); // chaos keeps cutting meanwhile
     proxy.stopChaos();
     await chaos;
     await waitFor(() => rec.processed.length >= N, 30_000, 'all events after the cuts');
