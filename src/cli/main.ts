@@ -17,6 +17,7 @@ import { register as registerPublish } from './commands/publish.js';
 import { register as registerListen } from './commands/listen.js';
 import { register as registerSimulate } from './commands/simulate.js';
 import { register as registerBench } from './commands/bench.js';
+import { register as registerConnections } from './commands/connections.js';
 
 export const VERSION = '0.1.0';
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerPublish(program);
   registerListen(program);
   registerSimulate(program);
+  registerConnections(program);
   registerBench(program);
   // `listen` and `webhooks forward` authenticate with a partner API key, not the admin token.
   addConnectionOptions(program, new Set(['serve']), new Set(['listen', 'forward']));
