@@ -61,6 +61,10 @@ describe('tpx listen', () => {
     await human.waitFor(/subscribed to ALL/, 'stderr');
     await raw.waitFor(/subscribed to PAYMENT_SETTLED/, 'stderr');
 
+    const conns = JSON.parse(ok(await runCli(['connections', '--account', accountId, '--json'], { env })).stdout);
+    const list = Array.isArray(conns) ? conns : conns.connections;
+    expect(list.map((c: { rooms: string[] }) => c.rooms.join(',')).sort()).toEqual(['ALL', 'PAYMENT_SETTLED']);
+
     ok(await runCli(['publish', 'PAYMENT_SETTLED', '--account', accountId, '--sample', '--payload', '{"total_charged_cents": 46800}'], { env }));
     const line = await human.waitFor(/PAYMENT_SETTLED/);
     expect(line).toMatch(/#\s+1\s+PAYMENT_SETTLED\s+conv=.*total=\$468\.00/);
