@@ -1,0 +1,331 @@
+/**
+ * Child processes of the benchmark: the server under test (tpx or the bare-ws baseline), the
+ * load generator and the publisher. Everything binds to loopback; every wait is bounded.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Pool } from 'undici';
+import type { ConnectResult, ConnectSpec, StatsResult } from './messages.js';
+import type { PublishResult, PublishRun } from '../publisher.js';
+
+export const IS_TS = import.meta.url.endsWith('.ts');
+export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Repository root: bench/ under tsx, dist/bench/ when compiled. */
+export const REPO_ROOT = IS_TS ? path.resolve(BENCH_DIR, '..') : path.resolve(BENCH_DIR, '..', '..');
+const EXT = IS_TS ? '.ts' : '.js';
+const TSX_ARGS = IS_TS ? ['--import', 'tsx'] : [];
+
+export function benchFile(name: string): string {
+  return path.join(BENCH_DIR, name + EXT);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---- IPC children (load generator, publisher) ------------------------------------------------
+
+export class IpcChild {
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  private readyResolve!: () => void;
+  readonly ready: Promise<void>;
+  private exited = false;
+
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    this.ready = new Promise<void>((r) => (this.readyResolve = r));
+    proc.on('message', (m: { id: number; result?: unknown; error?: string }) => {
+      if (m.id === 0) return this.readyResolve();
+      if (m.id === -1) {
+        process.stderr.write(`[bench] ${name}: ${m.error}\n`);
+        return;
+      }
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.error) p.reject(new Error(`${name}: ${m.error}`));
+      else p.resolve(m.result);
+    });
+    proc.on('exit', (code, signal) => {
+      this.exited = true;
+      for (const [id, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`${name} exited (code ${code}, signal ${signal}) during request ${id}`));
+      }
+      this.pending.clear();
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  request<T>(msg: Record<string, unknown>, timeoutMs = 120_000): Promise<T> {
+    if (this.exited) return Promise.reject(new Error(`${this.name} is not running`));
+    const id = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${this.name}: no answer to ${String(msg.cmd)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.proc.send({ ...msg, id });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    try {
+      await this.request({ cmd: 'exit' }, 5_000);
+    } catch {
+      /* fall through to kill */
+    }
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(t);
+  }
+}
+
+function forkChild(name: string, file: string, env: Record<string, string>): IpcChild {
+  const proc = fork(file, [], {
+    execArgv: [...TSX_ARGS],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new IpcChild(name, proc);
+}
+
+export class Loadgen {
+  constructor(readonly child: IpcChild) {}
+  static async start(workers: number): Promise<Loadgen> {
+    const c = forkChild('loadgen', benchFile('loadgen'), { TPX_BENCH_WORKERS: String(workers) });
+    await c.ready;
+    return new Loadgen(c);
+  }
+  get pid(): number {
+    return this.child.pid;
+  }
+  connect(spec: ConnectSpec): Promise<ConnectResult> {
+    return this.child.request<ConnectResult>({ cmd: 'connect', spec }, spec.timeoutMs + 30_000);
+  }
+  stats(resetLatency = false): Promise<StatsResult> {
+    return this.child.request<StatsResult>({ cmd: 'stats', resetLatency });
+  }
+  latency(on: boolean): Promise<unknown> {
+    return this.child.request({ cmd: 'latency', on });
+  }
+  closeAll(): Promise<number> {
+    return this.child.request<number>({ cmd: 'closeAll' }, 60_000);
+  }
+  stop(): Promise<void> {
+    return this.child.stop();
+  }
+}
+
+export class Publisher {
+  constructor(readonly child: IpcChild) {}
+  static async start(): Promise<Publisher> {
+    const c = forkChild('publisher', benchFile('publisher'), { TPX_BENCH_ROLE: 'publisher' });
+    await c.ready;
+    return new Publisher(c);
+  }
+  get pid(): number {
+    return this.child.pid;
+  }
+  run(run: PublishRun): Promise<PublishResult> {
+    return this.child.request<PublishResult>({ cmd: 'run', run }, run.durationMs + 60_000);
+  }
+  stop(): Promise<void> {
+    return this.child.stop();
+  }
+}
+
+// ---- servers ------------------------------------------------------------------------------------
+
+export type ServerKind = 'tpx' | 'baseline';
+
+export interface ProbeResult {
+  n: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  gc: boolean;
+}
+
+export interface ServerOptions {
+  kind: ServerKind;
+  /** Write a V8 CPU profile (.cpuprofile) into this directory on exit. */
+  cpuProfDir?: string;
+  env?: Record<string, string>;
+}
+
+export class ServerProc {
+  private out = '';
+  private probeN = 0;
+  constructor(
+    readonly kind: ServerKind,
+    readonly proc: ChildProcess,
+    readonly port: number,
+    readonly adminToken: string,
+    readonly dataDir: string,
+    readonly probeFile: string,
+    private readonly exit: Promise<void>,
+    out: { get(): string },
+  ) {
+    this.output = () => out.get();
+  }
+  readonly output: () => string;
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(opts: ServerOptions): Promise<ServerProc> {
+    const dataDir = mkdtempSync(path.join(tmpdir(), `tpx-bench-${opts.kind}-`));
+    const probeFile = path.join(dataDir, 'probe.json');
+    const adminToken = 'bench_' + randomBytes(18).toString('hex');
+    const probe = pathToFileURL(benchFile('probe')).href;
+    const nodeArgs = ['--expose-gc', ...TSX_ARGS, '--import', probe];
+    if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+    let script: string[];
+    if (opts.kind === 'baseline') script = [benchFile('baseline-server')];
+    else if (IS_TS) script = [path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve'];
+    else script = [path.join(REPO_ROOT, 'bin', 'tpx.js'), 'serve'];
+    const proc = spawn(process.execPath, [...nodeArgs, ...script], {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        TPX_HOST: '127.0.0.1',
+        TPX_PORT: '0',
+        TPX_DATA_DIR: dataDir,
+        TPX_ADMIN_TOKEN: adminToken,
+        TPX_BENCH_PROBE_FILE: probeFile,
+        ...opts.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const append = (s: string) => {
+      out += s;
+      if (out.length > 400_000) out = out.slice(-200_000);
+    };
+    const exit = new Promise<void>((r) => proc.once('exit', () => r()));
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`${opts.kind} server did not log "listening" within 60 s:\n${out.slice(-4000)}`));
+      }, 60_000);
+      proc.stderr!.setEncoding('utf8').on('data', append);
+      proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        append(chunk);
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (!line.startsWith('{') || !line.includes('listening')) continue;
+          try {
+            const rec = JSON.parse(line) as { msg?: string; port?: number | string };
+            if (rec.msg === 'listening' && Number(rec.port) > 0) {
+              clearTimeout(timer);
+              buf = '';
+              resolve(Number(rec.port));
+            }
+          } catch {
+            /* not a log line */
+          }
+        }
+      });
+      void exit.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${opts.kind} server exited before listening:\n${out.slice(-4000)}`));
+      });
+    });
+    return new ServerProc(opts.kind, proc, port, adminToken, dataDir, probeFile, exit, { get: () => out });
+  }
+
+  /** Full GC in the server, then its process.memoryUsage(). */
+  async probe(timeoutMs = 15_000): Promise<ProbeResult | null> {
+    const want = ++this.probeN;
+    this.proc.kill('SIGUSR2');
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await sleep(50);
+      if (!existsSync(this.probeFile)) continue;
+      try {
+        const r = JSON.parse(readFileSync(this.probeFile, 'utf8')) as ProbeResult;
+        if (r.n >= want) {
+          this.probeN = r.n;
+          return r;
+        }
+      } catch {
+        /* partially written; retry */
+      }
+    }
+    return null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGTERM');
+      const t = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
+      await this.exit;
+      clearTimeout(t);
+    }
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- admin API set-up of accounts and keys ------------------------------------------------------
+
+export interface BenchAccount {
+  account_id: string;
+  token: string;
+}
+
+export async function createAccounts(server: ServerProc, count: number): Promise<BenchAccount[]> {
+  if (server.kind === 'baseline') {
+    return Array.from({ length: count }, (_, i) => ({
+      account_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      token: `tp_live_baseline_${i}`,
+    }));
+  }
+  const pool = new Pool(server.origin, { connections: 8 });
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${server.adminToken}` };
+  const post = async (p: string, body: unknown): Promise<Record<string, unknown>> => {
+    const res = await pool.request({ path: p, method: 'POST', headers, body: JSON.stringify(body) });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`POST ${p} → ${res.statusCode} ${text.slice(0, 300)}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  };
+  const out = new Array<BenchAccount>(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const acct = await post('/admin/accounts', { name: `bench-${i}` });
+      const id = String(acct.account_id);
+      const key = await post(`/admin/accounts/${id}/api-keys`, { name: 'bench' });
+      out[i] = { account_id: id, token: String(key.token) };
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 8 }, worker));
+  } finally {
+    await pool.close();
+  }
+  return out;
+}

@@ -1,0 +1,493 @@
+/**
+ * The measured scenarios. Each one runs against one server (tpx or the baseline) with the same
+ * load generator and publisher, and returns plain numbers; bench/run.ts pairs them up.
+ *
+ * CPU per delivered message is read from /proc/<server pid>/stat (utime+stime, all threads)
+ * over the whole window: from the first publish until every expected frame arrived (or delivery
+ * stalled), so work queued inside the server is charged to the messages it produced.
+ */
+import { Hist, type LatencySummary } from './lib/hist.js';
+import { CpuMeter, memory } from './lib/proc.js';
+import { sleep, type BenchAccount, type Loadgen, type Publisher, type ServerProc } from './lib/children.js';
+import type { ConnectSpec, StatsResult } from './lib/messages.js';
+import type { PublishResult, PublishRun } from './publisher.js';
+
+export interface Rig {
+  server: ServerProc;
+  loadgen: Loadgen;
+  publisher: Publisher;
+  accounts: BenchAccount[];
+  payload: Record<string, unknown>;
+  localAddresses: string[];
+  log(msg: string): void;
+}
+
+export function connectSpec(rig: Rig, start: number, end: number, tokens: string[], extra: Partial<ConnectSpec> = {}): ConnectSpec {
+  return {
+    host: '127.0.0.1',
+    port: rig.server.port,
+    path: '/ws',
+    tokens,
+    rooms: ['ALL'],
+    start,
+    end,
+    concurrency: 256,
+    slowEvery: 0,
+    slowReconnectMs: 0,
+    localAddresses: rig.localAddresses,
+    timeoutMs: 120_000,
+    ...extra,
+  };
+}
+
+function publishRun(rig: Rig, over: Partial<PublishRun>): PublishRun {
+  return {
+    origin: rig.server.origin,
+    adminToken: rig.server.adminToken,
+    batch: 1,
+    mode: 'max',
+    concurrency: 8,
+    rate: 0,
+    durationMs: 1000,
+    maxEvents: 10_000_000,
+    msgType: 'BID_REQUEST',
+    target: { broadcast: true },
+    payload: rig.payload,
+    ...over,
+  };
+}
+
+/** Wait until the load generator saw `expected` more event frames than `base`, or delivery stalls. */
+async function drain(rig: Rig, base: number, expected: number, stallMs: number, maxMs: number): Promise<StatsResult> {
+  const t0 = performance.now();
+  let last = -1;
+  let lastChange = performance.now();
+  for (;;) {
+    const s = await rig.loadgen.stats();
+    const got = s.events - base;
+    if (got >= expected) return s;
+    if (got !== last) {
+      last = got;
+      lastChange = performance.now();
+    }
+    const now = performance.now();
+    if (now - lastChange > stallMs || now - t0 > maxMs) return s;
+    await sleep(expected - got > 100_000 ? 100 : 20);
+  }
+}
+
+function sumCounts(m: Record<string, number>): number {
+  return Object.values(m).reduce((a, b) => a + b, 0);
+}
+
+// ---- connection rate + idle memory --------------------------------------------------------------
+
+export interface ConnectOutcome {
+  clients: number;
+  ready: number;
+  failed: number;
+  failures: Record<string, number>;
+  elapsed_ms: number;
+  per_sec: number;
+  setup_ms: LatencySummary;
+  server_cpu_us_per_conn: number;
+}
+
+export async function connectPhase(rig: Rig, start: number, end: number, tokens: string[], extra: Partial<ConnectSpec> = {}): Promise<ConnectOutcome> {
+  const cpu = new CpuMeter(rig.server.pid);
+  cpu.start();
+  const r = await rig.loadgen.connect(connectSpec(rig, start, end, tokens, extra));
+  const c = cpu.stop();
+  const setup = new Hist();
+  setup.merge(r.setup);
+  return {
+    clients: r.requested,
+    ready: r.ready,
+    failed: r.failed,
+    failures: r.failures,
+    elapsed_ms: Math.round(r.elapsed_ms),
+    per_sec: r.elapsed_ms > 0 ? Math.round((r.ready / r.elapsed_ms) * 1000) : 0,
+    setup_ms: setup.summaryMs(),
+    server_cpu_us_per_conn: r.ready ? Math.round((c.cpu_us / r.ready) * 10) / 10 : 0,
+  };
+}
+
+export interface MemorySample {
+  rss: number;
+  heap_used: number | null;
+  external: number | null;
+  array_buffers: number | null;
+}
+
+export async function memorySample(rig: Rig): Promise<MemorySample> {
+  const p = await rig.server.probe();
+  const m = memory(rig.server.pid);
+  return { rss: m.rss, heap_used: p?.heapUsed ?? null, external: p?.external ?? null, array_buffers: p?.arrayBuffers ?? null };
+}
+
+export interface MemoryOutcome {
+  connections: number;
+  before: MemorySample;
+  after: MemorySample;
+  rss_per_conn_bytes: number;
+  heap_per_conn_bytes: number | null;
+  external_per_conn_bytes: number | null;
+}
+
+export function memoryOutcome(connections: number, before: MemorySample, after: MemorySample): MemoryOutcome {
+  const per = (a: number | null, b: number | null) => (a === null || b === null || connections === 0 ? null : Math.round((b - a) / connections));
+  return {
+    connections,
+    before,
+    after,
+    rss_per_conn_bytes: per(before.rss, after.rss) ?? 0,
+    heap_per_conn_bytes: per(before.heap_used, after.heap_used),
+    external_per_conn_bytes: per(before.external, after.external),
+  };
+}
+
+// ---- fan-out -------------------------------------------------------------------------------------
+
+export interface FanoutOutcome {
+  connections: number;
+  window_ms: number;
+  events_published: number;
+  publish_per_sec: number;
+  expected: number;
+  delivered: number;
+  missing: number;
+  delivered_per_sec: number;
+  server_cpu_us: number;
+  server_cpu_cores: number;
+  cpu_us_per_msg: number;
+  loadgen_cpu_cores: number;
+  publisher_cpu_cores: number;
+  seq_gaps: number;
+  seq_dups: number;
+  closes: Record<string, number>;
+  publish_errors: Record<string, number>;
+  first_error: string | null;
+}
+
+export async function fanout(
+  rig: Rig,
+  opts: { connections: number; windowMs: number; warmupMs: number; concurrency: number; target: PublishRun['target'] },
+): Promise<FanoutOutcome> {
+  const { connections } = opts;
+  // Warm-up (JIT, caches), then let it drain completely.
+  const w0 = await rig.loadgen.stats();
+  const warm = await rig.publisher.run(publishRun(rig, { durationMs: opts.warmupMs, concurrency: opts.concurrency, target: opts.target }));
+  await drain(rig, w0.events, warm.events_accepted * connections, 3000, 60_000);
+
+  const s0 = await rig.loadgen.stats();
+  const server = new CpuMeter(rig.server.pid);
+  const lg = new CpuMeter(rig.loadgen.pid);
+  const pub = new CpuMeter(rig.publisher.pid);
+  server.start();
+  lg.start();
+  pub.start();
+  const res: PublishResult = await rig.publisher.run(
+    publishRun(rig, { durationMs: opts.windowMs, concurrency: opts.concurrency, target: opts.target }),
+  );
+  const expected = res.events_accepted * connections;
+  const s1 = await drain(rig, s0.events, expected, 3000, 60_000);
+  const c = server.stop();
+  const l = lg.stop();
+  const p = pub.stop();
+  const delivered = s1.events - s0.events;
+  const closes: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s1.closes_fast)) {
+    const d = v - (s0.closes_fast[k] ?? 0);
+    if (d) closes[k] = d;
+  }
+  const statuses = { ...res.statuses };
+  delete statuses['202'];
+  return {
+    connections,
+    window_ms: Math.round(c.wall_ms),
+    events_published: res.events_accepted,
+    publish_per_sec: Math.round((res.events_accepted / res.elapsed_ms) * 1000),
+    expected,
+    delivered,
+    missing: Math.max(0, expected - delivered),
+    delivered_per_sec: Math.round((delivered / c.wall_ms) * 1000),
+    server_cpu_us: Math.round(c.cpu_us),
+    server_cpu_cores: round(c.cores, 2),
+    cpu_us_per_msg: delivered ? round(c.cpu_us / delivered, 3) : 0,
+    loadgen_cpu_cores: round(l.cores, 2),
+    publisher_cpu_cores: round(p.cores, 2),
+    seq_gaps: s1.seq_gaps - s0.seq_gaps,
+    seq_dups: s1.seq_dups - s0.seq_dups,
+    closes,
+    publish_errors: statuses,
+    first_error: res.first_error,
+  };
+}
+
+// ---- latency at a fixed rate ---------------------------------------------------------------------
+
+export interface LatencyOutcome extends LatencySummary {
+  connections: number;
+  rate: number;
+  window_ms: number;
+  events_published: number;
+  expected: number;
+  delivered: number;
+  missing: number;
+  skipped: number;
+  server_cpu_cores: number;
+  publish_response_p99_ms: number | null;
+  seq_gaps: number;
+  closes: Record<string, number>;
+}
+
+export async function latency(
+  rig: Rig,
+  opts: { connections: number; rate: number; windowMs: number; warmupMs: number; target: PublishRun['target'] },
+): Promise<LatencyOutcome> {
+  await rig.loadgen.latency(true);
+  const w0 = await rig.loadgen.stats();
+  const warm = await rig.publisher.run(
+    publishRun(rig, { mode: 'rate', rate: opts.rate, durationMs: opts.warmupMs, concurrency: 16, target: opts.target }),
+  );
+  await drain(rig, w0.events, warm.events_accepted * opts.connections, 3000, 30_000);
+  const s0 = await rig.loadgen.stats(true);
+  const server = new CpuMeter(rig.server.pid);
+  server.start();
+  const res = await rig.publisher.run(
+    publishRun(rig, { mode: 'rate', rate: opts.rate, durationMs: opts.windowMs, concurrency: 16, target: opts.target }),
+  );
+  const expected = res.events_accepted * opts.connections;
+  const s1 = await drain(rig, s0.events, expected, 3000, 30_000);
+  const c = server.stop();
+  await rig.loadgen.latency(false);
+  const h = new Hist();
+  h.merge(s1.latency);
+  const resp = new Hist();
+  resp.merge(res.response);
+  const delivered = s1.events - s0.events;
+  const closes: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s1.closes_fast)) {
+    const d = v - (s0.closes_fast[k] ?? 0);
+    if (d) closes[k] = d;
+  }
+  return {
+    connections: opts.connections,
+    rate: opts.rate,
+    window_ms: Math.round(c.wall_ms),
+    events_published: res.events_accepted,
+    expected,
+    delivered,
+    missing: Math.max(0, expected - delivered),
+    skipped: res.skipped,
+    server_cpu_cores: round(c.cores, 2),
+    publish_response_p99_ms: resp.summaryMs().p99_ms,
+    seq_gaps: s1.seq_gaps - s0.seq_gaps,
+    closes,
+    ...h.summaryMs(),
+  };
+}
+
+// ---- publish API ---------------------------------------------------------------------------------
+
+export interface PublishOutcome {
+  batch: number;
+  concurrency: number;
+  window_ms: number;
+  events_accepted: number;
+  events_per_sec: number;
+  requests_per_sec: number;
+  response_p50_ms: number | null;
+  response_p99_ms: number | null;
+  server_cpu_cores: number;
+  server_cpu_us_per_event: number;
+  errors: Record<string, number>;
+  first_error: string | null;
+}
+
+export async function publishApi(
+  rig: Rig,
+  opts: { batch: number; concurrency: number; windowMs: number; warmupMs: number; target: PublishRun['target'] },
+): Promise<PublishOutcome> {
+  await rig.publisher.run(publishRun(rig, { batch: opts.batch, concurrency: opts.concurrency, durationMs: opts.warmupMs, target: opts.target }));
+  const server = new CpuMeter(rig.server.pid);
+  server.start();
+  const res = await rig.publisher.run(
+    publishRun(rig, { batch: opts.batch, concurrency: opts.concurrency, durationMs: opts.windowMs, target: opts.target }),
+  );
+  const c = server.stop();
+  const resp = new Hist();
+  resp.merge(res.response);
+  const s = resp.summaryMs();
+  const errors = { ...res.statuses };
+  delete errors['202'];
+  return {
+    batch: opts.batch,
+    concurrency: opts.concurrency,
+    window_ms: Math.round(res.elapsed_ms),
+    events_accepted: res.events_accepted,
+    events_per_sec: Math.round((res.events_accepted / res.elapsed_ms) * 1000),
+    requests_per_sec: Math.round((res.ok_requests / res.elapsed_ms) * 1000),
+    response_p50_ms: s.p50_ms,
+    response_p99_ms: s.p99_ms,
+    server_cpu_cores: round(c.cores, 2),
+    server_cpu_us_per_event: res.events_accepted ? round(c.cpu_us / res.events_accepted, 2) : 0,
+    errors,
+    first_error: res.first_error,
+  };
+}
+
+// ---- soak: fixed rate for a long time with 10 % slow consumers -----------------------------------
+
+export interface SoakSample {
+  t_s: number;
+  rss: number;
+  fast_p99_ms: number | null;
+  fast_max_ms: number | null;
+  fast_events: number;
+  slow_open: number;
+  reconnects: number;
+}
+
+export interface SoakOutcome {
+  connections: number;
+  slow_consumers: number;
+  rate: number;
+  duration_ms: number;
+  events_published: number;
+  fast_expected: number;
+  fast_delivered: number;
+  fast_missing: number;
+  fast: LatencySummary;
+  fast_disconnects: Record<string, number>;
+  slow_closes: Record<string, number>;
+  slow_reconnects: number;
+  seq_gaps: number;
+  rss_start: number;
+  rss_end: number;
+  rss_max: number;
+  heap_start: number | null;
+  heap_end: number | null;
+  /** Growth of median RSS from the second quarter of the run to the last quarter. */
+  rss_growth_pct: number;
+  rss_slope_mib_per_min: number;
+  samples: SoakSample[];
+}
+
+export async function soak(
+  rig: Rig,
+  opts: { connections: number; rate: number; durationMs: number; sampleMs: number; target: PublishRun['target'] },
+): Promise<SoakOutcome> {
+  const fastCount = opts.connections - Math.floor(opts.connections / 10);
+  await rig.loadgen.latency(true);
+  const m0 = await memorySample(rig);
+  const s0 = await rig.loadgen.stats(true);
+  const t0 = performance.now();
+  const samples: SoakSample[] = [];
+  const total = new Hist();
+  const running = rig.publisher.run(
+    publishRun(rig, { mode: 'rate', rate: opts.rate, durationMs: opts.durationMs, concurrency: 16, target: opts.target }),
+  );
+  let done = false;
+  void running.finally(() => (done = true));
+  let prevFast = s0.fast_events;
+  while (!done) {
+    const until = performance.now() + opts.sampleMs;
+    while (!done && performance.now() < until) await sleep(100);
+    const s = await rig.loadgen.stats(true);
+    const h = new Hist();
+    h.merge(s.latency);
+    total.merge(s.latency);
+    const sum = h.summaryMs();
+    samples.push({
+      t_s: Math.round((performance.now() - t0) / 100) / 10,
+      rss: memory(rig.server.pid).rss,
+      fast_p99_ms: sum.p99_ms,
+      fast_max_ms: sum.max_ms,
+      fast_events: s.fast_events - prevFast,
+      slow_open: s.slow_open,
+      reconnects: s.reconnects,
+    });
+    prevFast = s.fast_events;
+    rig.log(
+      `  soak t=${samples.at(-1)!.t_s}s rss=${mib(samples.at(-1)!.rss)} MiB fast p99=${sum.p99_ms} ms slow open=${s.slow_open} reconnects=${s.reconnects}`,
+    );
+  }
+  const res = await running;
+  await sleep(1000);
+  const s1 = await rig.loadgen.stats(true);
+  const tail = new Hist();
+  tail.merge(s1.latency);
+  total.merge(s1.latency);
+  await rig.loadgen.latency(false);
+  const m1 = await memorySample(rig);
+  const rssList = samples.map((s) => s.rss);
+  const q = Math.max(1, Math.floor(rssList.length / 4));
+  const med = (a: number[]) => {
+    const b = [...a].sort((x, y) => x - y);
+    return b.length ? b[Math.floor(b.length / 2)] : 0;
+  };
+  const second = med(rssList.slice(q, 2 * q));
+  const last = med(rssList.slice(-q));
+  const half = samples.slice(Math.floor(samples.length / 2));
+  const slope = linearSlope(half.map((s) => s.t_s / 60), half.map((s) => s.rss / 1048576));
+  const fastExpected = res.events_accepted * fastCount;
+  const fastDelivered = s1.fast_events - s0.fast_events;
+  return {
+    connections: opts.connections,
+    slow_consumers: opts.connections - fastCount,
+    rate: opts.rate,
+    duration_ms: Math.round(performance.now() - t0),
+    events_published: res.events_accepted,
+    fast_expected: fastExpected,
+    fast_delivered: fastDelivered,
+    fast_missing: Math.max(0, fastExpected - fastDelivered),
+    fast: total.summaryMs(),
+    fast_disconnects: diffCounts(s1.closes_fast, s0.closes_fast),
+    slow_closes: diffCounts(s1.closes_slow, s0.closes_slow),
+    slow_reconnects: s1.reconnects - s0.reconnects,
+    seq_gaps: s1.seq_gaps - s0.seq_gaps,
+    rss_start: m0.rss,
+    rss_end: m1.rss,
+    rss_max: Math.max(m1.rss, ...rssList),
+    heap_start: m0.heap_used,
+    heap_end: m1.heap_used,
+    rss_growth_pct: second ? round(((last - second) / second) * 100, 1) : 0,
+    rss_slope_mib_per_min: round(slope, 2),
+    samples,
+  };
+}
+
+function diffCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(a)) {
+    const d = v - (b[k] ?? 0);
+    if (d) out[k] = d;
+  }
+  return out;
+}
+
+function linearSlope(x: number[], y: number[]): number {
+  const n = x.length;
+  if (n < 2) return 0;
+  const mx = x.reduce((a, b) => a + b, 0) / n;
+  const my = y.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (x[i] - mx) * (y[i] - my);
+    den += (x[i] - mx) ** 2;
+  }
+  return den ? num / den : 0;
+}
+
+export function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+export function mib(bytes: number): number {
+  return round(bytes / 1048576, 1);
+}
+
+export { sumCounts };
