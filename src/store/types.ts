@@ -76,6 +76,22 @@ export class UnknownAccountsError extends Error {
   }
 }
 
+/** Input the store refuses (unknown event type in rooms, malformed date, unknown account…). */
+export class StoreValidationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreValidationError';
+  }
+}
+
+/** A uniqueness rule would be broken (e.g. partner_id already used by another account). */
+export class StoreConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreConflictError';
+  }
+}
+
 export interface ReadEventsQuery {
   account_id: string;
   after_seq: number;

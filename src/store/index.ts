@@ -1,0 +1,39 @@
+/**
+ * Store factory: picks the implementation from TPX_DATABASE_URL (SPEC §5).
+ *   unset            → embedded SQLite at `${dataDir}/tpx.sqlite`
+ *   sqlite:<path>    → embedded SQLite at <path> (`sqlite:/abs/file`, `sqlite:///abs/file`, `sqlite:rel/file`, `sqlite::memory:`)
+ *   postgres://…     → shared PostgreSQL store (not in this build yet)
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+import { SqliteStore } from './sqlite/store.js';
+import type { Store } from './types.js';
+
+export * from './types.js';
+export { SqliteStore } from './sqlite/store.js';
+
+/** Resolves the SQLite file a config points at, or null when the config selects another backend. */
+export function sqliteFilename(config: Pick<Config, 'dataDir' | 'databaseUrl'>): string | null {
+  const url = config.databaseUrl;
+  if (url === null || url === '') return path.join(config.dataDir, 'tpx.sqlite');
+  if (!url.startsWith('sqlite:')) return null;
+  let rest = url.slice('sqlite:'.length);
+  if (rest === ':memory:') return rest;
+  if (rest.startsWith('//')) rest = rest.slice(2); // sqlite:///abs/path → /abs/path
+  if (rest === '') throw new Error('TPX_DATABASE_URL: sqlite: URL needs a file path, e.g. sqlite:/var/lib/tpx/tpx.sqlite');
+  return path.resolve(rest);
+}
+
+export function createStore(config: Config): Store {
+  const url = config.databaseUrl;
+  if (url && /^postgres(ql)?:\/\//i.test(url)) {
+    throw new Error('PostgreSQL store not available in this build');
+  }
+  const filename = sqliteFilename(config);
+  if (filename === null) {
+    throw new Error(`TPX_DATABASE_URL: unsupported database URL "${url}" (expected sqlite:<path> or postgres://…)`);
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  return new SqliteStore({ filename });
+}

@@ -1,0 +1,126 @@
+/**
+ * SQLite schema as forward-only migrations (TS strings, so the build needs no file copying).
+ * Types are kept portable where cheap (TEXT, INTEGER, BLOB; no SQLite-only column affinities
+ * relied upon) so the PostgreSQL store can mirror them.
+ *
+ * Time columns: entity timestamps shown to humans are ISO-8601 UTC text; the hot, range-queried
+ * ones (event log, deliveries) are epoch milliseconds (INTEGER) and converted at the edge.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'initial schema',
+    sql: `
+CREATE TABLE accounts (
+  account_id     TEXT PRIMARY KEY,
+  name           TEXT,
+  partner_id     TEXT UNIQUE,
+  rooms          TEXT NOT NULL,             -- JSON array of event types
+  last_seq       INTEGER NOT NULL DEFAULT 0,
+  pruned_through INTEGER NOT NULL DEFAULT 0,
+  created_at     TEXT NOT NULL
+);
+CREATE INDEX accounts_created ON accounts (created_at, account_id);
+
+CREATE TABLE api_keys (
+  key_id       TEXT PRIMARY KEY,
+  account_id   TEXT NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  name         TEXT,
+  token_hash   BLOB NOT NULL UNIQUE,         -- SHA-256 of the token; the token itself is never stored
+  token_prefix TEXT NOT NULL,
+  status       TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+  expires_at   TEXT,
+  created_at   TEXT NOT NULL,
+  last_used_at TEXT
+);
+CREATE INDEX api_keys_account ON api_keys (account_id);
+
+-- One row per accepted msg_id (the idempotency record), shared by every recipient account.
+CREATE TABLE events (
+  event_id      INTEGER PRIMARY KEY,
+  msg_id        TEXT NOT NULL UNIQUE,
+  msg_type      TEXT NOT NULL,
+  payload_json  TEXT NOT NULL,
+  source_id     TEXT,
+  created_at_ms INTEGER NOT NULL,
+  recipients    INTEGER NOT NULL
+);
+CREATE INDEX events_created ON events (created_at_ms);
+
+-- Per-account stream. created_at_ms is copied from the event, which lets pruning reason on
+-- time alone (no index on event_id needed). No FK to events: pruning keeps them consistent.
+CREATE TABLE account_events (
+  account_id    TEXT NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  seq           INTEGER NOT NULL,
+  event_id      INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (account_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX account_events_created ON account_events (created_at_ms);
+
+CREATE TABLE webhooks (
+  webhook_id                 TEXT PRIMARY KEY,
+  account_id                 TEXT NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  url                        TEXT NOT NULL,
+  secret                     TEXT NOT NULL,
+  previous_secret            TEXT,
+  previous_secret_expires_at TEXT,
+  enabled                    INTEGER NOT NULL DEFAULT 1,
+  disabled_reason            TEXT,
+  description                TEXT,
+  failing_since              TEXT,
+  created_at                 TEXT NOT NULL,
+  updated_at                 TEXT NOT NULL
+);
+CREATE INDEX webhooks_account ON webhooks (account_id, enabled);
+
+-- msg_id/msg_type are denormalized so the delivery log stays readable without the event row.
+-- Times are epoch ms. account_id has no FK: deliveries go with their webhook (cascade).
+CREATE TABLE deliveries (
+  delivery_id      TEXT PRIMARY KEY,
+  webhook_id       TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+  account_id       TEXT NOT NULL,
+  event_id         INTEGER NOT NULL,
+  msg_id           TEXT NOT NULL,
+  msg_type         TEXT NOT NULL,
+  seq              INTEGER NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+  attempt_count    INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER,
+  lease_owner      TEXT,
+  lease_until      INTEGER,
+  last_status_code INTEGER,
+  last_error       TEXT,
+  created_at       INTEGER NOT NULL,
+  completed_at     INTEGER
+);
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at, seq);
+CREATE INDEX deliveries_webhook ON deliveries (webhook_id, seq);
+CREATE INDEX deliveries_account ON deliveries (account_id, status, created_at);
+-- Small partial indexes: live leases (per-endpoint in-flight counts) and unfinished deliveries
+-- by event (pruning must keep the events they still need).
+CREATE INDEX deliveries_leased ON deliveries (lease_until) WHERE lease_owner IS NOT NULL;
+CREATE INDEX deliveries_unfinished_event ON deliveries (event_id) WHERE status <> 'succeeded';
+
+CREATE TABLE delivery_attempts (
+  attempt_id       TEXT PRIMARY KEY,
+  delivery_id      TEXT NOT NULL REFERENCES deliveries (delivery_id) ON DELETE CASCADE,
+  attempt_no       INTEGER NOT NULL,
+  attempted_at     TEXT NOT NULL,
+  status_code      INTEGER,
+  latency_ms       REAL NOT NULL,
+  error            TEXT,
+  outcome          TEXT NOT NULL CHECK (outcome IN ('succeeded', 'retry', 'failed'))
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt_no);
+`,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -1,0 +1,976 @@
+/**
+ * Embedded SQLite implementation of the Store seam (better-sqlite3).
+ *
+ * better-sqlite3 is synchronous: every method does its work inline and returns a resolved
+ * promise, which keeps the async interface (a network store fits the same callers) at no cost.
+ * Statements are prepared once in init(); write transactions use BEGIN IMMEDIATE so two
+ * processes sharing the file never deadlock on a read→write lock upgrade.
+ *
+ * Durability: WAL + synchronous=NORMAL. In WAL mode a commit is appended to the WAL with
+ * write(2) before COMMIT returns, so once appendEvent resolves the event survives the process
+ * being killed (kill -9, OOM, crash): the OS still holds the bytes and the next open replays the
+ * WAL. What NORMAL gives up versus FULL is an fsync per commit, i.e. only an operating-system
+ * crash or power loss can lose the last few commits (the database stays consistent). That is
+ * the guarantee "an accepted event is never lost when the process dies" needs, at a fraction
+ * of FULL's cost; deployments that need power-loss durability use the PostgreSQL store.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { EVENT_TYPES, isEventType, type EventType } from '../../protocol/constants.js';
+import { generateToken, hashToken, hashesEqual, isWellFormedToken, tokenPrefix } from '../keys.js';
+import {
+  StoreConflictError,
+  StoreValidationError,
+  UnknownAccountsError,
+  type Account,
+  type AccountEvent,
+  type AccountPatch,
+  type ApiKey,
+  type ApiKeyStatus,
+  type AppendResult,
+  type AttemptResolution,
+  type ClaimedDelivery,
+  type Delivery,
+  type DeliveryAttempt,
+  type DeliveryStatus,
+  type KeyLookup,
+  type NewEvent,
+  type ReadEventsQuery,
+  type ReadEventsResult,
+  type Store,
+  type WebhookEndpoint,
+  type WebhookPatch,
+} from '../types.js';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
+
+type Stmt = Database.Statement<unknown[], any>;
+
+/** last_used_at is written at most once per this interval per key (no write per auth). */
+const LAST_USED_RESOLUTION_MS = 60_000;
+const DEFAULT_LIST_LIMIT = 1000;
+
+interface AccountRow {
+  account_id: string;
+  name: string | null;
+  partner_id: string | null;
+  rooms: string;
+  created_at: string;
+}
+
+interface ApiKeyRow {
+  key_id: string;
+  account_id: string;
+  name: string | null;
+  token_prefix: string;
+  status: ApiKeyStatus;
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+interface WebhookRow {
+  webhook_id: string;
+  account_id: string;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: string | null;
+  enabled: number;
+  disabled_reason: string | null;
+  description: string | null;
+  failing_since: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+interface DeliveryRow {
+  delivery_id: string;
+  webhook_id: string;
+  account_id: string;
+  event_id: number;
+  msg_id: string;
+  msg_type: EventType;
+  seq: number;
+  status: DeliveryStatus;
+  attempt_count: number;
+  next_attempt_at: number | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  completed_at: number | null;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+function toAccount(r: AccountRow): Account {
+  return { account_id: r.account_id, name: r.name, partner_id: r.partner_id, rooms: JSON.parse(r.rooms) as EventType[], created_at: r.created_at };
+}
+
+function toApiKey(r: ApiKeyRow): ApiKey {
+  return {
+    key_id: r.key_id,
+    account_id: r.account_id,
+    name: r.name,
+    token_prefix: r.token_prefix,
+    status: r.status,
+    expires_at: r.expires_at,
+    created_at: r.created_at,
+    last_used_at: r.last_used_at,
+  };
+}
+
+function toWebhook(r: WebhookRow): WebhookEndpoint {
+  return {
+    webhook_id: r.webhook_id,
+    account_id: r.account_id,
+    url: r.url,
+    secret: r.secret,
+    previous_secret: r.previous_secret,
+    previous_secret_expires_at: r.previous_secret_expires_at,
+    enabled: r.enabled === 1,
+    disabled_reason: r.disabled_reason,
+    description: r.description,
+    failing_since: r.failing_since,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+  };
+}
+
+function toDelivery(r: DeliveryRow): Delivery {
+  return {
+    delivery_id: r.delivery_id,
+    webhook_id: r.webhook_id,
+    account_id: r.account_id,
+    msg_id: r.msg_id,
+    msg_type: r.msg_type,
+    seq: r.seq,
+    status: r.status,
+    attempt_count: r.attempt_count,
+    next_attempt_at: isoOrNull(r.next_attempt_at),
+    last_status_code: r.last_status_code,
+    last_error: r.last_error,
+    created_at: iso(r.created_at),
+    completed_at: isoOrNull(r.completed_at),
+  };
+}
+
+/** ISO-8601 (or null) → normalized ISO UTC; throws StoreValidationError on garbage. */
+function normalizeIso(value: string | null | undefined, field: string): string | null {
+  if (value === null || value === undefined) return null;
+  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
+  if (!Number.isFinite(ms)) throw new StoreValidationError(`${field} must be an ISO-8601 date-time, got "${String(value)}"`);
+  return iso(ms);
+}
+
+function isoToMs(value: string | undefined, field: string): number | null {
+  if (value === undefined || value === null) return null;
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms)) throw new StoreValidationError(`${field} must be an ISO-8601 date-time, got "${value}"`);
+  return ms;
+}
+
+function validateRooms(rooms: unknown): EventType[] {
+  if (!Array.isArray(rooms)) throw new StoreValidationError('rooms must be an array of event types');
+  const bad = rooms.filter((r) => !isEventType(r));
+  if (bad.length) throw new StoreValidationError(`rooms contains unknown event types: ${bad.map(String).join(', ')}`);
+  return [...new Set(rooms as EventType[])];
+}
+
+function validatePartnerId(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'string' || value.length === 0) throw new StoreValidationError('partner_id must be a non-empty string or null');
+  return value;
+}
+
+function isUniqueViolation(err: unknown, column: string): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes(column);
+}
+
+function isForeignKeyViolation(err: unknown): boolean {
+  return (err as { code?: string })?.code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
+/** Per-account data needed while appending, cached for the duration of one transaction. */
+interface Recipient {
+  rooms: ReadonlySet<string>;
+  webhooks: string[] | null;
+}
+
+interface PlannedEvent {
+  event: NewEvent;
+  duplicateOf: { msg_id: string; recipients: number } | null;
+  recipients: string[];
+}
+
+export interface SqliteStoreOptions {
+  /** File path, or ':memory:' (tests). */
+  filename: string;
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly filename: string;
+  private readonly db: Database.Database;
+  private s!: ReturnType<SqliteStore['prepareAll']>;
+  private ready = false;
+  private readonly dynamic = new Map<string, Stmt>();
+  private readonly appendTx: (events: NewEvent[]) => AppendResult[];
+
+  constructor(opts: SqliteStoreOptions) {
+    this.filename = opts.filename;
+    if (opts.filename !== ':memory:') mkdirSync(path.dirname(path.resolve(opts.filename)), { recursive: true });
+    this.db = new Database(opts.filename);
+    this.db.pragma('journal_mode = WAL');
+    // See the file comment: WAL + NORMAL survives process death; only OS crash/power loss can drop the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('temp_store = MEMORY');
+    const tx = this.db.transaction((events: NewEvent[]) => this.appendInTx(events));
+    this.appendTx = (events) => tx.immediate(events);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async init(): Promise<void> {
+    if (this.ready) return;
+    this.migrate();
+    this.s = this.prepareAll();
+    this.ready = true;
+  }
+
+  /** Forward-only migrations; the version lives in settings.schema_version. Safe for concurrent starts (IMMEDIATE lock). */
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    const run = this.db.transaction(() => {
+      const row = this.db.prepare("SELECT value FROM settings WHERE key = 'schema_version'").get() as { value: string } | undefined;
+      const current = row ? Number(row.value) : 0;
+      if (current > LATEST_SCHEMA_VERSION) {
+        throw new Error(`Database schema version ${current} is newer than this build supports (${LATEST_SCHEMA_VERSION}); upgrade tpx-realtime`);
+      }
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        this.db.exec(m.sql);
+        this.db.prepare("INSERT INTO settings (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(m.version));
+      }
+    });
+    run.immediate();
+  }
+
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    try {
+      if (this.ready) this.db.pragma('optimize');
+    } finally {
+      this.db.close();
+      this.ready = false;
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.check();
+    this.s.ping.get();
+  }
+
+  private check(): void {
+    if (!this.ready) throw new Error(this.db.open ? 'Store not initialized: call init() first' : 'Store is closed');
+  }
+
+  private prepareAll() {
+    const p = (sql: string): Stmt => this.db.prepare(sql);
+    return {
+      ping: p('SELECT 1'),
+      getSetting: p('SELECT value FROM settings WHERE key = ?'),
+      insertSettingIfAbsent: p('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
+
+      insertAccount: p('INSERT INTO accounts (account_id, name, partner_id, rooms, created_at) VALUES (?, ?, ?, ?, ?)'),
+      getAccount: p('SELECT account_id, name, partner_id, rooms, created_at FROM accounts WHERE account_id = ?'),
+      listAccounts: p('SELECT account_id, name, partner_id, rooms, created_at FROM accounts ORDER BY created_at, account_id LIMIT ?'),
+      listAccountsAfter: p(
+        `SELECT a.account_id, a.name, a.partner_id, a.rooms, a.created_at FROM accounts a, (SELECT created_at, account_id FROM accounts WHERE account_id = ?) c
+         WHERE a.created_at > c.created_at OR (a.created_at = c.created_at AND a.account_id > c.account_id)
+         ORDER BY a.created_at, a.account_id LIMIT ?`,
+      ),
+      updateAccount: p('UPDATE accounts SET name = ?, partner_id = ?, rooms = ? WHERE account_id = ?'),
+      deleteAccount: p('DELETE FROM accounts WHERE account_id = ?'),
+      accountRooms: p('SELECT rooms FROM accounts WHERE account_id = ?'),
+      allAccountRooms: p('SELECT account_id, rooms FROM accounts'),
+      accountSeqState: p('SELECT last_seq, pruned_through FROM accounts WHERE account_id = ?'),
+
+      insertKey: p(
+        `INSERT INTO api_keys (key_id, account_id, name, token_hash, token_prefix, status, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?, 'active', ?, ?)`,
+      ),
+      getKey: p('SELECT key_id, account_id, name, token_prefix, status, expires_at, created_at, last_used_at FROM api_keys WHERE key_id = ?'),
+      listKeys: p('SELECT key_id, account_id, name, token_prefix, status, expires_at, created_at, last_used_at FROM api_keys WHERE account_id = ? ORDER BY created_at, key_id'),
+      setKeyStatus: p('UPDATE api_keys SET status = ? WHERE key_id = ?'),
+      deleteKey: p('DELETE FROM api_keys WHERE key_id = ?'),
+      keyByHash: p(
+        `SELECT k.key_id, k.account_id, k.name, k.token_hash, k.token_prefix, k.status, k.expires_at, k.created_at, k.last_used_at,
+                a.name AS a_name, a.partner_id AS a_partner_id, a.rooms AS a_rooms, a.created_at AS a_created_at
+         FROM api_keys k JOIN accounts a ON a.account_id = k.account_id WHERE k.token_hash = ?`,
+      ),
+      touchKey: p('UPDATE api_keys SET last_used_at = ? WHERE key_id = ?'),
+
+      eventByMsgId: p('SELECT recipients FROM events WHERE msg_id = ?'),
+      insertEvent: p('INSERT INTO events (msg_id, msg_type, payload_json, source_id, created_at_ms, recipients) VALUES (?, ?, ?, ?, ?, ?)'),
+      bumpSeq: p('UPDATE accounts SET last_seq = last_seq + 1 WHERE account_id = ? RETURNING last_seq'),
+      insertAccountEvent: p('INSERT INTO account_events (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)'),
+      enabledWebhookIds: p('SELECT webhook_id FROM webhooks WHERE account_id = ? AND enabled = 1'),
+      insertDelivery: p(
+        `INSERT INTO deliveries (delivery_id, webhook_id, account_id, event_id, msg_id, msg_type, seq, status, attempt_count, next_attempt_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
+      ),
+      readEvents: p(
+        `SELECT ae.seq, ae.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
+         FROM account_events ae JOIN events e ON e.event_id = ae.event_id
+         WHERE ae.account_id = ? AND ae.seq > ? ORDER BY ae.seq LIMIT ?`,
+      ),
+      // Types as ',A,B,' so one statement serves every filter.
+      readEventsTyped: p(
+        `SELECT ae.seq, ae.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
+         FROM account_events ae JOIN events e ON e.event_id = ae.event_id
+         WHERE ae.account_id = ? AND ae.seq > ? AND instr(?, ',' || e.msg_type || ',') > 0 ORDER BY ae.seq LIMIT ?`,
+      ),
+      pruneMaxSeq: p('SELECT account_id, MAX(seq) AS max_seq FROM account_events WHERE created_at_ms < ? GROUP BY account_id'),
+      setPrunedThrough: p('UPDATE accounts SET pruned_through = MAX(pruned_through, ?) WHERE account_id = ?'),
+      deleteAccountEventsThrough: p('DELETE FROM account_events WHERE account_id = ? AND seq <= ?'),
+      pruneSucceededDeliveries: p("DELETE FROM deliveries WHERE status = 'succeeded' AND created_at < ?"),
+      // Account-event rows share their event's created_at_ms, so after deleting every row older than the
+      // cutoff no stream references an older event; only unfinished deliveries can still need one.
+      pruneEvents: p(
+        `DELETE FROM events WHERE created_at_ms < ?
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.event_id AND d.status <> 'succeeded')`,
+      ),
+
+      insertWebhook: p(
+        `INSERT INTO webhooks (webhook_id, account_id, url, secret, enabled, description, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
+      ),
+      getWebhook: p('SELECT * FROM webhooks WHERE webhook_id = ?'),
+      listWebhooks: p('SELECT * FROM webhooks WHERE account_id = ? ORDER BY created_at, webhook_id'),
+      updateWebhook: p(
+        `UPDATE webhooks SET url = ?, secret = ?, previous_secret = ?, previous_secret_expires_at = ?, enabled = ?,
+         disabled_reason = ?, description = ?, failing_since = ?, updated_at = ? WHERE webhook_id = ?`,
+      ),
+      deleteWebhook: p('DELETE FROM webhooks WHERE webhook_id = ?'),
+
+      getDelivery: p('SELECT * FROM deliveries WHERE delivery_id = ?'),
+      attemptsOf: p(
+        'SELECT attempt_id, delivery_id, attempted_at, status_code, latency_ms, error, outcome FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt_no',
+      ),
+      liveLeases: p('SELECT webhook_id, COUNT(*) AS n FROM deliveries WHERE lease_owner IS NOT NULL AND lease_until > ? GROUP BY webhook_id'),
+      // Keyset page over due deliveries (oldest due first, seq within), skipping saturated endpoints.
+      dueChunk: p(
+        `SELECT d.delivery_id, d.webhook_id, d.next_attempt_at, d.seq FROM deliveries d
+         JOIN webhooks w ON w.webhook_id = d.webhook_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+           AND (d.next_attempt_at > ? OR (d.next_attempt_at = ? AND (d.seq > ? OR (d.seq = ? AND d.delivery_id > ?))))
+           AND (d.lease_owner IS NULL OR d.lease_until <= ?)
+           AND w.enabled = 1
+           AND d.webhook_id NOT IN (SELECT value FROM json_each(?))
+         ORDER BY d.next_attempt_at, d.seq, d.delivery_id LIMIT ?`,
+      ),
+      lease: p('UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?'),
+      claimedDetail: p(
+        `SELECT d.*, a.partner_id AS a_partner_id, e.event_id AS e_event_id, e.payload_json AS e_payload_json, e.source_id AS e_source_id,
+                e.created_at_ms AS e_created_at_ms
+         FROM deliveries d JOIN accounts a ON a.account_id = d.account_id LEFT JOIN events e ON e.event_id = d.event_id
+         WHERE d.delivery_id = ?`,
+      ),
+      failOrphan: p(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, last_error = ?, completed_at = ? WHERE delivery_id = ?",
+      ),
+      leaseOf: p('SELECT lease_owner, attempt_count FROM deliveries WHERE delivery_id = ?'),
+      insertAttempt: p(
+        `INSERT INTO delivery_attempts (attempt_id, delivery_id, attempt_no, attempted_at, status_code, latency_ms, error, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      resolveDelivery: p(
+        `UPDATE deliveries SET attempt_count = attempt_count + 1, status = ?, next_attempt_at = ?, last_status_code = ?, last_error = ?,
+         completed_at = ?, lease_owner = NULL, lease_until = NULL WHERE delivery_id = ?`,
+      ),
+      retryDelivery: p("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL WHERE delivery_id = ?"),
+      retryFailed: p(
+        `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL
+         WHERE account_id = ? AND status = 'failed' AND created_at >= ? AND created_at <= ?`,
+      ),
+      nextDue: p(
+        `SELECT d.next_attempt_at FROM deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id
+         WHERE d.status = 'pending' AND w.enabled = 1 AND (d.lease_owner IS NULL OR d.lease_until <= ?)
+         ORDER BY d.next_attempt_at LIMIT 1`,
+      ),
+      countByStatus: p("SELECT status, COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'failed') GROUP BY status"),
+    };
+  }
+
+  // ---------------------------------------------------------------- settings
+
+  async getSetting(key: string): Promise<string | null> {
+    this.check();
+    const row = this.s.getSetting.get(key) as { value: string } | undefined;
+    return row ? row.value : null;
+  }
+
+  async setSettingIfAbsent(key: string, value: string): Promise<string> {
+    this.check();
+    this.s.insertSettingIfAbsent.run(key, value);
+    return (this.s.getSetting.get(key) as { value: string }).value;
+  }
+
+  // ---------------------------------------------------------------- accounts
+
+  async createAccount(input: { name?: string | null; partner_id?: string | null; rooms?: EventType[] }): Promise<Account> {
+    this.check();
+    const rooms = input.rooms === undefined ? [...EVENT_TYPES] : validateRooms(input.rooms);
+    const partnerId = validatePartnerId(input.partner_id);
+    const account: Account = {
+      account_id: randomUUID(),
+      name: input.name ?? null,
+      partner_id: partnerId,
+      rooms,
+      created_at: new Date().toISOString(),
+    };
+    try {
+      this.s.insertAccount.run(account.account_id, account.name, account.partner_id, JSON.stringify(rooms), account.created_at);
+    } catch (err) {
+      if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(`partner_id "${partnerId}" is already used by another account`);
+      throw err;
+    }
+    return account;
+  }
+
+  async getAccount(accountId: string): Promise<Account | null> {
+    this.check();
+    const row = this.s.getAccount.get(accountId) as AccountRow | undefined;
+    return row ? toAccount(row) : null;
+  }
+
+  async listAccounts(opts: { limit?: number; after?: string } = {}): Promise<Account[]> {
+    this.check();
+    const limit = Math.max(1, Math.floor(opts.limit ?? DEFAULT_LIST_LIMIT));
+    const rows = (opts.after ? this.s.listAccountsAfter.all(opts.after, limit) : this.s.listAccounts.all(limit)) as AccountRow[];
+    return rows.map(toAccount);
+  }
+
+  async updateAccount(accountId: string, patch: AccountPatch): Promise<Account | null> {
+    this.check();
+    const row = this.s.getAccount.get(accountId) as AccountRow | undefined;
+    if (!row) return null;
+    const current = toAccount(row);
+    const next: Account = {
+      ...current,
+      name: patch.name !== undefined ? patch.name : current.name,
+      partner_id: patch.partner_id !== undefined ? validatePartnerId(patch.partner_id) : current.partner_id,
+      rooms: patch.rooms !== undefined ? validateRooms(patch.rooms) : current.rooms,
+    };
+    try {
+      this.s.updateAccount.run(next.name, next.partner_id, JSON.stringify(next.rooms), accountId);
+    } catch (err) {
+      if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(`partner_id "${next.partner_id}" is already used by another account`);
+      throw err;
+    }
+    return next;
+  }
+
+  async deleteAccount(accountId: string): Promise<boolean> {
+    this.check();
+    // FK cascades remove keys, webhooks (→ deliveries → attempts) and the account's stream.
+    // Shared event rows go at the next prune once nothing references them.
+    return this.s.deleteAccount.run(accountId).changes > 0;
+  }
+
+  // ---------------------------------------------------------------- api keys
+
+  async createApiKey(accountId: string, input: { name?: string | null; expires_at?: string | null }): Promise<{ key: ApiKey; token: string }> {
+    this.check();
+    const expiresAt = normalizeIso(input.expires_at, 'expires_at');
+    const token = generateToken();
+    const key: ApiKey = {
+      key_id: randomUUID(),
+      account_id: accountId,
+      name: input.name ?? null,
+      token_prefix: tokenPrefix(token),
+      status: 'active',
+      expires_at: expiresAt,
+      created_at: new Date().toISOString(),
+      last_used_at: null,
+    };
+    try {
+      this.s.insertKey.run(key.key_id, accountId, key.name, hashToken(token), key.token_prefix, expiresAt, key.created_at);
+    } catch (err) {
+      if (isForeignKeyViolation(err)) throw new StoreValidationError(`Unknown account id: ${accountId}`);
+      throw err;
+    }
+    return { key, token };
+  }
+
+  async listApiKeys(accountId: string): Promise<ApiKey[]> {
+    this.check();
+    return (this.s.listKeys.all(accountId) as ApiKeyRow[]).map(toApiKey);
+  }
+
+  async getApiKey(keyId: string): Promise<ApiKey | null> {
+    this.check();
+    const row = this.s.getKey.get(keyId) as ApiKeyRow | undefined;
+    return row ? toApiKey(row) : null;
+  }
+
+  async setApiKeyStatus(keyId: string, status: ApiKeyStatus): Promise<ApiKey | null> {
+    this.check();
+    if (status !== 'active' && status !== 'inactive') throw new StoreValidationError(`Invalid key status: ${String(status)}`);
+    if (this.s.setKeyStatus.run(status, keyId).changes === 0) return null;
+    return this.getApiKey(keyId);
+  }
+
+  async deleteApiKey(keyId: string): Promise<ApiKey | null> {
+    this.check();
+    const row = this.s.getKey.get(keyId) as ApiKeyRow | undefined;
+    if (!row) return null;
+    this.s.deleteKey.run(keyId);
+    return toApiKey(row);
+  }
+
+  async lookupToken(token: string, now: Date = new Date()): Promise<KeyLookup> {
+    this.check();
+    // Malformed tokens never reach the database.
+    if (!isWellFormedToken(token)) return { ok: false, reason: 'invalid' };
+    const hash = hashToken(token);
+    const row = this.s.keyByHash.get(hash) as
+      | (ApiKeyRow & { token_hash: Buffer; a_name: string | null; a_partner_id: string | null; a_rooms: string; a_created_at: string })
+      | undefined;
+    // The index lookup already matched; the constant-time compare is defence in depth.
+    if (!row || !hashesEqual(row.token_hash, hash)) return { ok: false, reason: 'invalid' };
+    if (row.status !== 'active') return { ok: false, reason: 'inactive' };
+    if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return { ok: false, reason: 'expired' };
+
+    const nowMs = Date.now();
+    let lastUsed = row.last_used_at;
+    if (lastUsed === null || nowMs - Date.parse(lastUsed) >= LAST_USED_RESOLUTION_MS) {
+      lastUsed = iso(nowMs);
+      try {
+        this.s.touchKey.run(lastUsed, row.key_id);
+      } catch {
+        // Bookkeeping only: a busy database must not fail authentication.
+      }
+    }
+    const key = toApiKey({ ...row, last_used_at: lastUsed });
+    const account = toAccount({ account_id: row.account_id, name: row.a_name, partner_id: row.a_partner_id, rooms: row.a_rooms, created_at: row.a_created_at });
+    return { ok: true, key, account };
+  }
+
+  // ---------------------------------------------------------------- event log
+
+  async appendEvent(event: NewEvent): Promise<AppendResult> {
+    this.check();
+    return this.appendTx([event])[0];
+  }
+
+  async appendEvents(events: NewEvent[]): Promise<AppendResult[]> {
+    this.check();
+    if (events.length === 0) return [];
+    return this.appendTx(events);
+  }
+
+  /** Runs inside one IMMEDIATE transaction: plan (validate everything) first, then write. */
+  private appendInTx(events: NewEvent[]): AppendResult[] {
+    const s = this.s;
+    const cache = new Map<string, Recipient | null>();
+    const recipientOf = (accountId: string): Recipient | null => {
+      let r = cache.get(accountId);
+      if (r === undefined) {
+        const row = s.accountRooms.get(accountId) as { rooms: string } | undefined;
+        r = row ? { rooms: new Set(JSON.parse(row.rooms) as string[]), webhooks: null } : null;
+        cache.set(accountId, r);
+      }
+      return r;
+    };
+    let broadcastAll: string[] | null = null;
+
+    // Pass 1: idempotency and target resolution; nothing is written, so a throw stores nothing.
+    const seen = new Map<string, PlannedEvent>();
+    const plans: PlannedEvent[] = [];
+    const unknown = new Set<string>();
+    for (const event of events) {
+      if (!isEventType(event.msg_type)) throw new StoreValidationError(`Unknown msg_type: ${String(event.msg_type)}`);
+      const earlier = seen.get(event.msg_id);
+      if (earlier) {
+        plans.push({ event, duplicateOf: { msg_id: event.msg_id, recipients: earlier.duplicateOf?.recipients ?? earlier.recipients.length }, recipients: [] });
+        continue;
+      }
+      const stored = s.eventByMsgId.get(event.msg_id) as { recipients: number } | undefined;
+      if (stored) {
+        const plan = { event, duplicateOf: { msg_id: event.msg_id, recipients: stored.recipients }, recipients: [] };
+        seen.set(event.msg_id, plan);
+        plans.push(plan);
+        continue;
+      }
+      let recipients: string[];
+      if (event.target === 'broadcast') {
+        if (broadcastAll === null) {
+          const rows = s.allAccountRooms.all() as { account_id: string; rooms: string }[];
+          broadcastAll = rows.map((row) => {
+            if (!cache.has(row.account_id)) cache.set(row.account_id, { rooms: new Set(JSON.parse(row.rooms) as string[]), webhooks: null });
+            return row.account_id;
+          });
+        }
+        recipients = broadcastAll.filter((id) => cache.get(id)!.rooms.has(event.msg_type));
+      } else {
+        recipients = [];
+        for (const id of new Set(event.target)) {
+          const r = recipientOf(id);
+          if (r === null) unknown.add(id);
+          else if (r.rooms.has(event.msg_type)) recipients.push(id);
+        }
+      }
+      const plan: PlannedEvent = { event, duplicateOf: null, recipients };
+      seen.set(event.msg_id, plan);
+      plans.push(plan);
+    }
+    if (unknown.size > 0) throw new UnknownAccountsError([...unknown]);
+
+    // Pass 2: write.
+    const results: AppendResult[] = [];
+    for (const plan of plans) {
+      const { event } = plan;
+      if (plan.duplicateOf) {
+        results.push({ msg_id: event.msg_id, recipients: plan.duplicateOf.recipients, duplicate: true, events: [], deliveries: 0 });
+        continue;
+      }
+      const eventId = Number(
+        s.insertEvent.run(event.msg_id, event.msg_type, event.payload_json, event.source_id, event.created_at_ms, plan.recipients.length).lastInsertRowid,
+      );
+      const copies: AccountEvent[] = [];
+      let deliveries = 0;
+      for (const accountId of plan.recipients) {
+        const seq = (s.bumpSeq.get(accountId) as { last_seq: number }).last_seq;
+        s.insertAccountEvent.run(accountId, seq, eventId, event.created_at_ms);
+        copies.push({
+          account_id: accountId,
+          seq,
+          msg_id: event.msg_id,
+          msg_type: event.msg_type,
+          payload_json: event.payload_json,
+          source_id: event.source_id,
+          created_at_ms: event.created_at_ms,
+        });
+        const r = cache.get(accountId)!;
+        if (r.webhooks === null) r.webhooks = (s.enabledWebhookIds.all(accountId) as { webhook_id: string }[]).map((w) => w.webhook_id);
+        for (const webhookId of r.webhooks) {
+          s.insertDelivery.run(randomUUID(), webhookId, accountId, eventId, event.msg_id, event.msg_type, seq, event.created_at_ms, event.created_at_ms);
+          deliveries++;
+        }
+      }
+      results.push({ msg_id: event.msg_id, recipients: copies.length, duplicate: false, events: copies, deliveries });
+    }
+    return results;
+  }
+
+  async readEvents(query: ReadEventsQuery): Promise<ReadEventsResult> {
+    this.check();
+    const state = this.s.accountSeqState.get(query.account_id) as { last_seq: number; pruned_through: number } | undefined;
+    if (!state) return { events: [], pruned_through: 0, last_seq: 0 };
+    const limit = Math.max(0, Math.floor(query.limit));
+    const after = Math.max(0, Math.floor(query.after_seq));
+    if (limit === 0 || (query.types !== null && query.types.size === 0)) {
+      return { events: [], pruned_through: state.pruned_through, last_seq: state.last_seq };
+    }
+    const rows = (
+      query.types === null
+        ? this.s.readEvents.all(query.account_id, after, limit)
+        : this.s.readEventsTyped.all(query.account_id, after, `,${[...query.types].join(',')},`, limit)
+    ) as { seq: number; created_at_ms: number; msg_id: string; msg_type: EventType; payload_json: string; source_id: string | null }[];
+    const events = rows.map((r) => ({
+      account_id: query.account_id,
+      seq: r.seq,
+      msg_id: r.msg_id,
+      msg_type: r.msg_type,
+      payload_json: r.payload_json,
+      source_id: r.source_id,
+      created_at_ms: r.created_at_ms,
+    }));
+    return { events, pruned_through: state.pruned_through, last_seq: state.last_seq };
+  }
+
+  async pruneEvents(olderThanMs: number): Promise<number> {
+    this.check();
+    const s = this.s;
+    const tx = this.db.transaction((cutoff: number): number => {
+      let removed = 0;
+      // Per account, everything up to the highest expired seq goes, so "seq <= pruned_through is gone" holds exactly.
+      for (const { account_id, max_seq } of s.pruneMaxSeq.all(cutoff) as { account_id: string; max_seq: number }[]) {
+        s.setPrunedThrough.run(max_seq, account_id);
+        removed += s.deleteAccountEventsThrough.run(account_id, max_seq).changes;
+      }
+      // Succeeded deliveries leave the delivery log with their events; pending/failed ones stay (and keep their event).
+      s.pruneSucceededDeliveries.run(cutoff);
+      s.pruneEvents.run(cutoff);
+      return removed;
+    });
+    return tx.immediate(olderThanMs);
+  }
+
+  // ---------------------------------------------------------------- webhooks
+
+  async createWebhook(accountId: string, input: { url: string; secret: string; description?: string | null }): Promise<WebhookEndpoint> {
+    this.check();
+    const now = new Date().toISOString();
+    const webhook: WebhookEndpoint = {
+      webhook_id: randomUUID(),
+      account_id: accountId,
+      url: input.url,
+      secret: input.secret,
+      previous_secret: null,
+      previous_secret_expires_at: null,
+      enabled: true,
+      disabled_reason: null,
+      description: input.description ?? null,
+      failing_since: null,
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      this.s.insertWebhook.run(webhook.webhook_id, accountId, webhook.url, webhook.secret, webhook.description, now, now);
+    } catch (err) {
+      if (isForeignKeyViolation(err)) throw new StoreValidationError(`Unknown account id: ${accountId}`);
+      throw err;
+    }
+    return webhook;
+  }
+
+  async listWebhooks(accountId: string): Promise<WebhookEndpoint[]> {
+    this.check();
+    return (this.s.listWebhooks.all(accountId) as WebhookRow[]).map(toWebhook);
+  }
+
+  async getWebhook(webhookId: string): Promise<WebhookEndpoint | null> {
+    this.check();
+    const row = this.s.getWebhook.get(webhookId) as WebhookRow | undefined;
+    return row ? toWebhook(row) : null;
+  }
+
+  async updateWebhook(webhookId: string, patch: WebhookPatch): Promise<WebhookEndpoint | null> {
+    this.check();
+    const row = this.s.getWebhook.get(webhookId) as WebhookRow | undefined;
+    if (!row) return null;
+    const cur = toWebhook(row);
+    const pick = <K extends keyof WebhookPatch>(k: K, fallback: WebhookEndpoint[K]) => (patch[k] !== undefined ? patch[k] : fallback) as WebhookEndpoint[K];
+    const next: WebhookEndpoint = {
+      ...cur,
+      url: pick('url', cur.url),
+      secret: pick('secret', cur.secret),
+      previous_secret: pick('previous_secret', cur.previous_secret),
+      previous_secret_expires_at:
+        patch.previous_secret_expires_at !== undefined ? normalizeIso(patch.previous_secret_expires_at, 'previous_secret_expires_at') : cur.previous_secret_expires_at,
+      enabled: pick('enabled', cur.enabled),
+      disabled_reason: pick('disabled_reason', cur.disabled_reason),
+      description: pick('description', cur.description),
+      failing_since: patch.failing_since !== undefined ? normalizeIso(patch.failing_since, 'failing_since') : cur.failing_since,
+      updated_at: new Date().toISOString(),
+    };
+    this.s.updateWebhook.run(
+      next.url,
+      next.secret,
+      next.previous_secret,
+      next.previous_secret_expires_at,
+      next.enabled ? 1 : 0,
+      next.disabled_reason,
+      next.description,
+      next.failing_since,
+      next.updated_at,
+      webhookId,
+    );
+    return next;
+  }
+
+  async deleteWebhook(webhookId: string): Promise<boolean> {
+    this.check();
+    return this.s.deleteWebhook.run(webhookId).changes > 0;
+  }
+
+  // ---------------------------------------------------------------- deliveries (admin)
+
+  async listDeliveries(filter: {
+    account_id?: string;
+    webhook_id?: string;
+    status?: DeliveryStatus;
+    since?: string;
+    until?: string;
+    limit?: number;
+  }): Promise<Delivery[]> {
+    this.check();
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.account_id !== undefined) (where.push('account_id = ?'), args.push(filter.account_id));
+    if (filter.webhook_id !== undefined) (where.push('webhook_id = ?'), args.push(filter.webhook_id));
+    if (filter.status !== undefined) (where.push('status = ?'), args.push(filter.status));
+    const since = isoToMs(filter.since, 'since');
+    const until = isoToMs(filter.until, 'until');
+    if (since !== null) (where.push('created_at >= ?'), args.push(since));
+    if (until !== null) (where.push('created_at <= ?'), args.push(until));
+    const sql = `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, seq DESC, delivery_id LIMIT ?`;
+    args.push(Math.max(1, Math.floor(filter.limit ?? 100)));
+    return (this.cached(sql).all(...args) as DeliveryRow[]).map(toDelivery);
+  }
+
+  async getDelivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: DeliveryAttempt[] } | null> {
+    this.check();
+    const row = this.s.getDelivery.get(deliveryId) as DeliveryRow | undefined;
+    if (!row) return null;
+    const attempts = this.s.attemptsOf.all(deliveryId) as DeliveryAttempt[];
+    return { delivery: toDelivery(row), attempts };
+  }
+
+  private cached(sql: string): Stmt {
+    let st = this.dynamic.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.dynamic.set(sql, st);
+    }
+    return st;
+  }
+
+  // ---------------------------------------------------------------- deliveries (dispatcher)
+
+  async claimDueDeliveries(opts: { now: Date; limit: number; leaseMs: number; owner: string; perEndpointLimit: number }): Promise<ClaimedDelivery[]> {
+    this.check();
+    const s = this.s;
+    const limit = Math.floor(opts.limit);
+    const perEndpoint = Math.floor(opts.perEndpointLimit);
+    if (limit <= 0 || perEndpoint <= 0) return [];
+    const now = opts.now.getTime();
+    const leaseUntil = now + Math.max(0, opts.leaseMs);
+    const tx = this.db.transaction((): ClaimedDelivery[] => {
+      const inFlight = new Map<string, number>();
+      for (const r of s.liveLeases.all(now) as { webhook_id: string; n: number }[]) inFlight.set(r.webhook_id, r.n);
+      const saturated = new Set<string>();
+      for (const [id, n] of inFlight) if (n >= perEndpoint) saturated.add(id);
+
+      const picked: string[] = [];
+      // Keyset cursor over (next_attempt_at, seq, delivery_id); saturated endpoints are excluded in SQL.
+      let cur = { at: -1e15, seq: -1, id: '' };
+      const chunk = Math.max(limit, 64);
+      while (picked.length < limit) {
+        const rows = s.dueChunk.all(
+          now,
+          cur.at,
+          cur.at,
+          cur.seq,
+          cur.seq,
+          cur.id,
+          now,
+          JSON.stringify([...saturated]),
+          chunk,
+        ) as { delivery_id: string; webhook_id: string; next_attempt_at: number; seq: number }[];
+        for (const r of rows) {
+          cur = { at: r.next_attempt_at, seq: r.seq, id: r.delivery_id };
+          if (picked.length >= limit) break;
+          const n = inFlight.get(r.webhook_id) ?? 0;
+          if (n >= perEndpoint) continue;
+          inFlight.set(r.webhook_id, n + 1);
+          if (n + 1 >= perEndpoint) saturated.add(r.webhook_id);
+          picked.push(r.delivery_id);
+        }
+        if (rows.length < chunk) break;
+      }
+
+      const out: ClaimedDelivery[] = [];
+      for (const id of picked) {
+        const d = s.claimedDetail.get(id) as
+          | (DeliveryRow & { a_partner_id: string | null; e_event_id: number | null; e_payload_json: string; e_source_id: string | null; e_created_at_ms: number })
+          | undefined;
+        if (!d) continue;
+        if (d.e_event_id === null) {
+          // Cannot happen through this store's own pruning; guard so a lost event never blocks the queue.
+          s.failOrphan.run('event no longer stored', now, id);
+          continue;
+        }
+        s.lease.run(opts.owner, leaseUntil, id);
+        const endpoint = toWebhook(s.getWebhook.get(d.webhook_id) as WebhookRow);
+        out.push({
+          delivery: toDelivery(d),
+          endpoint,
+          account: { account_id: d.account_id, partner_id: d.a_partner_id },
+          event: {
+            account_id: d.account_id,
+            seq: d.seq,
+            msg_id: d.msg_id,
+            msg_type: d.msg_type,
+            payload_json: d.e_payload_json,
+            source_id: d.e_source_id,
+            created_at_ms: d.e_created_at_ms,
+          },
+        });
+      }
+      return out;
+    });
+    return tx.immediate();
+  }
+
+  async recordAttempt(
+    deliveryId: string,
+    owner: string,
+    attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>,
+    resolution: AttemptResolution,
+  ): Promise<boolean> {
+    this.check();
+    const s = this.s;
+    let nextAt: number | null = null;
+    if (resolution.status === 'pending') {
+      nextAt = Date.parse(resolution.next_attempt_at);
+      if (!Number.isFinite(nextAt)) throw new StoreValidationError(`next_attempt_at must be an ISO-8601 date-time, got "${resolution.next_attempt_at}"`);
+    } else if (resolution.status !== 'succeeded' && resolution.status !== 'failed') {
+      throw new StoreValidationError(`Invalid resolution status: ${String((resolution as { status: unknown }).status)}`);
+    }
+    const attemptedAt = normalizeIso(attempt.attempted_at, 'attempted_at') ?? new Date().toISOString();
+    const tx = this.db.transaction((): boolean => {
+      const cur = s.leaseOf.get(deliveryId) as { lease_owner: string | null; attempt_count: number } | undefined;
+      if (!cur || cur.lease_owner !== owner) return false;
+      s.insertAttempt.run(randomUUID(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome);
+      s.resolveDelivery.run(
+        resolution.status,
+        nextAt,
+        attempt.status_code,
+        attempt.error,
+        resolution.status === 'pending' ? null : Date.now(),
+        deliveryId,
+      );
+      return true;
+    });
+    return tx.immediate();
+  }
+
+  async retryDelivery(deliveryId: string, now: Date = new Date()): Promise<Delivery | null> {
+    this.check();
+    // A live lease is kept: an attempt in flight finishes and records normally, never two at once.
+    if (this.s.retryDelivery.run(now.getTime(), deliveryId).changes === 0) return null;
+    return toDelivery(this.s.getDelivery.get(deliveryId) as DeliveryRow);
+  }
+
+  async retryFailedDeliveries(filter: { account_id: string; since?: string; until?: string }, now: Date = new Date()): Promise<number> {
+    this.check();
+    const since = isoToMs(filter.since, 'since') ?? Number.MIN_SAFE_INTEGER;
+    const until = isoToMs(filter.until, 'until') ?? Number.MAX_SAFE_INTEGER;
+    return this.s.retryFailed.run(now.getTime(), filter.account_id, since, until).changes;
+  }
+
+  async nextDueAt(): Promise<Date | null> {
+    this.check();
+    const row = this.s.nextDue.get(Date.now()) as { next_attempt_at: number } | undefined;
+    return row ? new Date(row.next_attempt_at) : null;
+  }
+
+  async deliveryCounts(): Promise<{ pending: number; failed: number }> {
+    this.check();
+    const out = { pending: 0, failed: 0 };
+    for (const r of this.s.countByStatus.all() as { status: 'pending' | 'failed'; n: number }[]) out[r.status] = r.n;
+    return out;
+  }
+}
