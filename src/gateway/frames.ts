@@ -3,12 +3,12 @@
  * pre-framed as a complete unmasked WebSocket text frame: server→client frames are identical
  * bytes for every socket, so fan-out is one socket write of a shared Buffer per connection.
  */
-import WebSocket from 'ws';
+import * as ws from 'ws';
 import type { AccountEvent } from '../store/types.js';
 
-const { Sender } = WebSocket as unknown as {
-  Sender: { frame(data: Buffer, options: Record<string, unknown>): Buffer[] };
-};
+// `Sender.frame` is ws's public static frame builder (named export of its ESM entry).
+const Sender = (ws as unknown as { Sender: { frame(data: Buffer, options: Record<string, unknown>): Buffer[] } }).Sender;
+if (typeof Sender?.frame !== 'function') throw new Error('ws.Sender.frame is unavailable: incompatible ws version');
 
 /** The event frame JSON, with the payload spliced in as stored (never re-serialized). */
 export function eventFrameJson(event: AccountEvent, sentAt: number): string {
