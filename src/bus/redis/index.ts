@@ -1,0 +1,279 @@
+/**
+ * Redis fan-out between gateway nodes (SPEC §7, DESIGN "Bus" seam).
+ *
+ * Connections: one publisher and one subscriber connection per node, whatever the number of
+ * WebSocket connections or accounts.
+ *
+ * Channels:
+ *   - `tpx:acct:<account_id>`: one per account, subscribed only while this node holds at least
+ *     one connection of that account (the hub calls subscribeAccount on the first connection and
+ *     unsubscribeAccount after the last; we reference count anyway). So a node only receives the
+ *     traffic of accounts it serves: Redis never sends every message to every node.
+ *   - `tpx:control`: every node; key revocations, account changes, and the bus's own resync hint.
+ *
+ * Messages carry the stored AccountEvents (JSON, with their seq), so the hot path needs no store
+ * read. Envelope: `{"o":"<origin instance>","e":[AccountEvent…]}` or `{"o":…,"c":ControlMessage}`
+ * or `{"o":…,"r":1}` (resync: "I failed to publish something; everyone catch up from the store").
+ *
+ * Own messages: a node delivers its own events and control messages to its local handlers
+ * synchronously inside publishEvents/publishControl (like the in-process bus), and ignores the
+ * copy Redis echoes back (tagged with a random per-process origin id, not TPX_NODE_ID, which
+ * operators could accidentally reuse). Why local-first rather than "everything via the round
+ * trip": the publishing node's own connections get the event without the Redis hop, and still
+ * get it while Redis is down; each frame is produced once (the echo is dropped before parsing
+ * the events).
+ *
+ * Redis holds nothing that cannot be lost: it is pure pub/sub, no keys. When the subscriber
+ * connection comes back after a drop (Redis restarted, network blip) the bus re-subscribes
+ * every channel it needs and only THEN calls the onReconnect handlers, so the gateway's catch-up
+ * from the store overlaps with live traffic instead of leaving a hole (the hub drops seq it
+ * already delivered). When this node failed to publish (publisher connection down), it sends a
+ * resync hint once its publisher is back, so other nodes catch up even if their own subscriber
+ * connection never dropped.
+ *
+ * Failure: the publisher has no offline queue, a short connect timeout, no per-request retries
+ * and a command timeout, so publishEvents rejects within about a second while Redis is down;
+ * the publish pipeline logs that and still answers 202 (the event is in the store).
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { AccountEvent } from '../../store/types.js';
+import type { Bus, ControlMessage } from '../types.js';
+
+export const ACCOUNT_CHANNEL_PREFIX = 'tpx:acct:';
+export const CONTROL_CHANNEL = 'tpx:control';
+
+export interface RedisBusOptions {
+  /** Command timeout of the publisher (ms). */
+  commandTimeoutMs?: number;
+  /** TCP connect timeout (ms). */
+  connectTimeoutMs?: number;
+  /** Upper bound of the reconnect backoff (ms). */
+  maxReconnectDelayMs?: number;
+  /** How long start() waits for the first connection before failing (ms). */
+  startTimeoutMs?: number;
+  /** Optional sink for connection state changes (logging). */
+  onStateChange?: (state: { connection: 'publisher' | 'subscriber'; event: string; error?: string }) => void;
+}
+
+type Envelope = { o: string; e?: AccountEvent[]; c?: ControlMessage; r?: 1 };
+
+export class RedisBus implements Bus {
+  readonly kind = 'redis' as const;
+  /** Random per-process id used to recognise our own messages. */
+  readonly origin = randomUUID();
+  private readonly pub: Redis;
+  private readonly sub: Redis;
+  private readonly eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
+  private readonly controlHandlers: Array<(message: ControlMessage) => void> = [];
+  private readonly reconnectHandlers: Array<() => void> = [];
+  /** account_id → number of subscribe calls not yet matched by unsubscribe. */
+  private readonly refs = new Map<string, number>();
+  private subReadyOnce = false;
+  private subDropped = false;
+  private publishFailed = false;
+  private closed = false;
+
+  constructor(
+    readonly url: string,
+    private readonly opts: RedisBusOptions = {},
+  ) {
+    const maxDelay = opts.maxReconnectDelayMs ?? 1000;
+    const base: RedisOptions = {
+      connectTimeout: opts.connectTimeoutMs ?? 1000,
+      retryStrategy: (times) => Math.min(50 * times, maxDelay),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResubscribe: false,
+      autoResendUnfulfilledCommands: false,
+      lazyConnect: true,
+      keepAlive: 10_000,
+    };
+    this.pub = new Redis(url, { ...base, commandTimeout: opts.commandTimeoutMs ?? 1000, connectionName: 'tpx-pub' });
+    this.sub = new Redis(url, { ...base, connectionName: 'tpx-sub' });
+
+    for (const [name, conn] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
+      // An 'error' listener is required (ioredis prints unhandled errors otherwise); state is
+      // reported through onStateChange, reconnection is automatic.
+      conn.on('error', (err: Error) => this.opts.onStateChange?.({ connection: name, event: 'error', error: err.message }));
+      conn.on('close', () => this.opts.onStateChange?.({ connection: name, event: 'close' }));
+    }
+    this.pub.on('ready', () => {
+      this.opts.onStateChange?.({ connection: 'publisher', event: 'ready' });
+      if (this.publishFailed) {
+        this.publishFailed = false;
+        this.pub.publish(CONTROL_CHANNEL, JSON.stringify({ o: this.origin, r: 1 } satisfies Envelope)).catch(() => {
+          this.publishFailed = true;
+        });
+      }
+    });
+    this.sub.on('close', () => {
+      if (this.subReadyOnce) this.subDropped = true;
+    });
+    this.sub.on('ready', () => void this.onSubscriberReady());
+    this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+  }
+
+  /** Connect both connections; rejects if Redis cannot be reached within startTimeoutMs. */
+  async start(): Promise<void> {
+    const timeoutMs = this.opts.startTimeoutMs ?? 10_000;
+    const ready = (conn: Redis) =>
+      new Promise<void>((resolve, reject) => {
+        if (conn.status === 'ready') return resolve();
+        const timer = setTimeout(() => {
+          conn.off('ready', onReady);
+          reject(new Error(`Redis at ${redact(this.url)} not reachable within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const onReady = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        conn.once('ready', onReady);
+      });
+    this.pub.connect().catch(() => undefined); // retried by retryStrategy; readiness awaited below
+    this.sub.connect().catch(() => undefined);
+    try {
+      await Promise.all([ready(this.pub), ready(this.sub)]);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async onSubscriberReady(): Promise<void> {
+    const reconnect = this.subReadyOnce && this.subDropped;
+    this.subReadyOnce = true;
+    this.subDropped = false;
+    this.opts.onStateChange?.({ connection: 'subscriber', event: reconnect ? 'resubscribed' : 'ready' });
+    const channels = [CONTROL_CHANNEL, ...[...this.refs.keys()].map((a) => ACCOUNT_CHANNEL_PREFIX + a)];
+    try {
+      // Chunked so a node serving many accounts does not send one giant command.
+      for (let i = 0; i < channels.length; i += 1000) await this.sub.subscribe(...channels.slice(i, i + 1000));
+    } catch {
+      // The connection dropped again; the next 'ready' redoes all of this.
+      return;
+    }
+    if (reconnect) for (const handler of this.reconnectHandlers) safeCall(handler);
+  }
+
+  private onMessage(channel: string, message: string): void {
+    // Cheap own-echo check before parsing: the origin is the first field we write.
+    if (message.startsWith(`{"o":"${this.origin}"`)) return;
+    let env: Envelope;
+    try {
+      env = JSON.parse(message) as Envelope;
+    } catch {
+      return;
+    }
+    if (!env || typeof env !== 'object' || env.o === this.origin) return;
+    if (channel === CONTROL_CHANNEL) {
+      if (env.r === 1) {
+        for (const handler of this.reconnectHandlers) safeCall(handler);
+      } else if (env.c && typeof env.c === 'object' && typeof env.c.kind === 'string') {
+        for (const handler of this.controlHandlers) safeCall(() => handler(env.c!));
+      }
+      return;
+    }
+    if (!channel.startsWith(ACCOUNT_CHANNEL_PREFIX) || !Array.isArray(env.e) || env.e.length === 0) return;
+    const accountId = channel.slice(ACCOUNT_CHANNEL_PREFIX.length);
+    // Only accounts this node still serves (a message may race with our UNSUBSCRIBE).
+    if (!this.refs.has(accountId)) return;
+    const events = env.e;
+    for (const handler of this.eventHandlers) safeCall(() => handler(accountId, events));
+  }
+
+  async publishEvents(accountId: string, events: AccountEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    // Local connections first (synchronously, like the in-process bus), then the other nodes.
+    for (const handler of this.eventHandlers) safeCall(() => handler(accountId, events));
+    await this.publishRaw(ACCOUNT_CHANNEL_PREFIX + accountId, JSON.stringify({ o: this.origin, e: events } satisfies Envelope));
+  }
+
+  async publishControl(message: ControlMessage): Promise<void> {
+    for (const handler of this.controlHandlers) safeCall(() => handler(message));
+    await this.publishRaw(CONTROL_CHANNEL, JSON.stringify({ o: this.origin, c: message } satisfies Envelope));
+  }
+
+  private async publishRaw(channel: string, payload: string): Promise<void> {
+    if (this.closed) throw new Error('bus closed');
+    try {
+      await this.pub.publish(channel, payload);
+    } catch (err) {
+      this.publishFailed = true;
+      throw err;
+    }
+  }
+
+  async subscribeAccount(accountId: string): Promise<void> {
+    const n = this.refs.get(accountId) ?? 0;
+    this.refs.set(accountId, n + 1);
+    if (n > 0 || this.sub.status !== 'ready') return; // not ready: onSubscriberReady subscribes it
+    await this.sub.subscribe(ACCOUNT_CHANNEL_PREFIX + accountId);
+  }
+
+  async unsubscribeAccount(accountId: string): Promise<void> {
+    const n = this.refs.get(accountId) ?? 0;
+    if (n === 0) return;
+    if (n > 1) {
+      this.refs.set(accountId, n - 1);
+      return;
+    }
+    this.refs.delete(accountId);
+    if (this.sub.status !== 'ready') return;
+    // Commands on one connection run in order, so a later re-subscribe of the same account wins.
+    await this.sub.unsubscribe(ACCOUNT_CHANNEL_PREFIX + accountId);
+  }
+
+  /** Accounts this node currently listens to (for tests and diagnostics). */
+  subscribedAccounts(): string[] {
+    return [...this.refs.keys()];
+  }
+
+  onEvents(handler: (accountId: string, events: AccountEvent[]) => void): void {
+    this.eventHandlers.push(handler);
+  }
+  onControl(handler: (message: ControlMessage) => void): void {
+    this.controlHandlers.push(handler);
+  }
+  onReconnect(handler: () => void): void {
+    this.reconnectHandlers.push(handler);
+  }
+
+  async ping(): Promise<void> {
+    if (this.sub.status !== 'ready') throw new Error(`Redis subscriber connection is ${this.sub.status}`);
+    await this.pub.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.eventHandlers.length = 0;
+    this.controlHandlers.length = 0;
+    this.reconnectHandlers.length = 0;
+    await Promise.all(
+      [this.pub, this.sub].map(async (conn) => {
+        if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect());
+        else conn.disconnect();
+      }),
+    );
+  }
+}
+
+function safeCall(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // A handler bug must not break the bus for the other handlers.
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** Build and connect a RedisBus (used by createBus). */
+export async function createRedisBus(url: string, opts: RedisBusOptions = {}): Promise<RedisBus> {
+  const bus = new RedisBus(url, opts);
+  await bus.start();
+  return bus;
+}

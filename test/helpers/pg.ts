@@ -1,0 +1,174 @@
+/**
+ * A private, throw-away PostgreSQL 15 server for tests (loopback only).
+ *
+ *   const pg = await startPostgres();      // { url: 'postgres://postgres@127.0.0.1:PORT/tpx_xxx', stop() }
+ *   afterAll(() => pg.stop());
+ *
+ * initdb runs into a fresh temp dir owned by the `postgres` user (PostgreSQL refuses to run as
+ * root), the server listens on 127.0.0.1 at a free port with its unix socket inside the data dir,
+ * fsync is off (tests do not need durability across a machine crash). stop() shuts it down
+ * (fast shutdown, SIGKILL if it lingers) and removes the directory; an `exit` hook kills whatever
+ * a crashed test left behind. `createDatabase()` gives further empty databases on the same server.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const execFileP = promisify(execFile);
+const PG_BIN = process.env.TPX_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const START_TIMEOUT_MS = 30_000;
+
+export interface TestPostgres {
+  /** URL of a fresh, empty database on the private server. */
+  url: string;
+  port: number;
+  /** Create another empty database on the same server and return its URL. */
+  createDatabase(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function postgresIds(): Promise<{ uid: number; gid: number }> {
+  const [{ stdout: u }, { stdout: g }] = await Promise.all([execFileP('id', ['-u', 'postgres']), execFileP('id', ['-g', 'postgres'])]);
+  return { uid: Number(u.trim()), gid: Number(g.trim()) };
+}
+
+interface Live {
+  proc: ChildProcess;
+  dir: string;
+}
+const live = new Set<Live>();
+
+process.once('exit', () => {
+  for (const l of live) {
+    try {
+      l.proc.kill('SIGKILL');
+    } catch {
+      /* ignore */
+    }
+    try {
+      rmSync(l.dir, { recursive: true, force: true });
+    } catch {
+      /* ignore */
+    }
+  }
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitAccepting(port: number, proc: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`postgres exited during start-up (code ${proc.exitCode}, signal ${proc.signalCode}):\n${output()}`);
+    }
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      await client.end();
+      return;
+    } catch {
+      await client.end().catch(() => undefined);
+    }
+    if (Date.now() > deadline) throw new Error(`postgres did not accept connections within ${START_TIMEOUT_MS} ms:\n${output()}`);
+    await sleep(100);
+  }
+}
+
+export async function startPostgres(opts: { maxConnections?: number } = {}): Promise<TestPostgres> {
+  const { uid, gid } = await postgresIds();
+  const dir = mkdtempSync(path.join(tmpdir(), 'tpx-pg-'));
+  const dataDir = path.join(dir, 'data');
+  chownSync(dir, uid, gid);
+  let out = '';
+  const append = (s: string) => {
+    out += s;
+    if (out.length > 200_000) out = out.slice(-200_000);
+  };
+  let proc: ChildProcess | null = null;
+  let entry: Live | null = null;
+  try {
+    await execFileP('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync'], {
+      cwd: dir,
+      env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+    }).catch((err: Error & { stderr?: string }) => {
+      throw new Error(`initdb failed: ${err.message}\n${err.stderr ?? ''}`);
+    });
+    const port = await freePort();
+    proc = spawn(
+      path.join(PG_BIN, 'postgres'),
+      [
+        '-D', dataDir,
+        '-k', dir,
+        '-p', String(port),
+        '-h', '127.0.0.1',
+        '-c', 'fsync=off',
+        '-c', 'synchronous_commit=off',
+        '-c', 'full_page_writes=off',
+        '-c', `max_connections=${opts.maxConnections ?? 200}`,
+        '-c', 'shared_buffers=32MB',
+        '-c', 'log_min_messages=warning',
+      ],
+      { cwd: dir, uid, gid, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', LANG: 'C' } },
+    );
+    proc.stdout!.setEncoding('utf8').on('data', append);
+    proc.stderr!.setEncoding('utf8').on('data', append);
+    entry = { proc, dir };
+    live.add(entry);
+    await waitAccepting(port, proc, () => out);
+
+    const createDatabase = async (): Promise<string> => {
+      const name = `tpx_${randomBytes(6).toString('hex')}`;
+      const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await admin.end();
+      }
+      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    };
+    const url = await createDatabase();
+
+    const running = proc;
+    const liveEntry = entry;
+    let stopping: Promise<void> | null = null;
+    const stop = () =>
+      (stopping ??= (async () => {
+        if (running.exitCode === null && running.signalCode === null) {
+          const exited = new Promise<void>((r) => running.once('exit', () => r()));
+          running.kill('SIGINT'); // fast shutdown: abort sessions, no checkpoint wait for clients
+          const timer = setTimeout(() => running.kill('SIGKILL'), 10_000);
+          await exited;
+          clearTimeout(timer);
+        }
+        live.delete(liveEntry);
+        rmSync(dir, { recursive: true, force: true });
+      })());
+    return { url, port, createDatabase, stop };
+  } catch (err) {
+    if (proc && proc.exitCode === null) proc.kill('SIGKILL');
+    if (entry) live.delete(entry);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
