@@ -26,7 +26,6 @@ CREATE TABLE accounts (
   pruned_through INTEGER NOT NULL DEFAULT 0,
   created_at     TEXT NOT NULL
 );
-CREATE INDEX accounts_created ON accounts (created_at, account_id);
 
 CREATE TABLE api_keys (
   key_id       TEXT PRIMARY KEY,

@@ -292,11 +292,11 @@ export class SqliteStore implements Store {
 
       insertAccount: p('INSERT INTO accounts (account_id, name, partner_id, rooms, created_at) VALUES (?, ?, ?, ?, ?)'),
       getAccount: p('SELECT account_id, name, partner_id, rooms, created_at FROM accounts WHERE account_id = ?'),
-      listAccounts: p('SELECT account_id, name, partner_id, rooms, created_at FROM accounts ORDER BY created_at, account_id LIMIT ?'),
+      // Creation order = rowid order (monotonic, unlike created_at which ties within a millisecond).
+      listAccounts: p('SELECT account_id, name, partner_id, rooms, created_at FROM accounts ORDER BY rowid LIMIT ?'),
       listAccountsAfter: p(
-        `SELECT a.account_id, a.name, a.partner_id, a.rooms, a.created_at FROM accounts a, (SELECT created_at, account_id FROM accounts WHERE account_id = ?) c
-         WHERE a.created_at > c.created_at OR (a.created_at = c.created_at AND a.account_id > c.account_id)
-         ORDER BY a.created_at, a.account_id LIMIT ?`,
+        `SELECT account_id, name, partner_id, rooms, created_at FROM accounts
+         WHERE rowid > (SELECT rowid FROM accounts WHERE account_id = ?) ORDER BY rowid LIMIT ?`,
       ),
       updateAccount: p('UPDATE accounts SET name = ?, partner_id = ?, rooms = ? WHERE account_id = ?'),
       deleteAccount: p('DELETE FROM accounts WHERE account_id = ?'),
@@ -309,7 +309,7 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, 'active', ?, ?)`,
       ),
       getKey: p('SELECT key_id, account_id, name, token_prefix, status, expires_at, created_at, last_used_at FROM api_keys WHERE key_id = ?'),
-      listKeys: p('SELECT key_id, account_id, name, token_prefix, status, expires_at, created_at, last_used_at FROM api_keys WHERE account_id = ? ORDER BY created_at, key_id'),
+      listKeys: p('SELECT key_id, account_id, name, token_prefix, status, expires_at, created_at, last_used_at FROM api_keys WHERE account_id = ? ORDER BY rowid'),
       setKeyStatus: p('UPDATE api_keys SET status = ? WHERE key_id = ?'),
       deleteKey: p('DELETE FROM api_keys WHERE key_id = ?'),
       keyByHash: p(
@@ -355,7 +355,7 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
       ),
       getWebhook: p('SELECT * FROM webhooks WHERE webhook_id = ?'),
-      listWebhooks: p('SELECT * FROM webhooks WHERE account_id = ? ORDER BY created_at, webhook_id'),
+      listWebhooks: p('SELECT * FROM webhooks WHERE account_id = ? ORDER BY rowid'),
       updateWebhook: p(
         `UPDATE webhooks SET url = ?, secret = ?, previous_secret = ?, previous_secret_expires_at = ?, enabled = ?,
          disabled_reason = ?, description = ?, failing_since = ?, updated_at = ? WHERE webhook_id = ?`,
@@ -815,7 +815,7 @@ export class SqliteStore implements Store {
     const until = isoToMs(filter.until, 'until');
     if (since !== null) (where.push('created_at >= ?'), args.push(since));
     if (until !== null) (where.push('created_at <= ?'), args.push(until));
-    const sql = `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, seq DESC, delivery_id LIMIT ?`;
+    const sql = `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
     args.push(Math.max(1, Math.floor(filter.limit ?? 100)));
     return (this.cached(sql).all(...args) as DeliveryRow[]).map(toDelivery);
   }
