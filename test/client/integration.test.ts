@@ -64,6 +64,8 @@ function recorder(client: TpxClient) {
   };
 }
 
+const publishErrors = new Set<string>();
+
 /** Publish with a caller-chosen msg_id (idempotency key): retried until accepted, so a publish racing a restart is never lost nor doubled. */
 async function publishReliably(accountId: string, i: number, msgId: string): Promise<void> {
   const type = TYPES[i % TYPES.length]!;
@@ -71,7 +73,12 @@ async function publishReliably(accountId: string, i: number, msgId: string): Pro
     try {
       await publish(server, { msg_type: type, account_ids: [accountId], payload: { ...samplePayload(type), n: i }, msg_id: msgId });
       return;
-    } catch {
+    } catch (err) {
+      const msg = String((err as Error).message).slice(0, 300);
+      if (!publishErrors.has(msg)) {
+        publishErrors.add(msg);
+        console.log('[publish retry]', msg);
+      }
       await sleep(25);
     }
   }
