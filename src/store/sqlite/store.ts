@@ -43,6 +43,7 @@ import {
   type WebhookEndpoint,
   type WebhookPatch,
 } from '../types.js';
+import { uuidv7 } from './ids.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 
 type Stmt = Database.Statement<unknown[], any>;
@@ -664,7 +665,7 @@ export class SqliteStore implements Store {
         const r = cache.get(accountId)!;
         if (r.webhooks === null) r.webhooks = (s.enabledWebhookIds.all(accountId) as { webhook_id: string }[]).map((w) => w.webhook_id);
         for (const webhookId of r.webhooks) {
-          s.insertDelivery.run(randomUUID(), webhookId, accountId, eventId, event.msg_id, event.msg_type, seq, event.created_at_ms, event.created_at_ms);
+          s.insertDelivery.run(uuidv7(), webhookId, accountId, eventId, event.msg_id, event.msg_type, seq, event.created_at_ms, event.created_at_ms);
           deliveries++;
         }
       }
@@ -933,7 +934,7 @@ export class SqliteStore implements Store {
     const tx = this.db.transaction((): boolean => {
       const cur = s.leaseOf.get(deliveryId) as { lease_owner: string | null; attempt_count: number } | undefined;
       if (!cur || cur.lease_owner !== owner) return false;
-      s.insertAttempt.run(randomUUID(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome);
+      s.insertAttempt.run(uuidv7(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome);
       s.resolveDelivery.run(
         resolution.status,
         nextAt,
