@@ -88,7 +88,7 @@ describe('tpx keys', () => {
     expect(created.stderr).toMatch(/shown only once/);
 
     const list = ok(await runCli(['keys', 'list', '--account', accountId], { env }));
-    expect(list.stdout).toMatch(/^KEY_ID\s+NAME\s+STATUS/);
+    expect(list.stdout).toMatch(/^KEY_ID\s+NAME\s+PREFIX\s+STATUS/);
     const row = list.stdout.split('\n').find((l) => l.startsWith(keyId!));
     expect(row).toMatch(/\bbot\b.*\bactive\b.*2099-01-01/);
     expect(list.stdout).not.toContain(token!); // never shows tokens
