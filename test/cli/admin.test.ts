@@ -2,9 +2,12 @@
  * `tpx accounts|keys|webhooks` against a real server: every command goes through the admin
  * API only, prints a readable table by default and raw JSON with --json.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { api, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { runCli, stopAllCli, type CliResult } from './run-cli.js';
+
+// Each step spawns a CLI process; on a loaded 2-core machine that can take seconds.
+vi.setConfig({ testTimeout: 120_000 });
 
 let server: TestServer;
 let env: Record<string, string>;

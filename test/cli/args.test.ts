@@ -3,8 +3,11 @@
  * stderr and no stack trace. None of these need a server (validation happens first; where a
  * URL is needed it points at a closed port).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runCli, type CliResult } from './run-cli.js';
+
+// Each case spawns CLI processes; on a loaded 2-core machine that can take seconds.
+vi.setConfig({ testTimeout: 90_000 });
 
 const NO_SERVER = { TPX_URL: 'http://127.0.0.1:9', TPX_ADMIN_TOKEN: 'adm_test' };
 

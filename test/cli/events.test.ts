@@ -6,9 +6,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAccountWithKey, publish, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { runCli, spawnCli, stopAllCli, type CliResult } from './run-cli.js';
+
+// Each step spawns a CLI process; on a loaded 2-core machine that can take seconds.
+vi.setConfig({ testTimeout: 120_000 });
 
 let server: TestServer;
 let env: Record<string, string>;

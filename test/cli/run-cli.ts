@@ -49,7 +49,7 @@ export function runCli(args: string[], opts: CliRunOptions = {}): Promise<CliRes
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   if (opts.input !== undefined) child.stdin!.end(opts.input);
   else child.stdin!.end();
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 25_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 60_000);
   return new Promise((resolve) => {
     child.once('close', (code) => {
       clearTimeout(timer);

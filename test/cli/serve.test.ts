@@ -3,9 +3,12 @@
  * admin token, the client commands find that token in <data dir>/admin-token, and SIGTERM
  * exits 0.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startTestServer, stopAll } from '../helpers/server.js';
 import { runCli } from './run-cli.js';
+
+// Each step spawns a CLI process; on a loaded 2-core machine that can take seconds.
+vi.setConfig({ testTimeout: 120_000 });
 
 afterAll(() => stopAll());
 
