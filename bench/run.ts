@@ -12,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { samplePayload } from '../src/protocol/samples.js';
+import { runWebhookBaseline, type WebhookBaselineResult } from './webhook-baseline.js';
 import { summarizeCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
+import { HostCpu, memory } from './lib/proc.js';
 import { IS_TS, Loadgen, Publisher, REPO_ROOT, ServerProc, benchFile, createAccounts, sleep, type ServerKind } from './lib/children.js';
 import {
   connectPhase,
@@ -314,7 +316,7 @@ async function runSuite(kind: ServerKind, plan: Plan, sel: Set<ScenarioName>, lo
       });
       log(`${kind}: publish batch ×${plan.publish_batch}: ${fmtInt(res.publish_batch.events_per_sec)} events/s`);
     }
-    res.server_rss_peak = (await import('./lib/proc.js')).memory(rig.server.pid).hwm;
+    res.server_rss_peak = memory(rig.server.pid).hwm;
   });
   return res;
 }
@@ -356,9 +358,21 @@ async function runWebhooks(opts: BenchOptions, log: (m: string) => void): Promis
     log('webhooks: bench/webhooks.ts has no runWebhookBench export; skipped');
     return null;
   }
-  log('webhooks: running runWebhookBench');
-  const r = await mod.runWebhookBench({ quick: opts.quick === true, log });
-  return r && typeof r === 'object' ? (r as Record<string, unknown>) : { result: r };
+  log('webhooks: running runWebhookBench (real dispatcher, durable store)');
+  const r = (await mod.runWebhookBench({ quick: opts.quick === true, log })) as unknown;
+  const out: Record<string, unknown> = r && typeof r === 'object' ? { ...(r as Record<string, unknown>) } : { result: r };
+  // Baseline: the same number of signed POSTs with the same number in flight, straight to a
+  // fast receiver with no store (bench/webhook-baseline.ts).
+  const deliveries = typeof out.deliveries === 'number' ? out.deliveries : opts.quick ? 5000 : 20_000;
+  const endpoints = typeof out.endpoints === 'number' ? out.endpoints : 4;
+  const perEndpoint = typeof out.concurrencyPerEndpoint === 'number' ? out.concurrencyPerEndpoint : 32;
+  try {
+    out.baseline = await runWebhookBaseline({ deliveries, inFlight: endpoints * perEndpoint });
+    log(`webhooks: baseline bare sender ${(out.baseline as WebhookBaselineResult).deliveriesPerSec} deliveries/s`);
+  } catch (err) {
+    out.baseline_error = String((err as Error).message);
+  }
+  return out;
 }
 
 /** Find the deliveries-per-second figure in whatever shape runWebhookBench returned. */
@@ -564,6 +578,17 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     .map((s) => s.trim()) as ServerKind[];
   log(`scenarios: ${scenarios.join(', ')}${quick ? ' (quick)' : ''}; ${plan.workers} load-generator worker(s); ${IS_TS ? 'sources via tsx' : 'built dist/'}`);
   const notes: string[] = [];
+  {
+    const h = new HostCpu();
+    h.start();
+    await sleep(1000);
+    const busy = h.stop().busy_cores;
+    if (busy > 0.3) {
+      const msg = `host already busy before the run (${round(busy, 2)} of ${os.cpus().length} cores used by other processes): absolute figures are unreliable; ratios less so`;
+      notes.push(msg);
+      log(`WARNING: ${msg}`);
+    }
+  }
   let profileDir: string | undefined;
   if (opts.profile) {
     profileDir = path.join(REPO_ROOT, '.tmp', 'bench-profiles', started.toISOString().replace(/[:.]/g, '-'));
@@ -609,6 +634,14 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
 
   const wallS = (performance.now() - t0) / 1000;
   const metrics = buildMetrics(results.tpx, results.baseline, soaks.tpx, soaks.baseline, webhooks, wallS, quick);
+  for (const kind of servers) {
+    const r = results[kind];
+    const noisy: string[] = [];
+    for (const [name, f] of [['fan-out small', r.fanout_small], ['fan-out big', r.fanout_big]] as const) {
+      if (f && f.other_cores > 0.25) noisy.push(`${name} (${f.other_cores} cores)`);
+    }
+    if (noisy.length) notes.push(`${kind}: other processes used CPU during ${noisy.join(', ')}: expect noise`);
+  }
   for (const kind of servers) if (results[kind].error) notes.push(`${kind} failed: ${results[kind].error!.split('\n')[0]}`);
   const report: BenchReport = {
     tool: 'tpx-bench',

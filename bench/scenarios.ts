@@ -7,7 +7,7 @@
  * stalled), so work queued inside the server is charged to the messages it produced.
  */
 import { Hist, type LatencySummary } from './lib/hist.js';
-import { CpuMeter, memory } from './lib/proc.js';
+import { CpuMeter, HostCpu, memory } from './lib/proc.js';
 import { sleep, type BenchAccount, type Loadgen, type Publisher, type ServerProc } from './lib/children.js';
 import type { ConnectSpec, StatsResult } from './lib/messages.js';
 import type { PublishResult, PublishRun } from './publisher.js';
@@ -162,6 +162,10 @@ export interface FanoutOutcome {
   cpu_us_per_msg: number;
   loadgen_cpu_cores: number;
   publisher_cpu_cores: number;
+  /** Whole host: busy cores, softirq cores, and cores used by processes outside the benchmark. */
+  host_busy_cores: number;
+  host_softirq_cores: number;
+  other_cores: number;
   seq_gaps: number;
   seq_dups: number;
   closes: Record<string, number>;
@@ -183,6 +187,8 @@ export async function fanout(
   const server = new CpuMeter(rig.server.pid);
   const lg = new CpuMeter(rig.loadgen.pid);
   const pub = new CpuMeter(rig.publisher.pid);
+  const host = new HostCpu();
+  host.start();
   server.start();
   lg.start();
   pub.start();
@@ -194,6 +200,7 @@ export async function fanout(
   const c = server.stop();
   const l = lg.stop();
   const p = pub.stop();
+  const h = host.stop();
   const delivered = s1.events - s0.events;
   const closes: Record<string, number> = {};
   for (const [k, v] of Object.entries(s1.closes_fast)) {
@@ -216,6 +223,9 @@ export async function fanout(
     cpu_us_per_msg: delivered ? round(c.cpu_us / delivered, 3) : 0,
     loadgen_cpu_cores: round(l.cores, 2),
     publisher_cpu_cores: round(p.cores, 2),
+    host_busy_cores: round(h.busy_cores, 2),
+    host_softirq_cores: round(h.softirq_cores, 2),
+    other_cores: round(Math.max(0, h.busy_cores - h.softirq_cores - c.cores - l.cores - p.cores - h.orchestrator_cores), 2),
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     seq_dups: s1.seq_dups - s0.seq_dups,
     closes,
@@ -236,6 +246,7 @@ export interface LatencyOutcome extends LatencySummary {
   missing: number;
   skipped: number;
   server_cpu_cores: number;
+  host_busy_cores: number;
   publish_response_p99_ms: number | null;
   seq_gaps: number;
   closes: Record<string, number>;
@@ -253,6 +264,8 @@ export async function latency(
   await drain(rig, w0.events, warm.events_accepted * opts.connections, 3000, 30_000);
   const s0 = await rig.loadgen.stats(true);
   const server = new CpuMeter(rig.server.pid);
+  const host = new HostCpu();
+  host.start();
   server.start();
   const res = await rig.publisher.run(
     publishRun(rig, { mode: 'rate', rate: opts.rate, durationMs: opts.windowMs, concurrency: 16, target: opts.target }),
@@ -260,6 +273,7 @@ export async function latency(
   const expected = res.events_accepted * opts.connections;
   const s1 = await drain(rig, s0.events, expected, 3000, 30_000);
   const c = server.stop();
+  const hc = host.stop();
   await rig.loadgen.latency(false);
   const h = new Hist();
   h.merge(s1.latency);
@@ -281,6 +295,7 @@ export async function latency(
     missing: Math.max(0, expected - delivered),
     skipped: res.skipped,
     server_cpu_cores: round(c.cores, 2),
+    host_busy_cores: round(hc.busy_cores, 2),
     publish_response_p99_ms: resp.summaryMs().p99_ms,
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     closes,

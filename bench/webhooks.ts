@@ -108,7 +108,7 @@ export async function runWebhookBench(opts: WebhookBenchOptions = {}): Promise<W
     for (;;) {
       const c = await store.deliveryCounts();
       if (c.pending === 0) break;
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100));
     }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     await dispatcher.stop();

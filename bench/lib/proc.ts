@@ -51,3 +51,31 @@ export class CpuMeter {
     return { cpu_us: cpu, wall_ms: wall, cores: wall > 0 ? cpu / 1000 / wall : 0 };
   }
 }
+
+/** Whole-host CPU from /proc/stat: busy cores and softirq cores over a window. */
+export class HostCpu {
+  private s0: number[] = [];
+  private t0 = 0;
+  private self0 = 0;
+  private static read(): number[] {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    return line.trim().split(/\s+/).slice(1).map(Number);
+  }
+  start(): void {
+    this.s0 = HostCpu.read();
+    this.t0 = performance.now();
+    const u = process.cpuUsage();
+    this.self0 = u.user + u.system;
+  }
+  /** Cores busy on the whole host (user+nice+system+irq+softirq+steal), softirq alone, and this process. */
+  stop(): { busy_cores: number; softirq_cores: number; orchestrator_cores: number } {
+    const s1 = HostCpu.read();
+    const d = s1.map((v, i) => v - (this.s0[i] ?? 0));
+    const wallS = (performance.now() - this.t0) / 1000;
+    const toCores = (ticks: number) => (wallS > 0 ? ticks / clkTck / wallS : 0);
+    const busy = (d[0] ?? 0) + (d[1] ?? 0) + (d[2] ?? 0) + (d[5] ?? 0) + (d[6] ?? 0) + (d[7] ?? 0);
+    const u = process.cpuUsage();
+    const self = (u.user + u.system - this.self0) / 1e6;
+    return { busy_cores: toCores(busy), softirq_cores: toCores(d[6] ?? 0), orchestrator_cores: wallS > 0 ? self / wallS : 0 };
+  }
+}

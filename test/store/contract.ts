@@ -273,6 +273,18 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 })).events.map((e) => e.seq)).toEqual([1, 2]);
       });
 
+      it('a batch mixing an already-accepted msg_id and an unknown account stores nothing new', async () => {
+        const a = await store.createAccount({});
+        const accepted = ev([a.account_id]);
+        await store.appendEvent(accepted);
+        const ghost = randomUUID();
+        await expect(store.appendEvents([accepted, ev([a.account_id]), ev([ghost])])).rejects.toBeInstanceOf(UnknownAccountsError);
+        expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).last_seq).toBe(1);
+        // A re-post of an accepted msg_id is answered from the record, even if its targets no longer exist.
+        expect(await store.appendEvent({ ...accepted, target: [ghost] })).toMatchObject({ duplicate: true, recipients: 1 });
+        expect(await store.appendEvents([])).toEqual([]);
+      });
+
       it('addressed accounts that may not access the type are skipped (no seq, not counted)', async () => {
         const a = await store.createAccount({ rooms: ['PAYMENT_FAILED'] });
         const b = await store.createAccount({});
@@ -551,6 +563,20 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(rest.map((c) => c.delivery.seq)).toEqual([4, 1]);
         expect(ids).toHaveLength(4);
         expect(a.account_id).toBe(w.account_id);
+      });
+
+      it('nextDueAt ignores deliveries under a live lease', async () => {
+        await setup(1);
+        expect(await store.nextDueAt()).not.toBeNull();
+        await claim({ now: new Date(), leaseMs: 3600_000 });
+        expect(await store.nextDueAt()).toBeNull();
+        expect(await store.deliveryCounts()).toEqual({ pending: 1, failed: 0 });
+      });
+
+      it('a lease expired but not re-claimed still lets its owner record', async () => {
+        await setup(1);
+        const [c] = await claim({ leaseMs: 0 });
+        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
       });
 
       it('only enabled endpoints are claimed or reported due', async () => {
