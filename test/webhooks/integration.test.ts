@@ -146,7 +146,7 @@ describe('webhooks end to end', () => {
     const [d] = await deliveriesOf(server, `account_id=${account.account_id}`);
     expect(d.status).toBe('failed');
 
-    // Events while disabled wait (not lost); re-enabling sends them.
+    // While disabled nothing is sent (SPEC §4: deliveries are created for enabled endpoints only).
     await publish(server, eventBody('BID_OUTBID', [account.account_id]));
     await sleep(300);
     expect(rx.received).toHaveLength(1);
@@ -154,6 +154,7 @@ describe('webhooks end to end', () => {
     const en = await api(server, 'PATCH', `/admin/webhooks/${hook.webhook_id}`, { enabled: true });
     expect(en.status, en.text).toBe(200);
     expect(en.body).toMatchObject({ enabled: true, disabled_reason: null, failing_since: null });
+    await publish(server, eventBody('BID_OUTBID', [account.account_id]));
     await waitFor(() => acked(rx).length === 1, 10_000, 'delivery after re-enable');
   });
 
