@@ -12,6 +12,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { parseClientMessage, type SubscribeMessage, type UnsubscribeMessage } from '../protocol/client-messages.js';
 import { AUTH_METHOD_API_KEY, CloseCode, ErrorCode, isRoom, type Room } from '../protocol/constants.js';
 import type { Store } from '../store/types.js';
+import { authFailure } from './auth-errors.js';
 import { Connection } from './connection.js';
 import { controlFrame, errorFrame, eventFrameJson, preframe } from './frames.js';
 import { Hub } from './hub.js';
@@ -164,12 +165,7 @@ export class Gateway {
     const result = await this.store.lookupToken(token);
     if (conn.closing) return;
     if (!result.ok) {
-      const map = {
-        invalid: [ErrorCode.AUTH_INVALID_API_KEY, 'Invalid API key'],
-        inactive: [ErrorCode.AUTH_API_KEY_INACTIVE, 'API key is inactive'],
-        expired: [ErrorCode.AUTH_API_KEY_EXPIRED, 'API key has expired'],
-      } as const;
-      const [code, text] = map[result.reason];
+      const { code, message: text } = authFailure(result.reason);
       this.metrics.errors.inc({ code });
       this.metrics.closes.inc({ code: String(CloseCode.AUTH_FAILED) });
       conn.fail(code, text, CloseCode.AUTH_FAILED);

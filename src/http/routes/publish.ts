@@ -4,6 +4,7 @@ import { ErrorCode, isRoom, ALL_ROOM, type EventType } from '../../protocol/cons
 import { Publisher } from '../../publish/publisher.js';
 import { MAX_BATCH, validatePublish, type FieldError, type PublishRequest } from '../../publish/validate.js';
 import { UnknownAccountsError, type Store } from '../../store/types.js';
+import { authFailure } from '../../gateway/auth-errors.js';
 import { eventFrameJson } from '../../gateway/frames.js';
 import { HttpError } from '../errors.js';
 
@@ -66,12 +67,7 @@ export function publishRoutes(app: FastifyInstance, deps: { publisher: Publisher
     }
     const lookup = await deps.store.lookupToken(token);
     if (!lookup.ok) {
-      const map = {
-        invalid: [ErrorCode.AUTH_INVALID_API_KEY, 'Invalid API key'],
-        inactive: [ErrorCode.AUTH_API_KEY_INACTIVE, 'API key is inactive'],
-        expired: [ErrorCode.AUTH_API_KEY_EXPIRED, 'API key has expired'],
-      } as const;
-      const [code, text] = map[lookup.reason];
+      const { code, message: text } = authFailure(lookup.reason);
       throw new HttpError(401, code, text);
     }
     const q = request.query as Record<string, string | undefined>;
