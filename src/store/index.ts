@@ -2,16 +2,18 @@
  * Store factory: picks the implementation from TPX_DATABASE_URL (SPEC §5).
  *   unset            → embedded SQLite at `${dataDir}/tpx.sqlite`
  *   sqlite:<path>    → embedded SQLite at <path> (`sqlite:/abs/file`, `sqlite:///abs/file`, `sqlite:rel/file`, `sqlite::memory:`)
- *   postgres://…     → shared PostgreSQL store (not in this build yet)
+ *   postgres://…     → shared PostgreSQL store (src/store/postgres)
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import { SqliteStore } from './sqlite/store.js';
+import { PostgresStore } from './postgres/store.js';
 import type { Store } from './types.js';
 
 export * from './types.js';
 export { SqliteStore } from './sqlite/store.js';
+export { PostgresStore } from './postgres/store.js';
 
 /** Resolves the SQLite file a config points at, or null when the config selects another backend. */
 export function sqliteFilename(config: Pick<Config, 'dataDir' | 'databaseUrl'>): string | null {
@@ -28,7 +30,7 @@ export function sqliteFilename(config: Pick<Config, 'dataDir' | 'databaseUrl'>):
 export function createStore(config: Config): Store {
   const url = config.databaseUrl;
   if (url && /^postgres(ql)?:\/\//i.test(url)) {
-    throw new Error('PostgreSQL store not available in this build');
+    return new PostgresStore({ connectionString: url, applicationName: `tpx-realtime/${config.nodeId}` });
   }
   const filename = sqliteFilename(config);
   if (filename === null) {

@@ -1,0 +1,2 @@
+export { PostgresStore, type PostgresStoreOptions } from './store.js';
+export { MIGRATIONS, LATEST_SCHEMA_VERSION } from './schema.js';

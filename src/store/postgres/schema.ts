@@ -1,0 +1,136 @@
+/**
+ * PostgreSQL schema as forward-only migrations, mirroring the SQLite schema
+ * (src/store/sqlite/schema.ts) column for column so both stores behave the same:
+ * ISO-8601 text for human-facing entity timestamps, epoch-millisecond BIGINT for the hot,
+ * range-queried ones (event log, deliveries).
+ *
+ * Identifier and timestamp text columns use COLLATE "C": comparisons are bytewise exactly like
+ * SQLite's, whatever the database's default locale. `row_no` identity columns play the part of
+ * SQLite's rowid: creation order for listings (created_at ties within a millisecond).
+ *
+ * Migrations run under a session advisory lock (see PostgresStore.init), so several nodes
+ * starting at once on an empty database apply each migration exactly once.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+/** Key of the advisory lock held while migrating ("tpx" schema). */
+export const MIGRATION_LOCK_KEY = 0x7470_7801;
+/** Key of the transaction advisory lock that serializes delivery claims across nodes. */
+export const CLAIM_LOCK_KEY = 0x7470_7802;
+/** Key of the transaction advisory lock that lets one node prune at a time. */
+export const PRUNE_LOCK_KEY = 0x7470_7803;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'initial schema',
+    sql: `
+CREATE TABLE accounts (
+  row_no         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,  -- creation order (SQLite's rowid)
+  account_id     TEXT COLLATE "C" PRIMARY KEY,
+  name           TEXT,
+  partner_id     TEXT UNIQUE,
+  rooms          TEXT[] NOT NULL,
+  last_seq       BIGINT NOT NULL DEFAULT 0,
+  pruned_through BIGINT NOT NULL DEFAULT 0,
+  created_at     TEXT COLLATE "C" NOT NULL
+);
+
+CREATE TABLE api_keys (
+  row_no       BIGINT GENERATED ALWAYS AS IDENTITY,
+  key_id       TEXT COLLATE "C" PRIMARY KEY,
+  account_id   TEXT COLLATE "C" NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  name         TEXT,
+  token_hash   BYTEA NOT NULL UNIQUE,
+  token_prefix TEXT NOT NULL,
+  status       TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+  expires_at   TEXT,
+  created_at   TEXT COLLATE "C" NOT NULL,
+  last_used_at TEXT
+);
+CREATE INDEX api_keys_account ON api_keys (account_id, row_no);
+
+CREATE TABLE events (
+  event_id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  msg_id        TEXT COLLATE "C" NOT NULL UNIQUE,
+  msg_type      TEXT NOT NULL,
+  payload_json  TEXT NOT NULL,
+  source_id     TEXT,
+  created_at_ms BIGINT NOT NULL,
+  recipients    INTEGER NOT NULL
+);
+CREATE INDEX events_created ON events (created_at_ms);
+
+CREATE TABLE account_events (
+  account_id    TEXT COLLATE "C" NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  seq           BIGINT NOT NULL,
+  event_id      BIGINT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (account_id, seq)
+);
+CREATE INDEX account_events_created ON account_events (created_at_ms);
+
+CREATE TABLE webhooks (
+  row_no                     BIGINT GENERATED ALWAYS AS IDENTITY,
+  webhook_id                 TEXT COLLATE "C" PRIMARY KEY,
+  account_id                 TEXT COLLATE "C" NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  url                        TEXT NOT NULL,
+  secret                     TEXT NOT NULL,
+  previous_secret            TEXT,
+  previous_secret_expires_at TEXT,
+  enabled                    BOOLEAN NOT NULL DEFAULT TRUE,
+  disabled_reason            TEXT,
+  description                TEXT,
+  failing_since              TEXT,
+  created_at                 TEXT COLLATE "C" NOT NULL,
+  updated_at                 TEXT NOT NULL
+);
+CREATE INDEX webhooks_account ON webhooks (account_id, row_no);
+
+CREATE TABLE deliveries (
+  row_no           BIGINT GENERATED ALWAYS AS IDENTITY,
+  delivery_id      TEXT COLLATE "C" PRIMARY KEY,
+  webhook_id       TEXT COLLATE "C" NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+  account_id       TEXT COLLATE "C" NOT NULL,
+  event_id         BIGINT NOT NULL,
+  msg_id           TEXT NOT NULL,
+  msg_type         TEXT NOT NULL,
+  seq              BIGINT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+  attempt_count    INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  BIGINT,
+  lease_owner      TEXT,
+  lease_until      BIGINT,
+  last_status_code INTEGER,
+  last_error       TEXT,
+  created_at       BIGINT NOT NULL,
+  completed_at     BIGINT
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, seq) WHERE status = 'pending';
+CREATE INDEX deliveries_webhook ON deliveries (webhook_id, seq);
+CREATE INDEX deliveries_account ON deliveries (account_id, status, created_at);
+CREATE INDEX deliveries_created ON deliveries (created_at, row_no);
+CREATE INDEX deliveries_leased ON deliveries (webhook_id, lease_until) WHERE lease_owner IS NOT NULL;
+CREATE INDEX deliveries_unfinished_event ON deliveries (event_id) WHERE status <> 'succeeded';
+CREATE INDEX deliveries_succeeded_created ON deliveries (created_at) WHERE status = 'succeeded';
+
+CREATE TABLE delivery_attempts (
+  attempt_id   TEXT COLLATE "C" PRIMARY KEY,
+  delivery_id  TEXT COLLATE "C" NOT NULL REFERENCES deliveries (delivery_id) ON DELETE CASCADE,
+  attempt_no   INTEGER NOT NULL,
+  attempted_at TEXT NOT NULL,
+  status_code  INTEGER,
+  latency_ms   DOUBLE PRECISION NOT NULL,
+  error        TEXT,
+  outcome      TEXT NOT NULL CHECK (outcome IN ('succeeded', 'retry', 'failed'))
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt_no);
+`,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

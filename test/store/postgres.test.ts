@@ -1,0 +1,150 @@
+/**
+ * PostgreSQL store: the shared Store contract against a private PostgreSQL 15 (one fresh
+ * database per test), plus what only matters with several nodes on one database: concurrent
+ * migrations, seq order and idempotency under concurrent writers, and leases across claimers.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { PostgresStore } from '../../src/store/postgres/store.js';
+import { LATEST_SCHEMA_VERSION } from '../../src/store/postgres/schema.js';
+import { hashToken } from '../../src/store/keys.js';
+import { startPostgres, type TestPostgres } from '../helpers/pg.js';
+import { ev, storeContract } from './contract.js';
+
+let server: TestPostgres;
+const opened: PostgresStore[] = [];
+
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close().catch(() => undefined)));
+  await server?.stop();
+});
+
+async function freshStore(url?: string): Promise<PostgresStore> {
+  const store = new PostgresStore({ connectionString: url ?? (await server.createDatabase()), max: 4 });
+  opened.push(store);
+  await store.init();
+  return store;
+}
+
+storeContract('postgres', () => freshStore());
+
+describe('PostgreSQL store specifics', () => {
+  it('several nodes starting at once on an empty database migrate exactly once', async () => {
+    const url = await server.createDatabase();
+    const stores = Array.from({ length: 6 }, () => new PostgresStore({ connectionString: url, max: 2 }));
+    opened.push(...stores);
+    await Promise.all(stores.map((s) => s.init()));
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      const v = await c.query("SELECT value FROM settings WHERE key = 'schema_version'");
+      expect(v.rows).toEqual([{ value: String(LATEST_SCHEMA_VERSION) }]);
+    } finally {
+      await c.end();
+    }
+    const a = await stores[0].createAccount({});
+    expect(await stores[5].getAccount(a.account_id)).toEqual(a);
+  });
+
+  it('never stores the plain token, only its SHA-256', async () => {
+    const url = await server.createDatabase();
+    const store = await freshStore(url);
+    const a = await store.createAccount({});
+    const { token } = await store.createApiKey(a.account_id, {});
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      const { rows } = await c.query('SELECT * FROM api_keys');
+      expect(JSON.stringify(rows)).not.toContain(token.slice(8));
+      expect(Buffer.compare(rows[0].token_hash, hashToken(token))).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('seq stays strictly increasing per account with concurrent writers on separate pools (nodes)', async () => {
+    const url = await server.createDatabase();
+    const nodes = await Promise.all([1, 2, 3].map(() => freshStore(url)));
+    const a = await nodes[0].createAccount({});
+    const b = await nodes[0].createAccount({});
+    // Mixed single appends and batches across both accounts, from three "nodes" at once.
+    const jobs: Promise<unknown>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const node = nodes[i % 3];
+      if (i % 4 === 0) jobs.push(node.appendEvents([ev([a.account_id, b.account_id]), ev([b.account_id]), ev([a.account_id])]));
+      else jobs.push(node.appendEvent(ev(i % 2 ? [a.account_id] : [b.account_id, a.account_id])));
+    }
+    await Promise.all(jobs);
+    for (const acct of [a, b]) {
+      const read = await nodes[1].readEvents({ account_id: acct.account_id, after_seq: 0, types: null, limit: 10_000 });
+      const seqs = read.events.map((e) => e.seq);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+      expect(read.last_seq).toBe(seqs.length);
+      expect(new Set(read.events.map((e) => e.msg_id)).size).toBe(seqs.length);
+    }
+  });
+
+  it('the same new msg_id posted through several nodes at once is stored once; the others answer duplicate', async () => {
+    const url = await server.createDatabase();
+    const nodes = await Promise.all([1, 2, 3, 4].map(() => freshStore(url)));
+    const a = await nodes[0].createAccount({});
+    await nodes[0].createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
+    for (let round = 0; round < 10; round++) {
+      const e = ev([a.account_id]);
+      const results = await Promise.all(nodes.map((n, i) => (i % 2 ? n.appendEvents([ev([a.account_id]), e]).then((r) => r[1]) : n.appendEvent(e))));
+      expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+      for (const r of results) expect(r.recipients).toBe(1);
+    }
+    const read = await nodes[0].readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 1000 });
+    expect(read.events.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(await nodes[0].listDeliveries({ account_id: a.account_id, limit: 1000 })).toHaveLength(30);
+  });
+
+  it('concurrent claimers never lease the same delivery and respect the per-endpoint limit together', async () => {
+    const url = await server.createDatabase();
+    const nodes = await Promise.all([1, 2, 3].map(() => freshStore(url)));
+    const a = await nodes[0].createAccount({});
+    const w1 = await nodes[0].createWebhook(a.account_id, { url: 'https://example.com/1', secret: 'whsec_1' });
+    const w2 = await nodes[0].createWebhook(a.account_id, { url: 'https://example.com/2', secret: 'whsec_2' });
+    await nodes[0].appendEvents(Array.from({ length: 20 }, () => ev([a.account_id])));
+    const now = new Date(Date.now() + 1);
+    const claims = await Promise.all(
+      nodes.map((n, i) => n.claimDueDeliveries({ now, limit: 100, leaseMs: 60_000, owner: `node-${i}`, perEndpointLimit: 3 })),
+    );
+    const all = claims.flat();
+    expect(new Set(all.map((c) => c.delivery.delivery_id)).size).toBe(all.length);
+    expect(all.filter((c) => c.endpoint.webhook_id === w1.webhook_id)).toHaveLength(3);
+    expect(all.filter((c) => c.endpoint.webhook_id === w2.webhook_id)).toHaveLength(3);
+    // Lowest seqs first per endpoint.
+    expect(all.filter((c) => c.endpoint.webhook_id === w1.webhook_id).map((c) => c.delivery.seq).sort((x, y) => x - y)).toEqual([1, 2, 3]);
+    // A dead node's leases expire and another node takes them over.
+    const later = new Date(now.getTime() + 60_001);
+    const takeover = await nodes[2].claimDueDeliveries({ now: later, limit: 100, leaseMs: 60_000, owner: 'node-x', perEndpointLimit: 3 });
+    expect(takeover.map((c) => c.delivery.seq).sort((x, y) => x - y)).toEqual([1, 1, 2, 2, 3, 3]);
+  });
+
+  it('pruning through two nodes at once removes each row once', async () => {
+    const url = await server.createDatabase();
+    const [n1, n2] = await Promise.all([freshStore(url), freshStore(url)]);
+    const a = await n1.createAccount({});
+    const old = Date.now() - 10_000;
+    await n1.appendEvents(Array.from({ length: 5 }, () => ev([a.account_id], { created_at_ms: old })));
+    await n1.appendEvent(ev([a.account_id]));
+    const removed = await Promise.all([n1.pruneEvents(Date.now() - 5000), n2.pruneEvents(Date.now() - 5000)]);
+    expect(removed[0] + removed[1]).toBe(5);
+    const read = await n2.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
+    expect(read.pruned_through).toBe(5);
+    expect(read.events.map((e) => e.seq)).toEqual([6]);
+  });
+
+  it('unknown (non-uuid) ids are simply unknown, never a database error', async () => {
+    const store = await freshStore();
+    expect(await store.getAccount('not-a-uuid')).toBeNull();
+    await expect(store.appendEvent(ev(['nope']))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: ['nope'] });
+    expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
+  });
+});
