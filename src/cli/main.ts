@@ -46,7 +46,7 @@ export function buildProgram(): Command {
   registerConnections(program);
   registerBench(program);
   // `listen` and `webhooks forward` authenticate with a partner API key, not the admin token.
-  addConnectionOptions(program, new Set(['serve']), new Set(['listen', 'forward']));
+  addConnectionOptions(program, new Set(['serve', 'bench']), new Set(['listen', 'forward']));
   return program;
 }
 

@@ -1,29 +1,29 @@
 /**
- * `tpx bench`: delegates to bench/run.ts (`runBench(opts)`), loaded lazily so the CLI works
- * even where the benchmark code is not shipped. Unknown options are passed through.
+ * `tpx bench`: delegates to bench/run.ts (`runBench`), imported lazily so the CLI still works
+ * where the benchmark code is not shipped. The benchmark starts its own servers (tpx and a
+ * bare-ws baseline), prints its table on stdout and writes the JSON report to bench/results/.
+ * Options this command does not declare are passed through (`--foo-bar 3` → `{ fooBar: 3 }`).
  */
 import type { Command } from 'commander';
-import { globalOpts } from '../context.js';
 import { CliError } from '../errors.js';
+import { positiveIntArg } from '../validate.js';
 
-type RunBench = (opts: Record<string, unknown>) => Promise<unknown>;
+type RunBench = typeof import('../../../bench/run.js').runBench;
 
 async function loadRunBench(): Promise<RunBench> {
-  const candidates = ['../../../bench/run.js', '../../../bench/run.ts'];
-  for (const spec of candidates) {
-    try {
-      const mod = (await import(spec)) as { runBench?: RunBench; default?: RunBench };
-      const fn = mod.runBench ?? mod.default;
-      if (typeof fn === 'function') return fn;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
+  try {
+    const mod = await import('../../../bench/run.js');
+    return mod.runBench;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && /bench[\\/]run/.test(String((err as Error).message))) {
+      throw new CliError('the benchmark suite (bench/run.ts) is not available in this installation');
     }
+    throw err;
   }
-  throw new CliError('the benchmark suite (bench/run.ts) is not available in this installation');
 }
 
-/** `--foo-bar 3 --baz` → { fooBar: 3, baz: true } for options bench/run.ts defines itself. */
+/** `--foo-bar 3 --baz` → { fooBar: 3, baz: true }. */
 export function parsePassThrough(args: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (let i = 0; i < args.length; i++) {
@@ -39,19 +39,41 @@ export function parsePassThrough(args: string[]): Record<string, unknown> {
   return out;
 }
 
+const SCENARIOS = ['fanout', 'latency', 'memory', 'connect', 'publish', 'webhooks', 'soak'];
+
+interface BenchCliOptions {
+  quick?: boolean;
+  scenarios?: string;
+  out?: string;
+  workers?: number;
+  soakDuration?: string;
+  profile?: boolean;
+  servers?: string;
+  json?: boolean;
+}
+
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('run the benchmarks (bench/run.ts) and print a JSON report')
-    .option('--scenario <name>', 'scenario to run (default: all)')
+    .description('run the benchmarks against tpx and a bare-ws baseline (starts its own servers)')
+    .option('--quick', 'smaller loads and shorter windows (about 1–2 minutes)')
+    .option('--scenarios <list>', `comma-separated: ${SCENARIOS.join(', ')} (default: all but soak)`)
     .option('--out <file>', 'also write the JSON report to this file')
+    .option('--workers <n>', 'load-generator worker threads', positiveIntArg)
+    .option('--soak-duration <duration>', 'soak length, e.g. 10m')
+    .option('--profile', 'record and summarise a CPU profile of the tpx server')
+    .option('--servers <list>', 'which servers to run: tpx,baseline (default both)')
+    .option('--json', 'print the JSON report on stdout instead of the table')
     .allowUnknownOption(true)
     .allowExcessArguments(true)
-    .action(async (opts: Record<string, unknown>, cmd: Command) => {
+    .action(async (opts: BenchCliOptions, cmd: Command) => {
+      if (opts.scenarios) {
+        const bad = opts.scenarios.split(',').map((s) => s.trim()).filter((s) => s && !SCENARIOS.includes(s));
+        if (bad.length) throw new CliError(`unknown scenario ${bad.join(', ')} (valid: ${SCENARIOS.join(', ')})`);
+      }
       const runBench = await loadRunBench();
-      const g = globalOpts(cmd);
-      const extra = parsePassThrough(cmd.args);
-      const report = await runBench({ ...extra, ...opts, url: g.url ?? process.env.TPX_URL, adminToken: g.adminToken });
-      if (report !== undefined) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      const { json, ...known } = opts;
+      const report = await runBench({ ...parsePassThrough(cmd.args), ...known, ...(json ? { table: false } : {}) });
+      if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     });
 }
