@@ -439,6 +439,9 @@ function buildMetrics(t: SuiteResult, b: SuiteResult, soakT: SoakOutcome | undef
       value: 0.5,
       text: '≤ 0.5× base',
     });
+    add(`${key}.user_us_per_msg`, `fan-out ${nLabel}:   of which user space`, 'µs', f?.user_us_per_msg, fb?.user_us_per_msg);
+    add(`${key}.sys_us_per_msg`, `fan-out ${nLabel}:   of which kernel`, 'µs', f?.sys_us_per_msg, fb?.sys_us_per_msg);
+    add(`${key}.writes_per_msg`, `fan-out ${nLabel}: write syscalls per msg`, '', f?.writes_per_msg, fb?.writes_per_msg);
     add(`${key}.missing`, `fan-out ${nLabel}: frames missing`, 'msgs', f?.missing, fb?.missing);
   }
   if (t.latency || b.latency) {

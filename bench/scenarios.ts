@@ -91,13 +91,18 @@ export interface ConnectOutcome {
   per_sec: number;
   setup_ms: LatencySummary;
   server_cpu_us_per_conn: number;
+  server_cpu_cores: number;
+  loadgen_cpu_cores: number;
 }
 
 export async function connectPhase(rig: Rig, start: number, end: number, tokens: string[], extra: Partial<ConnectSpec> = {}): Promise<ConnectOutcome> {
   const cpu = new CpuMeter(rig.server.pid);
+  const lg = new CpuMeter(rig.loadgen.pid);
   cpu.start();
+  lg.start();
   const r = await rig.loadgen.connect(connectSpec(rig, start, end, tokens, extra));
   const c = cpu.stop();
+  const l = lg.stop();
   const setup = new Hist();
   setup.merge(r.setup);
   return {
@@ -109,6 +114,8 @@ export async function connectPhase(rig: Rig, start: number, end: number, tokens:
     per_sec: r.elapsed_ms > 0 ? Math.round((r.ready / r.elapsed_ms) * 1000) : 0,
     setup_ms: setup.summaryMs(),
     server_cpu_us_per_conn: r.ready ? Math.round((c.cpu_us / r.ready) * 10) / 10 : 0,
+    server_cpu_cores: round(c.cores, 2),
+    loadgen_cpu_cores: round(l.cores, 2),
   };
 }
 
@@ -160,6 +167,11 @@ export interface FanoutOutcome {
   server_cpu_us: number;
   server_cpu_cores: number;
   cpu_us_per_msg: number;
+  /** Split of cpu_us_per_msg: JS + libuv in user space vs. the kernel (socket writes, loopback TCP). */
+  user_us_per_msg: number;
+  sys_us_per_msg: number;
+  /** write-family system calls per delivered message (/proc/<pid>/io syscw). */
+  writes_per_msg: number;
   loadgen_cpu_cores: number;
   publisher_cpu_cores: number;
   /** Whole host: busy cores, softirq cores, and cores used by processes outside the benchmark. */
@@ -221,6 +233,9 @@ export async function fanout(
     server_cpu_us: Math.round(c.cpu_us),
     server_cpu_cores: round(c.cores, 2),
     cpu_us_per_msg: delivered ? round(c.cpu_us / delivered, 3) : 0,
+    user_us_per_msg: delivered ? round(c.user_us / delivered, 3) : 0,
+    sys_us_per_msg: delivered ? round(c.sys_us / delivered, 3) : 0,
+    writes_per_msg: delivered ? round(c.write_calls / delivered, 4) : 0,
     loadgen_cpu_cores: round(l.cores, 2),
     publisher_cpu_cores: round(p.cores, 2),
     host_busy_cores: round(h.busy_cores, 2),

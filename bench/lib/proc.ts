@@ -9,13 +9,29 @@ try {
   /* default 100 */
 }
 
-/** utime + stime of the whole process (all threads), in microseconds. */
-export function cpuMicros(pid: number): number {
+/** utime and stime of the whole process (all threads), in microseconds. */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime = field 14, stime = field 15.
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1e6) / clkTck;
+  return { user: (Number(fields[11]) * 1e6) / clkTck, sys: (Number(fields[12]) * 1e6) / clkTck };
+}
+
+/** utime + stime of the whole process (all threads), in microseconds. */
+export function cpuMicros(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
+}
+
+/** Read/write-family system calls made by the process so far (/proc/<pid>/io syscr, syscw). */
+export function syscalls(pid: number): { reads: number; writes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(io)?.[1] ?? NaN);
+    return { reads: get('syscr'), writes: get('syscw') };
+  } catch {
+    return { reads: NaN, writes: NaN };
+  }
 }
 
 /** Resident set size in bytes (VmRSS) and peak (VmHWM). */
@@ -39,16 +55,30 @@ export function openFds(pid: number): number | null {
 /** CPU time of a process over a window: call start(), later stop() → µs consumed. */
 export class CpuMeter {
   private t0 = 0;
-  private c0 = 0;
+  private c0 = { user: 0, sys: 0 };
+  private io0 = { reads: 0, writes: 0 };
   constructor(readonly pid: number) {}
   start(): void {
-    this.c0 = cpuMicros(this.pid);
+    this.c0 = cpuTimes(this.pid);
+    this.io0 = syscalls(this.pid);
     this.t0 = performance.now();
   }
-  stop(): { cpu_us: number; wall_ms: number; cores: number } {
-    const cpu = cpuMicros(this.pid) - this.c0;
+  stop(): { cpu_us: number; user_us: number; sys_us: number; wall_ms: number; cores: number; read_calls: number; write_calls: number } {
+    const c = cpuTimes(this.pid);
+    const io = syscalls(this.pid);
+    const user = c.user - this.c0.user;
+    const sys = c.sys - this.c0.sys;
+    const cpu = user + sys;
     const wall = performance.now() - this.t0;
-    return { cpu_us: cpu, wall_ms: wall, cores: wall > 0 ? cpu / 1000 / wall : 0 };
+    return {
+      cpu_us: cpu,
+      user_us: user,
+      sys_us: sys,
+      wall_ms: wall,
+      cores: wall > 0 ? cpu / 1000 / wall : 0,
+      read_calls: io.reads - this.io0.reads,
+      write_calls: io.writes - this.io0.writes,
+    };
   }
 }
 
