@@ -6,6 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { loadConfig } from '../../src/config/index.js';
+import { createStore } from '../../src/store/index.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/postgres/schema.js';
 import { hashToken } from '../../src/store/keys.js';
@@ -139,6 +141,16 @@ describe('PostgreSQL store specifics', () => {
     const read = await n2.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
     expect(read.pruned_through).toBe(5);
     expect(read.events.map((e) => e.seq)).toEqual([6]);
+  });
+
+  it('createStore picks PostgreSQL for postgres:// and postgresql:// URLs', async () => {
+    for (const scheme of ['postgres', 'postgresql']) {
+      const store = createStore(loadConfig({ TPX_DATABASE_URL: server.url.replace(/^postgres/, scheme), TPX_DATA_DIR: '/nonexistent-not-used' }));
+      expect(store.kind).toBe('postgres');
+      await store.init();
+      await store.ping();
+      await store.close();
+    }
   });
 
   it('unknown (non-uuid) ids are simply unknown, never a database error', async () => {
