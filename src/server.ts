@@ -12,6 +12,7 @@ import { Hub } from './gateway/hub.js';
 import { createApp } from './http/app.js';
 import { makeAdminGuard } from './http/auth.js';
 import { adminRoutes } from './http/routes/admin.js';
+import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
 import { publishRoutes } from './http/routes/publish.js';
 import { webhookAdminRoutes } from './http/routes/webhooks.js';
@@ -54,6 +55,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
   const app = createApp({ logger, metrics });
   const adminGuard = makeAdminGuard(admin.token);
   healthRoutes(app, { store, bus, metrics, isShuttingDown: () => shuttingDown });
+  consoleRoutes(app);
   publishRoutes(app, { publisher, store, adminGuard });
   await app.register(
     async (scope) => {

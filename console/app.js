@@ -1,0 +1,124 @@
+// @ts-check
+/**
+ * Console shell: sign-in/out, hash routing (#/accounts, #/accounts/<id>, #/connections), and the
+ * error/notice banners. Views live in accounts.js and connections.js and get a `Ctx`.
+ */
+import { renderAccount, renderAccounts } from './accounts.js';
+import { ApiError, request, session } from './api.js';
+import { renderConnections } from './connections.js';
+
+/**
+ * What every view gets.
+ * @typedef {{
+ *   api: typeof request,
+ *   run: <T>(task: () => Promise<T>) => Promise<T | undefined>,
+ *   notify: (text: string) => void,
+ * }} Ctx
+ * A view renders into `root` and may return a cleanup function (run when leaving the view).
+ * @typedef {(root: HTMLElement, ctx: Ctx, param?: string) => (void | (() => void))} View
+ */
+
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** Cleanup of the current view (stops timers). */
+let leave = () => {};
+
+/** @param {unknown} err */
+function showError(err) {
+  const e = err instanceof ApiError ? err : new ApiError(0, 'CONSOLE_ERROR', err instanceof Error ? err.message : String(err));
+  $('notice').hidden = true;
+  $('error-code').textContent = e.status ? `${e.code} · HTTP ${e.status}` : e.code;
+  $('error-text').textContent = e.message;
+  $('error').hidden = false;
+}
+
+function clearMessages() {
+  $('error').hidden = true;
+  $('notice').hidden = true;
+}
+
+/** @param {string} text */
+function notify(text) {
+  $('error').hidden = true;
+  $('notice').textContent = text;
+  $('notice').hidden = false;
+}
+
+/**
+ * Run an API task, turning failures into the error banner. A 401 means the token is no longer
+ * valid: drop it and go back to the sign-in form.
+ * @template T
+ * @param {() => Promise<T>} task
+ * @returns {Promise<T | undefined>}
+ */
+async function run(task) {
+  try {
+    return await task();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signOut();
+    showError(err);
+    return undefined;
+  }
+}
+
+/** @type {Ctx} */
+const ctx = { api: request, run, notify };
+
+function signOut() {
+  session.signOut();
+  route();
+}
+
+function route() {
+  leave();
+  leave = () => {};
+  const view = $('view');
+  view.replaceChildren();
+  const signedIn = session.token !== null;
+  $('signin').hidden = signedIn;
+  $('nav').hidden = !signedIn;
+  $('sign-out').hidden = !signedIn;
+  if (!signedIn) {
+    /** @type {HTMLInputElement} */ ($('signin-token')).focus();
+    return;
+  }
+  const [, section = 'accounts', param] = location.hash.split('/');
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.toggleAttribute('aria-current', /** @type {HTMLElement} */ (a).dataset.section === section);
+  }
+  /** @type {View} */
+  const render = section === 'connections' ? renderConnections : param ? renderAccount : renderAccounts;
+  leave = render(view, ctx, param ? decodeURIComponent(param) : undefined) || (() => {});
+}
+
+$('signin-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const input = /** @type {HTMLInputElement} */ ($('signin-token'));
+  const token = input.value.trim();
+  if (!token) return;
+  clearMessages();
+  try {
+    // Verify the token before keeping it.
+    await request('GET', '/admin/accounts?limit=1', undefined, token);
+  } catch (err) {
+    showError(err);
+    input.select();
+    return;
+  }
+  input.value = '';
+  session.signIn(token);
+  route();
+});
+
+$('sign-out').addEventListener('click', () => {
+  clearMessages();
+  signOut();
+  notify('Signed out. The admin token was removed from this tab.');
+});
+$('error-close').addEventListener('click', () => ($('error').hidden = true));
+window.addEventListener('hashchange', () => {
+  clearMessages();
+  route();
+});
+route();
