@@ -123,7 +123,7 @@ export function renderAccounts(root, ctx) {
         'span',
         { class: 'actions' },
         h('a', { href: `#/accounts/${seg(a.account_id)}`, class: 'button ghost' }, 'Open'),
-        button('Delete', () => deleteAccount(ctx, a, load), 'danger'),
+        button('Delete', () => deleteAccount(ctx, a, (notice) => (ctx.notify(notice), load())), 'danger'),
       ),
     ]);
     replace(list, h('h2', {}, `Accounts (${data.accounts.length})`), table(['Name', 'Partner id', 'Rooms', 'Account id', 'Created', ''], rows, 'No accounts yet: create the first one.'));
@@ -154,15 +154,13 @@ export function renderAccounts(root, ctx) {
 /**
  * @param {Ctx} ctx
  * @param {Account} a
- * @param {() => Promise<unknown>} after
+ * @param {(notice: string) => unknown} after called with the notice to show
  */
 async function deleteAccount(ctx, a, after) {
   const label = accountLabel(a);
   if (!confirm(`Delete account "${label}"?\n\nIts API keys, webhooks and deliveries are deleted and its live connections are closed. This cannot be undone.`)) return;
   const done = await ctx.run(async () => (await ctx.api('DELETE', `/admin/accounts/${seg(a.account_id)}`), true));
-  if (!done) return;
-  ctx.notify(`Account "${label}" deleted.`);
-  await after();
+  if (done) await after(`Account "${label}" deleted.`);
 }
 
 // ---------------------------------------------------------------- one account
@@ -215,7 +213,7 @@ function settingsCard(card, ctx, account, onSaved) {
       'div',
       { class: 'actions' },
       h('button', { type: 'submit' }, 'Save'),
-      button('Delete account', () => deleteAccount(ctx, account, async () => void (location.hash = '#/accounts')), 'danger'),
+      button('Delete account', () => deleteAccount(ctx, account, (notice) => ctx.navigate('#/accounts', notice)), 'danger'),
     ),
   );
   replace(card, h('h2', {}, 'Settings'), h('p', { class: 'muted' }, 'Created ', time(account.created_at)), save);

@@ -13,6 +13,7 @@ import { renderConnections } from './connections.js';
  *   api: typeof request,
  *   run: <T>(task: () => Promise<T>) => Promise<T | undefined>,
  *   notify: (text: string) => void,
+ *   navigate: (hash: string, notice?: string) => void,
  * }} Ctx
  * A view renders into `root` and may return a cleanup function (run when leaving the view).
  * @typedef {(root: HTMLElement, ctx: Ctx, param?: string) => (void | (() => void))} View
@@ -62,8 +63,29 @@ async function run(task) {
   }
 }
 
+/** Notice to show once the next navigation has rendered. */
+let pendingNotice = '';
+
+/**
+ * Go to another view, optionally carrying a notice across (navigation clears the banners).
+ * @param {string} hash
+ * @param {string} [notice]
+ */
+function navigate(hash, notice = '') {
+  pendingNotice = notice;
+  if (location.hash === hash) onHashChange();
+  else location.hash = hash;
+}
+
+function onHashChange() {
+  clearMessages();
+  if (pendingNotice) notify(pendingNotice);
+  pendingNotice = '';
+  route();
+}
+
 /** @type {Ctx} */
-const ctx = { api: request, run, notify };
+const ctx = { api: request, run, notify, navigate };
 
 function signOut() {
   session.signOut();
@@ -117,8 +139,5 @@ $('sign-out').addEventListener('click', () => {
   notify('Signed out. The admin token was removed from this tab.');
 });
 $('error-close').addEventListener('click', () => ($('error').hidden = true));
-window.addEventListener('hashchange', () => {
-  clearMessages();
-  route();
-});
+window.addEventListener('hashchange', onHashChange);
 route();

@@ -8,7 +8,7 @@ export const REFRESH_MS = 5000;
 /** @type {import('./app.js').View} */
 export function renderConnections(root, ctx) {
   const status = h('span', { class: 'muted' }, 'Loading…');
-  const body = h('div', { id: 'connections' });
+  const body = h('div', {});
   let busy = false;
 
   const load = async () => {
@@ -38,7 +38,7 @@ export function renderConnections(root, ctx) {
     root,
     h(
       'section',
-      { class: 'card' },
+      { class: 'card', id: 'connections' },
       h('div', { class: 'card-head' }, h('h2', {}, 'Live connections'), status, h('button', { type: 'button', class: 'ghost', onclick: load }, 'Refresh now')),
       body,
     ),
