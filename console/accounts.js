@@ -359,7 +359,7 @@ function webhooksCard(card, ctx, id) {
           'span',
           { class: 'actions' },
           w.enabled
-            ? button('Disable', () => change('PATCH', '', { enabled: false }, 'Webhook disabled: deliveries wait until it is enabled again.'))
+            ? button('Disable', () => change('PATCH', '', { enabled: false }, 'Webhook disabled: pending deliveries wait for it; new events are not delivered to it until it is enabled again.'))
             : button('Enable', () => change('PATCH', '', { enabled: true }, 'Webhook enabled.')),
           button('Rotate secret', async () => {
             if (!confirm('Rotate the signing secret?\n\nThe previous secret keeps signing alongside the new one during the grace period, so the partner can switch over.')) return;

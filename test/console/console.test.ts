@@ -3,10 +3,12 @@
  * (playwright-core driving /usr/bin/chromium) against a real `tpx serve`. The tests share one
  * page and run in order, like an operator's session.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
+import { EVENT_TYPES } from '../../src/protocol/constants.js';
+import { api, REPO_ROOT, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { WsTestClient } from '../helpers/ws-client.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -68,6 +70,15 @@ describe('serving the console', () => {
       expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
       expect((await res.text()).length, path).toBeGreaterThan(0);
     }
+  });
+
+  it('serves every file of console/ (the whitelist is complete) and mirrors the protocol rooms', async () => {
+    const files = readdirSync(path.join(REPO_ROOT, 'console'));
+    expect(files).toContain('index.html');
+    for (const file of files) expect((await fetch(`${server.url}/console/${file}`)).status, file).toBe(200);
+    // @ts-expect-error plain browser module (JSDoc-typed), imported for its constant only
+    const consoleApi = (await import('../../console/api.js')) as { EVENT_TYPES: readonly string[] };
+    expect(consoleApi.EVENT_TYPES).toEqual(EVENT_TYPES);
   });
 
   it('serves only the whitelisted files (no traversal, no other names)', async () => {
