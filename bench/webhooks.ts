@@ -39,18 +39,26 @@ export interface WebhookBenchResult {
   concurrencyPerEndpoint: number;
   store: string;
   receiverRequests: number;
+  /** CPU (user + system) of the dispatching process while draining, per delivery: the figure to compare on a shared, noisy machine. */
+  dispatcherCpuUsPerDelivery: number;
+  /** Share of one core the dispatching process used while draining (~100 % = CPU-bound). */
+  dispatcherCpuPct: number;
+  /** Same for the receiver process (should stay well below the dispatcher's: it must not be the bottleneck). */
+  receiverCpuPct: number;
 }
 
+// Answers 200 as soon as the body has arrived, keeps connections alive, reports its request count and CPU.
 const RECEIVER = `
 const http = require('node:http');
 let n = 0;
 const s = http.createServer((req, res) => { req.resume(); req.on('end', () => { n++; res.writeHead(200, {'content-length': '0'}); res.end(); }); });
 s.keepAliveTimeout = 60000;
+s.headersTimeout = 65000;
 s.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: s.address().port }) + '\\n'));
-process.on('message', () => process.send({ n }));
+process.on('message', () => { const c = process.cpuUsage(); process.send({ n, cpuUs: c.user + c.system }); });
 `;
 
-async function startReceiver(): Promise<{ url: string; count(): Promise<number>; close(): void }> {
+async function startReceiver(): Promise<{ url: string; count(): Promise<{ n: number; cpuUs: number }>; close(): void }> {
   const child = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.setEncoding('utf8');
@@ -61,7 +69,7 @@ async function startReceiver(): Promise<{ url: string; count(): Promise<number>;
     url: `http://127.0.0.1:${port}/hook`,
     count: () =>
       new Promise((r) => {
-        child.once('message', (m: { n: number }) => r(m.n));
+        child.once('message', (m: { n: number; cpuUs: number }) => r(m));
         child.send('count');
       }),
     close: () => child.kill('SIGKILL'),
@@ -103,6 +111,8 @@ export async function runWebhookBench(opts: WebhookBenchOptions = {}): Promise<W
     log(`webhooks: stored ${events} events in ${Date.now() - t0} ms; dispatching to ${endpoints} endpoint(s), concurrency ${concurrency}`);
 
     const dispatcher = new WebhookDispatcher({ store, config, logger, metrics: createMetrics(), nodeId: 'bench' });
+    const rxCpu0 = (await receiver.count()).cpuUs;
+    const cpu0 = process.cpuUsage();
     const start = process.hrtime.bigint();
     dispatcher.start();
     for (;;) {
@@ -111,9 +121,12 @@ export async function runWebhookBench(opts: WebhookBenchOptions = {}): Promise<W
       await new Promise((r) => setTimeout(r, 100));
     }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    const rx = await receiver.count();
     await dispatcher.stop();
     const counts = await store.deliveryCounts();
-    const receiverRequests = await receiver.count();
+    const receiverRequests = rx.n;
+    const cpuUs = cpu.user + cpu.system;
     const result: WebhookBenchResult = {
       deliveriesPerSec: Math.round(events / seconds),
       deliveries: events,
@@ -123,8 +136,14 @@ export async function runWebhookBench(opts: WebhookBenchOptions = {}): Promise<W
       concurrencyPerEndpoint: concurrency,
       store: store.kind,
       receiverRequests,
+      dispatcherCpuUsPerDelivery: Math.round(cpuUs / events),
+      dispatcherCpuPct: Math.round(cpuUs / 1e4 / seconds),
+      receiverCpuPct: Math.round((rx.cpuUs - rxCpu0) / 1e4 / seconds),
     };
-    log(`webhooks: ${result.deliveriesPerSec} deliveries/s (${events} in ${result.seconds} s, ${counts.failed} failed)`);
+    log(
+      `webhooks: ${result.deliveriesPerSec} deliveries/s (${events} in ${result.seconds} s, ${counts.failed} failed); ` +
+        `dispatcher ${result.dispatcherCpuUsPerDelivery} µs CPU/delivery (${result.dispatcherCpuPct} % of a core), receiver ${result.receiverCpuPct} %`,
+    );
     return result;
   } finally {
     receiver.close();

@@ -170,6 +170,14 @@ export type AttemptResolution =
   | { status: 'pending'; next_attempt_at: string }
   | { status: 'failed' };
 
+/** One attempt to record with `Store.recordAttempts` (same fields as `recordAttempt`'s arguments). */
+export interface RecordAttemptItem {
+  deliveryId: string;
+  owner: string;
+  attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>;
+  resolution: AttemptResolution;
+}
+
 export interface AccountPatch {
   name?: string | null;
   partner_id?: string | null;
@@ -253,6 +261,13 @@ export interface Store {
   claimDueDeliveries(opts: { now: Date; limit: number; leaseMs: number; owner: string; perEndpointLimit: number }): Promise<ClaimedDelivery[]>;
   /** Record one attempt and resolve the delivery in one transaction; releases the lease. Only the lease owner may record. */
   recordAttempt(deliveryId: string, owner: string, attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>, resolution: AttemptResolution): Promise<boolean>;
+  /**
+   * `recordAttempt` for many attempts in one transaction (the dispatcher batches completions made
+   * within a few milliseconds). Each item is checked and applied on its own, exactly as by
+   * recordAttempt: result[i] is false when items[i].owner no longer holds that delivery's lease.
+   * Throws StoreValidationError, writing nothing, when any item is malformed.
+   */
+  recordAttempts(items: RecordAttemptItem[]): Promise<boolean[]>;
   /** Manual retry: make one delivery (any status) pending and due now; attempt history is kept. */
   retryDelivery(deliveryId: string, now?: Date): Promise<Delivery | null>;
   /** Manual retry of all failed deliveries of an account created in [since, until]. Returns how many. */

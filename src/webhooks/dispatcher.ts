@@ -7,7 +7,9 @@
  * attempts are taken over after ~2× the timeout), start each attempt without waiting, and claim
  * again as soon as slots free up; when nothing is claimable, sleep until the next due time, a
  * `notify()` (publish stored new deliveries), an attempt completing, or a 1 s safety poll (other
- * nodes' publishes). Each attempt's outcome and its resolution are recorded in one store call.
+ * nodes' publishes). Each attempt's outcome and its resolution are recorded together; attempts
+ * completing within a few ms share one store transaction (recorder.ts), committed before the
+ * attempt counts as done and long before its lease could expire.
  *
  * Outcomes: 2xx → succeeded. 410 → failed and the endpoint disabled with a reason. 429/503 →
  * retry after Retry-After (capped) else the schedule. Anything else, including 3xx (redirects are
@@ -24,6 +26,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { AttemptResolution, ClaimedDelivery, DeliveryAttempt, Store, WebhookEndpoint } from '../store/types.js';
+import { AttemptRecorder } from './recorder.js';
 import { maxAttempts, nextRetryDelayMs, parseRetryAfter, scheduleMax } from './schedule.js';
 import { signPayload } from './signing.js';
 import { forbiddenAddressReason, guardedLookup, urlHost } from './ssrf.js';
@@ -44,6 +47,9 @@ const CLAIM_BATCH = 256;
 const IDLE_POLL_MS = 1000;
 /** Sleep when deliveries are due but none claimable (endpoints at their limit, foreign leases). */
 const BLOCKED_POLL_MS = 100;
+/** Attempts recorded per store transaction at most, and the longest an attempt waits for others (see recorder.ts). */
+const RECORD_BATCH = 64;
+const RECORD_DELAY_MS = 5;
 /** Bytes of a non-2xx response body kept in the attempt's error text. */
 const ERROR_BODY_BYTES = 256;
 export const USER_AGENT = 'tpx-webhooks/1';
@@ -162,6 +168,7 @@ export class WebhookDispatcher {
   private readonly agent: Agent;
   private readonly leaseMs: number;
   private readonly retryAfterCapMs: number;
+  private readonly recorder: AttemptRecorder;
 
   private running = false;
   private loopDone: Promise<void> | null = null;
@@ -179,6 +186,7 @@ export class WebhookDispatcher {
     this.leaseMs = 2 * deps.config.webhookTimeoutMs + 1000;
     this.retryAfterCapMs = scheduleMax(deps.config.webhookRetryScheduleMs);
     this.m = createWebhookMetrics(deps.metrics, deps.store, deps.logger);
+    this.recorder = new AttemptRecorder(deps.store, { maxBatch: RECORD_BATCH, maxDelayMs: RECORD_DELAY_MS });
     const timeout = deps.config.webhookTimeoutMs;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
@@ -220,6 +228,7 @@ export class WebhookDispatcher {
     const res = await Promise.race([drained, bound]);
     clearTimeout(timer);
     if (res === 'timeout') this.logger.warn({ in_flight: this.inFlight.size }, 'webhook attempts still in flight at shutdown');
+    await this.recorder.drain().catch(() => {});
     await this.agent.close().catch(() => {});
   }
 
@@ -410,12 +419,13 @@ export class WebhookDispatcher {
       }
     }
 
-    const recorded = await this.store.recordAttempt(
-      delivery.delivery_id,
-      this.owner,
-      { attempted_at: new Date(nowMs).toISOString(), status_code: r.status, latency_ms: Math.round(r.latencyMs * 1000) / 1000, error: r.error, outcome },
+    // Committed (with attempts finishing around the same time) before this resolves; the lease is held until then.
+    const recorded = await this.recorder.record({
+      deliveryId: delivery.delivery_id,
+      owner: this.owner,
+      attempt: { attempted_at: new Date(nowMs).toISOString(), status_code: r.status, latency_ms: Math.round(r.latencyMs * 1000) / 1000, error: r.error, outcome },
       resolution,
-    );
+    });
     this.m.attempts.inc({ outcome, reason: r.reason });
     this.m.attemptDuration.observe(r.latencyMs / 1000);
     if (!recorded) {

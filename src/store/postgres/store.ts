@@ -47,6 +47,7 @@ import {
   type NewEvent,
   type ReadEventsQuery,
   type ReadEventsResult,
+  type RecordAttemptItem,
   type Store,
   type WebhookEndpoint,
   type WebhookPatch,
@@ -1052,33 +1053,51 @@ export class PostgresStore implements Store {
     attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>,
     resolution: AttemptResolution,
   ): Promise<boolean> {
+    const [recorded] = await this.recordAttempts([{ deliveryId, owner, attempt, resolution }]);
+    return recorded;
+  }
+
+  async recordAttempts(items: RecordAttemptItem[]): Promise<boolean[]> {
     this.check();
-    let nextAt: number | null = null;
-    if (resolution.status === 'pending') {
-      nextAt = Date.parse(resolution.next_attempt_at);
-      if (!Number.isFinite(nextAt)) throw new StoreValidationError(`next_attempt_at must be an ISO-8601 date-time, got "${resolution.next_attempt_at}"`);
-    } else if (resolution.status !== 'succeeded' && resolution.status !== 'failed') {
-      throw new StoreValidationError(`Invalid resolution status: ${String((resolution as { status: unknown }).status)}`);
-    }
-    const attemptedAt = normalizeIso(attempt.attempted_at, 'attempted_at') ?? new Date().toISOString();
+    if (items.length === 0) return [];
+    // Validate everything first: a bad item rejects the call before anything is written.
+    const prepared = items.map((it, index) => {
+      const { resolution, attempt } = it;
+      let nextAt: number | null = null;
+      if (resolution.status === 'pending') {
+        nextAt = Date.parse(resolution.next_attempt_at);
+        if (!Number.isFinite(nextAt)) throw new StoreValidationError(`next_attempt_at must be an ISO-8601 date-time, got "${resolution.next_attempt_at}"`);
+      } else if (resolution.status !== 'succeeded' && resolution.status !== 'failed') {
+        throw new StoreValidationError(`Invalid resolution status: ${String((resolution as { status: unknown }).status)}`);
+      }
+      const attemptedAt = normalizeIso(attempt.attempted_at, 'attempted_at') ?? new Date().toISOString();
+      return { ...it, index, nextAt, attemptedAt };
+    });
+    // Row locks taken in delivery_id order so two nodes' batches never deadlock.
+    const ordered = [...prepared].sort((x, y) => (x.deliveryId < y.deliveryId ? -1 : x.deliveryId > y.deliveryId ? 1 : x.index - y.index));
     return this.tx(async (c) => {
-      const cur = await this.one<{ lease_owner: string | null; attempt_count: number }>(
-        c,
-        'SELECT lease_owner, attempt_count FROM deliveries WHERE delivery_id = $1 FOR UPDATE',
-        [deliveryId],
-      );
-      if (!cur || cur.lease_owner !== owner) return false;
-      await c.query(
-        `INSERT INTO delivery_attempts (attempt_id, delivery_id, attempt_no, attempted_at, status_code, latency_ms, error, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [uuidv7(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome],
-      );
-      await c.query(
-        `UPDATE deliveries SET attempt_count = attempt_count + 1, status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4,
-         completed_at = $5, lease_owner = NULL, lease_until = NULL WHERE delivery_id = $6`,
-        [resolution.status, nextAt, attempt.status_code, attempt.error, resolution.status === 'pending' ? null : Date.now(), deliveryId],
-      );
-      return true;
+      const out = new Array<boolean>(items.length).fill(false);
+      const completedAt = Date.now();
+      for (const { deliveryId, owner, attempt, resolution, nextAt, attemptedAt, index } of ordered) {
+        const cur = await this.one<{ lease_owner: string | null; attempt_count: number }>(
+          c,
+          'SELECT lease_owner, attempt_count FROM deliveries WHERE delivery_id = $1 FOR UPDATE',
+          [deliveryId],
+        );
+        if (!cur || cur.lease_owner !== owner) continue;
+        await c.query(
+          `INSERT INTO delivery_attempts (attempt_id, delivery_id, attempt_no, attempted_at, status_code, latency_ms, error, outcome)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [uuidv7(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome],
+        );
+        await c.query(
+          `UPDATE deliveries SET attempt_count = attempt_count + 1, status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4,
+           completed_at = $5, lease_owner = NULL, lease_until = NULL WHERE delivery_id = $6`,
+          [resolution.status, nextAt, attempt.status_code, attempt.error, resolution.status === 'pending' ? null : completedAt, deliveryId],
+        );
+        out[index] = true;
+      }
+      return out;
     });
   }
 

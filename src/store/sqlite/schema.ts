@@ -120,6 +120,16 @@ CREATE TABLE delivery_attempts (
 CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt_no);
 `,
   },
+  {
+    version: 2,
+    description: 'per-endpoint index of pending deliveries (claims probe each endpoint instead of rescanning blocked rows)',
+    sql: `
+-- Pending rows only (small: finished deliveries leave it). Serves the claim's loose scan over
+-- endpoints with pending work (MIN(webhook_id) > ?) and each endpoint's due rows in
+-- (next_attempt_at, seq) order, so rows of an endpoint at its in-flight limit are never read.
+CREATE INDEX deliveries_pending_endpoint ON deliveries (webhook_id, next_attempt_at, seq) WHERE status = 'pending';
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

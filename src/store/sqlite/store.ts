@@ -38,6 +38,7 @@ import {
   type KeyLookup,
   type NewEvent,
   type ReadEventsQuery,
+  type RecordAttemptItem,
   type ReadEventsResult,
   type Store,
   type WebhookEndpoint,
@@ -367,17 +368,27 @@ export class SqliteStore implements Store {
       attemptsOf: p(
         'SELECT attempt_id, delivery_id, attempted_at, status_code, latency_ms, error, outcome FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt_no',
       ),
-      liveLeases: p('SELECT webhook_id, COUNT(*) AS n FROM deliveries WHERE lease_owner IS NOT NULL AND lease_until > ? GROUP BY webhook_id'),
-      // Keyset page over due deliveries (oldest due first, seq within), skipping saturated endpoints.
-      dueChunk: p(
-        `SELECT d.delivery_id, d.webhook_id, d.next_attempt_at, d.seq FROM deliveries d
-         JOIN webhooks w ON w.webhook_id = d.webhook_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-           AND (d.next_attempt_at > ? OR (d.next_attempt_at = ? AND (d.seq > ? OR (d.seq = ? AND d.delivery_id > ?))))
-           AND (d.lease_owner IS NULL OR d.lease_until <= ?)
-           AND w.enabled = 1
-           AND d.webhook_id NOT IN (SELECT value FROM json_each(?))
-         ORDER BY d.next_attempt_at, d.seq, d.delivery_id LIMIT ?`,
+      // INDEXED BY: left alone the planner walks deliveries_webhook (every delivery) to avoid a sort of a few rows.
+      liveLeases: p(
+        'SELECT webhook_id, COUNT(*) AS n FROM deliveries INDEXED BY deliveries_leased WHERE lease_owner IS NOT NULL AND lease_until > ? GROUP BY webhook_id',
+      ),
+      // Loose index scan over deliveries_pending_endpoint: one probe per endpoint that has pending
+      // deliveries (not one row read per pending delivery), restricted to enabled endpoints.
+      pendingEndpoints: p(
+        `WITH RECURSIVE ep(id) AS (
+           SELECT (SELECT MIN(webhook_id) FROM deliveries INDEXED BY deliveries_pending_endpoint WHERE status = 'pending')
+           UNION ALL
+           SELECT (SELECT MIN(webhook_id) FROM deliveries INDEXED BY deliveries_pending_endpoint WHERE status = 'pending' AND webhook_id > ep.id) FROM ep WHERE ep.id IS NOT NULL
+         )
+         SELECT w.webhook_id FROM ep JOIN webhooks w ON w.webhook_id = ep.id WHERE w.enabled = 1`,
+      ),
+      // One endpoint's due, unleased deliveries in (next_attempt_at, seq) order (seq is unique within an
+      // endpoint: one webhook belongs to one account). Reads at most its live leases + LIMIT rows.
+      dueOfEndpoint: p(
+        `SELECT delivery_id, webhook_id, next_attempt_at, seq FROM deliveries INDEXED BY deliveries_pending_endpoint
+         WHERE status = 'pending' AND webhook_id = ? AND next_attempt_at <= ?
+           AND (lease_owner IS NULL OR lease_until <= ?)
+         ORDER BY next_attempt_at, seq LIMIT ?`,
       ),
       lease: p('UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE delivery_id = ?'),
       claimedDetail: p(
@@ -851,39 +862,24 @@ export class SqliteStore implements Store {
     const tx = this.db.transaction((): ClaimedDelivery[] => {
       const inFlight = new Map<string, number>();
       for (const r of s.liveLeases.all(now) as { webhook_id: string; n: number }[]) inFlight.set(r.webhook_id, r.n);
-      const saturated = new Set<string>();
-      for (const [id, n] of inFlight) if (n >= perEndpoint) saturated.add(id);
 
-      const picked: string[] = [];
-      // Keyset cursor over (next_attempt_at, seq, delivery_id); saturated endpoints are excluded in SQL.
-      let cur = { at: -1e15, seq: -1, id: '' };
-      const chunk = Math.max(limit, 64);
-      while (picked.length < limit) {
-        const rows = s.dueChunk.all(
-          now,
-          cur.at,
-          cur.at,
-          cur.seq,
-          cur.seq,
-          cur.id,
-          now,
-          JSON.stringify([...saturated]),
-          chunk,
-        ) as { delivery_id: string; webhook_id: string; next_attempt_at: number; seq: number }[];
-        for (const r of rows) {
-          cur = { at: r.next_attempt_at, seq: r.seq, id: r.delivery_id };
-          if (picked.length >= limit) break;
-          const n = inFlight.get(r.webhook_id) ?? 0;
-          if (n >= perEndpoint) continue;
-          inFlight.set(r.webhook_id, n + 1);
-          if (n + 1 >= perEndpoint) saturated.add(r.webhook_id);
-          picked.push(r.delivery_id);
-        }
-        if (rows.length < chunk) break;
+      // Each endpoint can contribute at most its free slots, taken in its own (next_attempt_at, seq)
+      // order; merging those candidates by (next_attempt_at, seq, delivery_id) and keeping the first
+      // `limit` picks exactly what one global scan with per-endpoint counting would, without reading
+      // rows of endpoints already at their limit (the old scan re-read every one of them per claim).
+      type Due = { delivery_id: string; webhook_id: string; next_attempt_at: number; seq: number };
+      const candidates: Due[] = [];
+      for (const { webhook_id } of s.pendingEndpoints.all() as { webhook_id: string }[]) {
+        const room = Math.min(limit, perEndpoint - (inFlight.get(webhook_id) ?? 0));
+        if (room <= 0) continue;
+        for (const r of s.dueOfEndpoint.all(webhook_id, now, now, room) as Due[]) candidates.push(r);
       }
+      candidates.sort((x, y) => x.next_attempt_at - y.next_attempt_at || x.seq - y.seq || (x.delivery_id < y.delivery_id ? -1 : x.delivery_id > y.delivery_id ? 1 : 0));
+      if (candidates.length > limit) candidates.length = limit;
 
+      const endpoints = new Map<string, WebhookEndpoint>();
       const out: ClaimedDelivery[] = [];
-      for (const id of picked) {
+      for (const { delivery_id: id } of candidates) {
         const d = s.claimedDetail.get(id) as
           | (DeliveryRow & { a_partner_id: string | null; e_event_id: number | null; e_payload_json: string; e_source_id: string | null; e_created_at_ms: number })
           | undefined;
@@ -894,10 +890,14 @@ export class SqliteStore implements Store {
           continue;
         }
         s.lease.run(opts.owner, leaseUntil, id);
-        const endpoint = toWebhook(s.getWebhook.get(d.webhook_id) as WebhookRow);
+        let endpoint = endpoints.get(d.webhook_id);
+        if (!endpoint) {
+          endpoint = toWebhook(s.getWebhook.get(d.webhook_id) as WebhookRow);
+          endpoints.set(d.webhook_id, endpoint);
+        }
         out.push({
           delivery: toDelivery(d),
-          endpoint,
+          endpoint: { ...endpoint },
           account: { account_id: d.account_id, partner_id: d.a_partner_id },
           event: {
             account_id: d.account_id,
@@ -921,29 +921,38 @@ export class SqliteStore implements Store {
     attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>,
     resolution: AttemptResolution,
   ): Promise<boolean> {
+    const [recorded] = await this.recordAttempts([{ deliveryId, owner, attempt, resolution }]);
+    return recorded;
+  }
+
+  async recordAttempts(items: RecordAttemptItem[]): Promise<boolean[]> {
     this.check();
+    if (items.length === 0) return [];
     const s = this.s;
-    let nextAt: number | null = null;
-    if (resolution.status === 'pending') {
-      nextAt = Date.parse(resolution.next_attempt_at);
-      if (!Number.isFinite(nextAt)) throw new StoreValidationError(`next_attempt_at must be an ISO-8601 date-time, got "${resolution.next_attempt_at}"`);
-    } else if (resolution.status !== 'succeeded' && resolution.status !== 'failed') {
-      throw new StoreValidationError(`Invalid resolution status: ${String((resolution as { status: unknown }).status)}`);
-    }
-    const attemptedAt = normalizeIso(attempt.attempted_at, 'attempted_at') ?? new Date().toISOString();
-    const tx = this.db.transaction((): boolean => {
-      const cur = s.leaseOf.get(deliveryId) as { lease_owner: string | null; attempt_count: number } | undefined;
-      if (!cur || cur.lease_owner !== owner) return false;
-      s.insertAttempt.run(uuidv7(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome);
-      s.resolveDelivery.run(
-        resolution.status,
-        nextAt,
-        attempt.status_code,
-        attempt.error,
-        resolution.status === 'pending' ? null : Date.now(),
-        deliveryId,
-      );
-      return true;
+    // Validate everything first: a bad item rejects the call before anything is written.
+    const prepared = items.map((it) => {
+      const { resolution, attempt } = it;
+      let nextAt: number | null = null;
+      if (resolution.status === 'pending') {
+        nextAt = Date.parse(resolution.next_attempt_at);
+        if (!Number.isFinite(nextAt)) throw new StoreValidationError(`next_attempt_at must be an ISO-8601 date-time, got "${resolution.next_attempt_at}"`);
+      } else if (resolution.status !== 'succeeded' && resolution.status !== 'failed') {
+        throw new StoreValidationError(`Invalid resolution status: ${String((resolution as { status: unknown }).status)}`);
+      }
+      const attemptedAt = normalizeIso(attempt.attempted_at, 'attempted_at') ?? new Date().toISOString();
+      return { ...it, nextAt, attemptedAt };
+    });
+    const tx = this.db.transaction((): boolean[] => {
+      const completedAt = Date.now();
+      return prepared.map(({ deliveryId, owner, attempt, resolution, nextAt, attemptedAt }) => {
+        // Per item, exactly recordAttempt: only the current lease owner records (this also makes a
+        // delivery listed twice in one batch record once).
+        const cur = s.leaseOf.get(deliveryId) as { lease_owner: string | null; attempt_count: number } | undefined;
+        if (!cur || cur.lease_owner !== owner) return false;
+        s.insertAttempt.run(uuidv7(), deliveryId, cur.attempt_count + 1, attemptedAt, attempt.status_code, attempt.latency_ms, attempt.error, attempt.outcome);
+        s.resolveDelivery.run(resolution.status, nextAt, attempt.status_code, attempt.error, resolution.status === 'pending' ? null : completedAt, deliveryId);
+        return true;
+      });
     });
     return tx.immediate();
   }
