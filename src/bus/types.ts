@@ -12,6 +12,12 @@ export type ControlMessage =
   | { kind: 'account_changed'; account_id: string }
   | { kind: 'account_deleted'; account_id: string };
 
+/** One node's live connections, as listed by /admin/connections. */
+export interface PresenceSnapshot {
+  node: string;
+  connections: Record<string, unknown>[];
+}
+
 export interface Bus {
   readonly kind: 'memory' | 'redis';
   /** Publish new events of one account (already stored, with their seq). */
@@ -24,6 +30,13 @@ export interface Bus {
   onControl(handler: (message: ControlMessage) => void): void;
   /** Called after the bus reconnects, so the gateway can catch up from the store. */
   onReconnect(handler: () => void): void;
+  /** What this node answers when any node asks who is connected. */
+  setPresenceProvider(provider: () => PresenceSnapshot): void;
+  /**
+   * Snapshots of every node (this one included), for /admin/connections (SPEC §7). Nodes that do
+   * not answer within `timeoutMs` are reported in `missing` rather than failing the request.
+   */
+  collectPresence(timeoutMs: number): Promise<{ nodes: PresenceSnapshot[]; missing: number }>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

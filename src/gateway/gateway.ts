@@ -12,6 +12,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { parseClientMessage, type SubscribeMessage, type UnsubscribeMessage } from '../protocol/client-messages.js';
 import { AUTH_METHOD_API_KEY, CloseCode, ErrorCode, isRoom, type Room } from '../protocol/constants.js';
 import type { Store } from '../store/types.js';
+import type { ControlMessage } from '../bus/types.js';
 import { authFailure } from './auth-errors.js';
 import { Connection } from './connection.js';
 import { controlFrame, errorFrame, eventFrameJson, preframe } from './frames.js';
@@ -40,6 +41,10 @@ export class Gateway {
       perMessageDeflate: false, // frames are pre-built once and shared by every socket
       clientTracking: false,
     });
+    const bus = hub.bus;
+    bus.onControl((msg) => void this.onControl(msg));
+    bus.onReconnect(() => void this.onBusReconnect());
+    bus.setPresenceProvider(() => ({ node: hub.nodeId, connections: hub.list() }));
     const tick = Math.max(20, Math.min(1000, config.pingIntervalMs / 4, config.pongTimeoutMs / 4, config.authTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), tick);
     this.sweeper.unref();
@@ -179,11 +184,11 @@ export class Gateway {
     }
     conn.keyExpiresAtMs = result.key.expires_at ? Date.parse(result.key.expires_at) : null;
     const accountId = result.account.account_id;
-    let baseline: number | undefined;
-    if (!this.hub.hasAccount(accountId)) {
-      const head = await this.store.readEvents({ account_id: accountId, after_seq: Number.MAX_SAFE_INTEGER, types: null, limit: 1 });
-      if (conn.closing) return;
-      baseline = head.last_seq;
+    const preparing = this.hub.prepareAccount(accountId);
+    const baseline = preparing ? await preparing : undefined;
+    if (conn.closing) {
+      if (preparing) this.hub.abandonPreparation(accountId);
+      return;
     }
     this.hub.attach(conn, result.account, result.key.key_id, baseline);
     conn.sendText(controlFrame('authenticated', { account_id: result.account.account_id, auth_method: AUTH_METHOD_API_KEY }));
@@ -299,6 +304,46 @@ export class Gateway {
     conn.subscribedMask = mask;
     this.metrics.subscriptions.dec(Math.max(0, removed.length - (conn.rooms.size - before)));
     conn.sendText(controlFrame('unsubscribed', { rooms: removed }));
+  }
+
+  /** Control messages from any node (this one included: both buses loop back). */
+  private async onControl(msg: ControlMessage): Promise<void> {
+    try {
+      if (msg.kind === 'key_disabled') this.keyDisabled(msg.key_id, msg.reason);
+      else if (msg.kind === 'account_deleted') this.hub.accountDeleted(msg.account_id);
+      else if (msg.kind === 'account_changed' && this.hub.hasAccount(msg.account_id)) {
+        const account = await this.store.getAccount(msg.account_id);
+        if (account) this.hub.accountChanged(account);
+        else this.hub.accountDeleted(msg.account_id);
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, kind: msg.kind }, 'control message failed');
+    }
+  }
+
+  /**
+   * The bus was down: control messages may have been missed. Re-check every key and account with
+   * live connections here against the store BEFORE catching up on events, so a key disabled
+   * meanwhile receives nothing more (SPEC §2.5, §7).
+   */
+  private async onBusReconnect(): Promise<void> {
+    const now = Date.now();
+    try {
+      for (const keyId of this.hub.keyIds()) {
+        const key = await this.store.getApiKey(keyId);
+        if (!key) this.keyDisabled(keyId, 'revoked');
+        else if (key.status !== 'active') this.keyDisabled(keyId, 'inactive');
+        else if (key.expires_at && Date.parse(key.expires_at) <= now) this.keyDisabled(keyId, 'expired');
+      }
+      for (const accountId of this.hub.accountIds()) {
+        const account = await this.store.getAccount(accountId);
+        if (account) this.hub.accountChanged(account);
+        else this.hub.accountDeleted(accountId);
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 're-checking keys after bus reconnect failed');
+    }
+    await this.hub.catchUpAll();
   }
 
   /** Auth deadline, keepalive and key expiry for every connection, on one timer. */

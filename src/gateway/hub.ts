@@ -50,17 +50,53 @@ export class Hub {
 
   constructor(
     private readonly store: Store,
-    private readonly bus: Bus,
+    readonly bus: Bus,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     readonly nodeId: string,
   ) {
     bus.onEvents((accountId, events) => this.receive(accountId, events));
-    bus.onReconnect(() => void this.catchUpAll());
-    bus.onControl((msg) => {
-      if (msg.kind === 'key_disabled') this.disableKey(msg.key_id, msg.reason);
-      else if (msg.kind === 'account_deleted') this.accountDeleted(msg.account_id);
-    });
+  }
+
+  private readonly preparing = new Map<string, Promise<number>>();
+
+  /**
+   * Before the first connection of an account is attached on this node: subscribe the account on
+   * the bus FIRST, then read its last seq. Any event committed after that read arrives through
+   * the bus; anything before it is history (resume). Returns undefined when the account is
+   * already served here. Concurrent first connections share one preparation.
+   */
+  prepareAccount(accountId: string): Promise<number> | undefined {
+    if (this.accounts.has(accountId)) return undefined;
+    let pending = this.preparing.get(accountId);
+    if (!pending) {
+      pending = (async () => {
+        await this.bus.subscribeAccount(accountId);
+        try {
+          const head = await this.store.readEvents({ account_id: accountId, after_seq: Number.MAX_SAFE_INTEGER, types: null, limit: 1 });
+          return head.last_seq;
+        } catch (err) {
+          await this.bus.unsubscribeAccount(accountId).catch(() => {});
+          throw err;
+        }
+      })().finally(() => this.preparing.delete(accountId));
+      this.preparing.set(accountId, pending);
+    }
+    return pending;
+  }
+
+  /** Undo a preparation whose connection went away before it was attached. */
+  abandonPreparation(accountId: string): void {
+    if (!this.accounts.has(accountId)) void this.bus.unsubscribeAccount(accountId).catch(() => {});
+  }
+
+  /** Keys with live connections on this node. */
+  keyIds(): string[] {
+    return [...this.byKey.keys()];
+  }
+
+  accountIds(): string[] {
+    return [...this.accounts.keys()];
   }
 
   add(conn: Connection): void {
@@ -95,9 +131,9 @@ export class Hub {
   }
 
   /**
-   * Bind an authenticated connection to its account and key. `baselineSeq` is the account's
-   * last seq read from the store just before, for the first connection of an account on this
-   * node: it lets the node notice events missed while the bus was down.
+   * Bind an authenticated connection to its account and key. `baselineSeq` comes from
+   * prepareAccount for the first connection of an account on this node (the bus subscription is
+   * then already in place); it lets the node notice events missed while the bus was down.
    */
   attach(conn: Connection, account: Account, keyId: string, baselineSeq?: number): void {
     conn.accountId = account.account_id;
@@ -107,7 +143,10 @@ export class Hub {
     if (!entry) {
       entry = { account, accessMask: maskOf(account.rooms), connections: new Set(), lastSeq: baselineSeq ?? -1, pending: new Map(), gapTimer: null };
       this.accounts.set(account.account_id, entry);
-      void this.bus.subscribeAccount(account.account_id).catch((err) => this.logger.warn({ err }, 'bus subscribe failed'));
+      if (baselineSeq === undefined) {
+        // The account was served when authentication began but its last connection left since.
+        void this.bus.subscribeAccount(account.account_id).catch((err) => this.logger.warn({ err }, 'bus subscribe failed'));
+      }
     } else {
       // A fresh lookup is the newest truth about the account's rooms.
       entry.account = account;
@@ -260,6 +299,7 @@ export class Hub {
     const { code, text } = REASON_CODE[reason];
     let n = 0;
     for (const conn of [...set]) {
+      if (conn.closing) continue;
       conn.fail(code, text, CloseCode.AUTH_FAILED);
       this.metrics.closes.inc({ code: String(CloseCode.AUTH_FAILED) });
       n++;

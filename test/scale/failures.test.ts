@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createAccountWithKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
+import { api, createAccountWithKey, createKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
 import { closeAllClients, WsTestClient } from '../helpers/ws-client.js';
 import { eventBody } from '../helpers/payloads.js';
 import { eventFrames, startCluster, type Cluster } from './cluster.js';
@@ -66,6 +66,48 @@ describe('scale-out failures', () => {
       expect(frames.slice(1, 6).map((f) => f.msg_id)).toEqual(during);
     }
     await waitFor(async () => (await api(A, 'GET', '/readyz', undefined, { token: null })).status === 200, 10_000, 'readyz again');
+  });
+
+  it('a key deactivated while Redis is down is disconnected on every node once the bus returns, and gets nothing after', async () => {
+    const { accountId, token, key } = await createAccountWithKey(A);
+    const other = await createKey(A, accountId);
+    const onB = await listen(B, token);
+    const keep = await listen(B, other.token);
+    await cluster.waitSubscribers(accountId, 1);
+
+    await cluster.redis.down();
+    const off = await api(A, 'POST', `/admin/api-keys/${key.key_id}/deactivate`);
+    expect(off.status).toBe(200);
+    const published = await api(A, 'POST', '/v1/events', eventBody('BID_REQUEST', [accountId]));
+    expect(published.status).toBe(202);
+    await cluster.redis.up();
+
+    const closed = await onB.waitClosed(15_000);
+    expect(closed.code).toBe(4001);
+    const err = onB.history.find((f) => f.msg_type === 'error');
+    expect(err?.payload).toMatchObject({ code: 'AUTH_API_KEY_INACTIVE' });
+    expect(eventFrames(onB.history).map((f) => f.msg_id)).not.toContain(published.body.msg_id);
+    // The other key of the same account catches up on the event published during the outage.
+    await waitFor(() => eventFrames(keep.history).some((f) => f.msg_id === published.body.msg_id), 15_000, 'catch-up for the active key');
+    expect(keep.isOpen).toBe(true);
+  });
+
+  it('/admin/connections on any node lists the connections of every node', async () => {
+    const { accountId, token } = await createAccountWithKey(A);
+    await listen(A, token);
+    await listen(B, token);
+    await listen(B, token);
+    // Node ids come from each process's own start line (the cluster starts nodes concurrently).
+    const idOf = (node: TestServer) => String(node.logs().find((l) => l.msg === 'listening')?.node);
+    const [a, b] = [idOf(A), idOf(B)];
+    expect(a).not.toBe(b);
+    for (const node of [A, B]) {
+      const res = await api(node, 'GET', `/admin/connections?account_id=${accountId}`);
+      expect(res.status).toBe(200);
+      const byNode = res.body.connections.map((c: { node: string }) => c.node).sort();
+      expect(byNode).toEqual([a, b, b].sort());
+      expect([...res.body.nodes].sort()).toEqual([a, b].sort());
+    }
   });
 
   it('a webhook attempt interrupted by a node dying is taken over by another node', async () => {

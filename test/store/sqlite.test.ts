@@ -163,9 +163,12 @@ describe('createStore', () => {
     await store.close();
   });
 
-  it('rejects postgres (not in this build) and unknown schemes clearly', () => {
-    expect(() => createStore(base({ TPX_DATABASE_URL: 'postgres://u:p@localhost/tpx' }))).toThrow('PostgreSQL store not available in this build');
-    expect(() => createStore(base({ TPX_DATABASE_URL: 'postgresql://localhost/tpx' }))).toThrow('PostgreSQL store not available in this build');
+  it('chooses PostgreSQL for postgres URLs and rejects unknown schemes clearly', async () => {
+    for (const url of ['postgres://u:p@localhost/tpx', 'postgresql://localhost/tpx']) {
+      const store = createStore(base({ TPX_DATABASE_URL: url }));
+      expect(store.kind).toBe('postgres');
+      await store.close();
+    }
     expect(() => createStore(base({ TPX_DATABASE_URL: 'mysql://localhost/tpx' }))).toThrow(/unsupported/);
   });
 });

@@ -4,7 +4,7 @@
  * "nothing published after a key was disabled reaches it" trivially true on one node.
  */
 import type { AccountEvent } from '../../store/types.js';
-import type { Bus, ControlMessage } from '../types.js';
+import type { Bus, ControlMessage, PresenceSnapshot } from '../types.js';
 
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
@@ -27,6 +27,13 @@ export class MemoryBus implements Bus {
   }
   onReconnect(): void {
     // An in-process bus never disconnects.
+  }
+  private presence: (() => PresenceSnapshot) | null = null;
+  setPresenceProvider(provider: () => PresenceSnapshot): void {
+    this.presence = provider;
+  }
+  async collectPresence(): Promise<{ nodes: PresenceSnapshot[]; missing: number }> {
+    return { nodes: this.presence ? [this.presence()] : [], missing: 0 };
   }
   async ping(): Promise<void> {}
   async close(): Promise<void> {

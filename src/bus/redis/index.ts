@@ -38,7 +38,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { AccountEvent } from '../../store/types.js';
-import type { Bus, ControlMessage } from '../types.js';
+import type { Bus, ControlMessage, PresenceSnapshot } from '../types.js';
 
 export const ACCOUNT_CHANNEL_PREFIX = 'tpx:acct:';
 export const CONTROL_CHANNEL = 'tpx:control';
@@ -56,7 +56,20 @@ export interface RedisBusOptions {
   onStateChange?: (state: { connection: 'publisher' | 'subscriber'; event: string; error?: string }) => void;
 }
 
-type Envelope = { o: string; e?: AccountEvent[]; c?: ControlMessage; r?: 1 };
+export const PRESENCE_REPLY_PREFIX = 'tpx:presence:';
+
+/**
+ * e: events · c: control message · r: resync hint · p: presence request (answer to `reply`) ·
+ * q: presence answer to request `id`.
+ */
+type Envelope = {
+  o: string;
+  e?: AccountEvent[];
+  c?: ControlMessage;
+  r?: 1;
+  p?: { id: string; reply: string };
+  q?: { id: string; snapshot: PresenceSnapshot };
+};
 
 export class RedisBus implements Bus {
   readonly kind = 'redis' as const;
@@ -73,6 +86,10 @@ export class RedisBus implements Bus {
   private subDropped = false;
   private publishFailed = false;
   private closed = false;
+  /** Where other nodes answer our presence requests. */
+  private readonly replyChannel = PRESENCE_REPLY_PREFIX + this.origin;
+  private presenceProvider: (() => PresenceSnapshot) | null = null;
+  private readonly presenceWaits = new Map<string, (snapshot: PresenceSnapshot) => void>();
 
   constructor(
     readonly url: string,
@@ -145,7 +162,7 @@ export class RedisBus implements Bus {
     this.subReadyOnce = true;
     this.subDropped = false;
     this.opts.onStateChange?.({ connection: 'subscriber', event: reconnect ? 'resubscribed' : 'ready' });
-    const channels = [CONTROL_CHANNEL, ...[...this.refs.keys()].map((a) => ACCOUNT_CHANNEL_PREFIX + a)];
+    const channels = [CONTROL_CHANNEL, this.replyChannel, ...[...this.refs.keys()].map((a) => ACCOUNT_CHANNEL_PREFIX + a)];
     try {
       // Chunked so a node serving many accounts does not send one giant command.
       for (let i = 0; i < channels.length; i += 1000) await this.sub.subscribe(...channels.slice(i, i + 1000));
@@ -166,8 +183,15 @@ export class RedisBus implements Bus {
       return;
     }
     if (!env || typeof env !== 'object' || env.o === this.origin) return;
+    if (channel === this.replyChannel) {
+      if (env.q) this.presenceWaits.get(env.q.id)?.(env.q.snapshot);
+      return;
+    }
     if (channel === CONTROL_CHANNEL) {
-      if (env.r === 1) {
+      if (env.p && typeof env.p.reply === 'string' && env.p.reply.startsWith(PRESENCE_REPLY_PREFIX) && this.presenceProvider) {
+        const answer: Envelope = { o: this.origin, q: { id: env.p.id, snapshot: this.presenceProvider() } };
+        this.pub.publish(env.p.reply, JSON.stringify(answer)).catch(() => undefined);
+      } else if (env.r === 1) {
         for (const handler of this.reconnectHandlers) safeCall(handler);
       } else if (env.c && typeof env.c === 'object' && typeof env.c.kind === 'string') {
         for (const handler of this.controlHandlers) safeCall(() => handler(env.c!));
@@ -237,6 +261,42 @@ export class RedisBus implements Bus {
   }
   onReconnect(handler: () => void): void {
     this.reconnectHandlers.push(handler);
+  }
+
+  setPresenceProvider(provider: () => PresenceSnapshot): void {
+    this.presenceProvider = provider;
+  }
+
+  /**
+   * Ask every node on the control channel for its connections and wait for as many answers as
+   * there are other subscribers of that channel (PUBSUB NUMSUB), or until the timeout.
+   */
+  async collectPresence(timeoutMs: number): Promise<{ nodes: PresenceSnapshot[]; missing: number }> {
+    const own = this.presenceProvider ? [this.presenceProvider()] : [];
+    let expected: number;
+    try {
+      const counts = (await this.pub.pubsub('NUMSUB', CONTROL_CHANNEL)) as Array<string | number>;
+      expected = Math.max(0, Number(counts[1] ?? 0) - 1);
+    } catch {
+      return { nodes: own, missing: 0 };
+    }
+    if (expected === 0) return { nodes: own, missing: 0 };
+    const id = randomUUID();
+    const answers: PresenceSnapshot[] = [];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.presenceWaits.set(id, (snapshot) => {
+        answers.push(snapshot);
+        if (answers.length >= expected) done();
+      });
+      this.publishRaw(CONTROL_CHANNEL, JSON.stringify({ o: this.origin, p: { id, reply: this.replyChannel } } satisfies Envelope)).catch(done);
+    });
+    this.presenceWaits.delete(id);
+    return { nodes: [...own, ...answers], missing: Math.max(0, expected - answers.length) };
   }
 
   async ping(): Promise<void> {

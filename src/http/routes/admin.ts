@@ -143,10 +143,13 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     reply.code(204);
   });
 
-  // ---- live connections
+  // ---- live connections of every node (SPEC §7): each node answers over the bus
   app.get('/connections', async (request) => {
     const q = request.query as { account_id?: string };
-    const connections = gateway.hub.list(q.account_id ? { account_id: q.account_id } : undefined);
-    return { connections, count: connections.length, nodes: [deps.nodeId] };
+    const { nodes, missing } = await bus.collectPresence(1500);
+    const connections = nodes
+      .flatMap((n) => n.connections)
+      .filter((c) => !q.account_id || c.account_id === q.account_id);
+    return { connections, count: connections.length, nodes: nodes.map((n) => n.node), unreachable_nodes: missing };
   });
 }
