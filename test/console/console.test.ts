@@ -4,11 +4,14 @@
  * page and run in order, like an operator's session.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_TYPES } from '../../src/protocol/constants.js';
-import { api, REPO_ROOT, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
+import { samplePayload } from '../helpers/payloads.js';
+import { api, publish, REPO_ROOT, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { WsTestClient } from '../helpers/ws-client.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -23,6 +26,7 @@ let page: Page;
 const pageErrors: string[] = [];
 const consoleErrors: string[] = [];
 let ws: WsTestClient | undefined;
+let receiver: Server | undefined;
 
 beforeAll(async () => {
   server = await startTestServer({ env: { TPX_WEBHOOK_ALLOW_PRIVATE: 'true' } });
@@ -41,6 +45,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ws?.close().catch(() => undefined);
+  await new Promise<void>((r) => (receiver ? receiver.close(() => r()) : r()));
   await browser?.close();
   await stopAll();
 });
@@ -199,6 +204,41 @@ describe('operator session in Chromium', () => {
     await banner.waitFor({ state: 'visible' });
     expect(await banner.textContent()).toMatch(/UNSAFE_WEBHOOK_URL|VALIDATION_FAILED/);
     expect(await banner.textContent()).toContain('400');
+  });
+
+  it('lists deliveries with a status filter, retries one, and retries all failed', async () => {
+    let received = 0;
+    receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received++;
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver!.listen(0, '127.0.0.1', () => r()));
+    const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    await page.getByLabel('Endpoint URL').fill(hook);
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    await page.locator('#webhooks tbody tr', { hasText: hook }).waitFor();
+
+    const accountId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
+    const { msg_id } = await publish(server, { msg_type: 'BID_REQUEST', account_ids: [accountId], payload: samplePayload('BID_REQUEST') });
+    const deliveries = page.locator('#deliveries');
+    const refresh = deliveries.getByRole('button', { name: 'Refresh' });
+    await expect
+      .poll(async () => (await refresh.click(), await deliveries.locator('tbody tr', { hasText: msg_id }).textContent().catch(() => '')), { timeout: UI_TIMEOUT })
+      .toContain('succeeded');
+
+    await deliveries.getByLabel('Status').selectOption('failed');
+    await deliveries.getByText('No deliveries match.').waitFor();
+    await deliveries.getByLabel('Status').selectOption('succeeded');
+    const row = deliveries.locator('tbody tr', { hasText: msg_id });
+    await row.getByRole('button', { name: 'Retry' }).click();
+    await page.getByRole('status').filter({ hasText: 'queued again' }).waitFor();
+    await expect.poll(() => received, { timeout: UI_TIMEOUT }).toBe(2);
+
+    await deliveries.getByRole('button', { name: 'Retry all failed' }).click();
+    await page.getByRole('status').filter({ hasText: 'No failed deliveries to retry.' }).waitFor();
   });
 
   it('shows a live WebSocket connection in the connections view', async () => {
