@@ -1,12 +1,16 @@
 /**
- * Test helpers for the webhook dispatcher: a real node:http receiver on 127.0.0.1 and a small
- * in-memory stand-in for the dispatcher side of the Store (claim/lease/record), so dispatcher
- * behaviour is tested without a database. Integration tests use the real server and store.
+ * Test helpers for the webhook dispatcher: a real node:http receiver on 127.0.0.1 and the real
+ * embedded store on a temp-dir file (DispatchFixture). Integration tests use the real server.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { AttemptResolution, ClaimedDelivery, Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../src/store/types.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config/index.js';
+import { createStore } from '../../src/store/index.js';
+import type { Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../src/store/types.js';
 import type { EventType } from '../../src/protocol/constants.js';
 
 export interface Received {
@@ -73,145 +77,76 @@ export async function startReceiver(responder: Responder = () => 200): Promise<R
   };
 }
 
-interface Row {
-  delivery: Delivery;
-  lease: { owner: string; until: number } | null;
-  attempts: DeliveryAttempt[];
-  payload_json: string;
-  created_at_ms: number;
-}
+/**
+ * The dispatcher's store for tests: the real SqliteStore (what `tpx serve` runs by default) on a
+ * file in a fresh temp dir, created through createStore(loadConfig({ TPX_DATA_DIR })) — no
+ * stand-in. Endpoints get an account each; deliveries are created the way users create them,
+ * by appending an event addressed to that account.
+ */
+export class DispatchFixture {
+  private constructor(
+    readonly store: Store,
+    readonly dataDir: string,
+  ) {}
 
-/** Dispatcher-side store double: same claim semantics as the Store contract (seq order, per-endpoint limit, leases). */
-export class MemoryDispatchStore {
-  readonly kind = 'sqlite' as const;
-  readonly endpoints = new Map<string, WebhookEndpoint>();
-  readonly rows: Row[] = [];
-  private seq = 0;
-
-  addEndpoint(url: string, secret: string, extra: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
-    const now = new Date().toISOString();
-    const ep: WebhookEndpoint = {
-      webhook_id: randomUUID(),
-      account_id: extra.account_id ?? randomUUID(),
-      url,
-      secret,
-      previous_secret: null,
-      previous_secret_expires_at: null,
-      enabled: true,
-      disabled_reason: null,
-      description: null,
-      failing_since: null,
-      created_at: now,
-      updated_at: now,
-      ...extra,
-    };
-    this.endpoints.set(ep.webhook_id, ep);
-    return ep;
+  static async create(): Promise<DispatchFixture> {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'tpx-dispatch-'));
+    const store = createStore(loadConfig({ TPX_DATA_DIR: dataDir }));
+    await store.init();
+    return new DispatchFixture(store, dataDir);
   }
 
-  addDelivery(ep: WebhookEndpoint, msgType: EventType = 'BID_REQUEST', payload: unknown = { auction_id: 'a1' }): Delivery {
-    const d: Delivery = {
-      delivery_id: randomUUID(),
-      webhook_id: ep.webhook_id,
-      account_id: ep.account_id,
-      msg_id: randomUUID(),
-      msg_type: msgType,
-      seq: ++this.seq,
-      status: 'pending',
-      attempt_count: 0,
-      next_attempt_at: new Date().toISOString(),
-      last_status_code: null,
-      last_error: null,
-      created_at: new Date().toISOString(),
-      completed_at: null,
-    };
-    this.rows.push({ delivery: d, lease: null, attempts: [], payload_json: JSON.stringify(payload), created_at_ms: Date.now() });
+  async close(): Promise<void> {
+    await this.store.close().catch(() => {});
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** A new account with one enabled endpoint; `extra` sets further endpoint fields (e.g. a rotation's previous secret). */
+  async addEndpoint(url: string, secret: string, extra: WebhookPatch = {}): Promise<WebhookEndpoint> {
+    const account = await this.store.createAccount({ name: 'dispatch-test' });
+    const ep = await this.store.createWebhook(account.account_id, { url, secret });
+    if (Object.keys(extra).length === 0) return ep;
+    return (await this.store.updateWebhook(ep.webhook_id, extra))!;
+  }
+
+  /**
+   * Publishes one event to the endpoint's account and returns its delivery. For a disabled
+   * endpoint (publishing creates no delivery for it, SPEC §4) the delivery is the one a
+   * publish made just before the endpoint got disabled: enable, publish, restore the disabled
+   * state, all through the store API.
+   */
+  async addDelivery(ep: WebhookEndpoint, msgType: EventType = 'BID_REQUEST', payload: unknown = { auction_id: 'a1' }): Promise<Delivery> {
+    const current = (await this.store.getWebhook(ep.webhook_id))!;
+    if (!current.enabled) await this.store.updateWebhook(ep.webhook_id, { enabled: true });
+    const msgId = randomUUID();
+    try {
+      const res = await this.store.appendEvent({
+        msg_id: msgId,
+        msg_type: msgType,
+        payload_json: JSON.stringify(payload),
+        source_id: null,
+        target: [ep.account_id],
+        created_at_ms: Date.now(),
+      });
+      if (res.deliveries !== 1) throw new Error(`expected one delivery, the store made ${res.deliveries}`);
+    } finally {
+      if (!current.enabled) await this.store.updateWebhook(ep.webhook_id, { enabled: false, disabled_reason: current.disabled_reason });
+    }
+    const [d] = (await this.store.listDeliveries({ webhook_id: ep.webhook_id, limit: 1000 })).filter((x) => x.msg_id === msgId);
     return d;
   }
 
-  row(id: string): Row {
-    return this.rows.find((r) => r.delivery.delivery_id === id)!;
+  /** Fresh snapshot of a delivery and its attempts. */
+  async row(deliveryId: string): Promise<{ delivery: Delivery; attempts: DeliveryAttempt[] }> {
+    const found = await this.store.getDelivery(deliveryId);
+    if (!found) throw new Error(`no delivery ${deliveryId}`);
+    return found;
   }
 
-  async claimDueDeliveries(opts: { now: Date; limit: number; leaseMs: number; owner: string; perEndpointLimit: number }): Promise<ClaimedDelivery[]> {
-    const now = opts.now.getTime();
-    const live = new Map<string, number>();
-    for (const r of this.rows) if (r.lease && r.lease.until > now) live.set(r.delivery.webhook_id, (live.get(r.delivery.webhook_id) ?? 0) + 1);
-    const due = this.rows
-      .filter((r) => r.delivery.status === 'pending' && Date.parse(r.delivery.next_attempt_at!) <= now && !(r.lease && r.lease.until > now))
-      .filter((r) => this.endpoints.get(r.delivery.webhook_id)?.enabled)
-      .sort((a, b) => Date.parse(a.delivery.next_attempt_at!) - Date.parse(b.delivery.next_attempt_at!) || a.delivery.seq - b.delivery.seq);
-    const out: ClaimedDelivery[] = [];
-    for (const r of due) {
-      if (out.length >= opts.limit) break;
-      const n = live.get(r.delivery.webhook_id) ?? 0;
-      if (n >= opts.perEndpointLimit) continue;
-      live.set(r.delivery.webhook_id, n + 1);
-      r.lease = { owner: opts.owner, until: now + opts.leaseMs };
-      const ep = this.endpoints.get(r.delivery.webhook_id)!;
-      out.push({
-        delivery: { ...r.delivery },
-        endpoint: { ...ep },
-        account: { account_id: ep.account_id, partner_id: null },
-        event: {
-          account_id: ep.account_id,
-          seq: r.delivery.seq,
-          msg_id: r.delivery.msg_id,
-          msg_type: r.delivery.msg_type,
-          payload_json: r.payload_json,
-          source_id: null,
-          created_at_ms: r.created_at_ms,
-        },
-      });
-    }
-    return out;
-  }
-
-  async recordAttempt(id: string, owner: string, attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>, res: AttemptResolution): Promise<boolean> {
-    const r = this.row(id);
-    if (!r || !r.lease || r.lease.owner !== owner) return false;
-    r.lease = null;
-    r.attempts.push({ ...attempt, attempt_id: randomUUID(), delivery_id: id });
-    const d = r.delivery;
-    d.attempt_count++;
-    d.last_status_code = attempt.status_code;
-    d.last_error = attempt.error;
-    d.status = res.status;
-    d.next_attempt_at = res.status === 'pending' ? res.next_attempt_at : null;
-    if (res.status !== 'pending') d.completed_at = new Date().toISOString();
-    return true;
-  }
-
-  async nextDueAt(): Promise<Date | null> {
-    let min: number | null = null;
-    for (const r of this.rows) {
-      if (r.delivery.status !== 'pending' || !this.endpoints.get(r.delivery.webhook_id)?.enabled) continue;
-      const t = Date.parse(r.delivery.next_attempt_at!);
-      if (min === null || t < min) min = t;
-    }
-    return min === null ? null : new Date(min);
-  }
-
-  async deliveryCounts() {
-    return {
-      pending: this.rows.filter((r) => r.delivery.status === 'pending').length,
-      failed: this.rows.filter((r) => r.delivery.status === 'failed').length,
-    };
-  }
-
-  async getWebhook(id: string) {
-    const ep = this.endpoints.get(id);
-    return ep ? { ...ep } : null;
-  }
-
-  async updateWebhook(id: string, patch: WebhookPatch) {
-    const ep = this.endpoints.get(id);
-    if (!ep) return null;
-    Object.assign(ep, patch, { updated_at: new Date().toISOString() });
-    return { ...ep };
-  }
-
-  asStore(): Store {
-    return this as unknown as Store;
+  /** Fresh snapshot of an endpoint. */
+  async endpoint(webhookId: string): Promise<WebhookEndpoint> {
+    const found = await this.store.getWebhook(webhookId);
+    if (!found) throw new Error(`no webhook ${webhookId}`);
+    return found;
   }
 }
