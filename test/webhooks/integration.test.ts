@@ -212,6 +212,37 @@ describe('webhooks end to end', () => {
     expect((await api(server, 'GET', `/admin/webhooks/${hook.webhook_id}`, undefined, { token: null })).status).toBe(401);
   });
 
+  it('PATCH and DELETE also live under /admin/accounts/{account_id}/webhooks/{webhook_id} (404 for another account)', async () => {
+    const owner = await createAccount(server);
+    const other = await createAccount(server);
+    const hook = await addWebhook(server, owner.account_id, 'http://127.0.0.1:9/a', { description: 'scoped' });
+    const path = `/admin/accounts/${owner.account_id}/webhooks/${hook.webhook_id}`;
+    const foreign = `/admin/accounts/${other.account_id}/webhooks/${hook.webhook_id}`;
+
+    // Another account's path: 404, and nothing changes.
+    const wrongPatch = await api(server, 'PATCH', foreign, { description: 'hijacked' });
+    expect(wrongPatch.status).toBe(404);
+    expect(wrongPatch.body.code).toBe('NOT_FOUND');
+    expect((await api(server, 'DELETE', foreign)).status).toBe(404);
+    expect((await api(server, 'PATCH', `/admin/accounts/00000000-0000-4000-8000-000000000000/webhooks/${hook.webhook_id}`, { enabled: false })).status).toBe(404);
+    expect((await api(server, 'GET', path)).body).toMatchObject({ description: 'scoped', enabled: true });
+
+    // Same behaviour as PATCH /admin/webhooks/{id}: validation, operator disable, re-enable clears the reason.
+    expect((await api(server, 'PATCH', path, { bogus: 1 })).status).toBe(400);
+    const disabled = await api(server, 'PATCH', path, { enabled: false, description: 'paused' });
+    expect(disabled.status, disabled.text).toBe(200);
+    expect(disabled.body).toMatchObject({ webhook_id: hook.webhook_id, account_id: owner.account_id, enabled: false, description: 'paused', disabled_reason: 'disabled by an operator' });
+    const enabled = await api(server, 'PATCH', path, { enabled: true, url: 'http://127.0.0.1:10/b' });
+    expect(enabled.body).toMatchObject({ enabled: true, disabled_reason: null, url: 'http://127.0.0.1:10/b' });
+    expect((await api(server, 'GET', `/admin/webhooks/${hook.webhook_id}`)).body).toMatchObject({ enabled: true, url: 'http://127.0.0.1:10/b', description: 'paused' });
+
+    expect((await api(server, 'DELETE', path)).status).toBe(204);
+    expect((await api(server, 'GET', path)).status).toBe(404);
+    expect((await api(server, 'DELETE', path)).status).toBe(404);
+    expect((await api(server, 'PATCH', path, { enabled: true })).status).toBe(404);
+    expect((await api(server, 'DELETE', path, undefined, { token: null })).status).toBe(401);
+  });
+
   it('exposes webhook metrics', async () => {
     const res = await fetch(`${server.url}/metrics`);
     const text = await res.text();

@@ -6,7 +6,7 @@
  * admin API is operator-only; operators configure partners with it). The previous secret of a
  * rotation is never returned, only when it stops signing (`previous_secret_expires_at`).
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.js';
 import type { Config } from '../../config/index.js';
@@ -139,9 +139,13 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     return presentWebhook(await requireWebhook(webhook_id));
   });
 
-  app.patch('/webhooks/:webhook_id', async (request) => {
-    const { webhook_id } = request.params as { webhook_id: string };
-    const current = await requireWebhook(webhook_id);
+  // PATCH and DELETE exist at both paths (SPEC §3.2: "GET, PATCH, DELETE alike" under the
+  // account). The account-scoped form answers 404 for a webhook of another account.
+  type WebhookParams = { webhook_id: string; account_id?: string };
+
+  const patchWebhook = async (request: FastifyRequest) => {
+    const { webhook_id, account_id } = request.params as WebhookParams;
+    const current = await requireWebhook(webhook_id, account_id);
     const body = parseBody(WebhookUpdate, request.body);
     const patch: WebhookPatch = {};
     if (body.url !== undefined) patch.url = await checkUrl(body.url);
@@ -156,13 +160,19 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     if (!updated) throw notFound('Webhook');
     if (updated.enabled) dispatcher.notify();
     return presentWebhook(updated);
-  });
+  };
 
-  app.delete('/webhooks/:webhook_id', async (request, reply) => {
-    const { webhook_id } = request.params as { webhook_id: string };
+  const deleteWebhook = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { webhook_id, account_id } = request.params as WebhookParams;
+    if (account_id !== undefined) await requireWebhook(webhook_id, account_id);
     if (!ID.test(webhook_id) || !(await store.deleteWebhook(webhook_id))) throw notFound('Webhook');
     return reply.code(204).send();
-  });
+  };
+
+  app.patch('/webhooks/:webhook_id', patchWebhook);
+  app.patch('/accounts/:account_id/webhooks/:webhook_id', patchWebhook);
+  app.delete('/webhooks/:webhook_id', deleteWebhook);
+  app.delete('/accounts/:account_id/webhooks/:webhook_id', deleteWebhook);
 
   app.post('/webhooks/:webhook_id/rotate-secret', async (request) => {
     const { webhook_id } = request.params as { webhook_id: string };
