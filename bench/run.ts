@@ -23,6 +23,7 @@ import {
   memoryOutcome,
   memorySample,
   publishApi,
+  quietest,
   round,
   soak,
   type ConnectOutcome,
@@ -254,13 +255,15 @@ async function runSuite(kind: ServerKind, plan: Plan, sel: Set<ScenarioName>, lo
       }
       if (sel.has('fanout')) {
         log(`${kind}: fan-out N=${ready} over ${plan.accounts_big} accounts for ${plan.fanout_window_ms / 1000}s`);
-        res.fanout_big = await fanout(rig, {
-          connections: ready,
-          windowMs: plan.fanout_window_ms,
-          warmupMs: plan.fanout_warmup_ms,
-          concurrency: plan.fanout_concurrency,
-          target: { broadcast: true },
-        });
+        res.fanout_big = await quietest(`${kind}: fan-out N=${ready}`, log, () =>
+          fanout(rig, {
+            connections: ready,
+            windowMs: plan.fanout_window_ms,
+            warmupMs: plan.fanout_warmup_ms,
+            concurrency: plan.fanout_concurrency,
+            target: { broadcast: true },
+          }),
+        );
         log(`${kind}: fan-out N=${ready}: ${fmtInt(res.fanout_big.delivered_per_sec)} msg/s, ${res.fanout_big.cpu_us_per_msg} µs CPU/msg`);
       }
       await rig.loadgen.closeAll();
@@ -277,19 +280,23 @@ async function runSuite(kind: ServerKind, plan: Plan, sel: Set<ScenarioName>, lo
       );
       log(`${kind}: connected ${c.ready}/${plan.small} over ${smallAcc.length} accounts`);
       if (sel.has('fanout')) {
-        res.fanout_small = await fanout(rig, {
-          connections: c.ready,
-          windowMs: plan.fanout_window_ms,
-          warmupMs: plan.fanout_warmup_ms,
-          concurrency: plan.fanout_concurrency,
-          target,
-        });
+        res.fanout_small = await quietest(`${kind}: fan-out N=${c.ready}`, log, () =>
+          fanout(rig, {
+            connections: c.ready,
+            windowMs: plan.fanout_window_ms,
+            warmupMs: plan.fanout_warmup_ms,
+            concurrency: plan.fanout_concurrency,
+            target,
+          }),
+        );
         log(`${kind}: fan-out N=${c.ready}: ${fmtInt(res.fanout_small.delivered_per_sec)} msg/s, ${res.fanout_small.cpu_us_per_msg} µs CPU/msg`);
       }
       if (sel.has('latency')) {
         res.latency = {};
         for (const rate of plan.latency_rates) {
-          const l = await latency(rig, { connections: c.ready, rate, windowMs: plan.latency_window_ms, warmupMs: plan.latency_warmup_ms, target });
+          const l = await quietest(`${kind}: latency ${rate}/s`, log, () =>
+            latency(rig, { connections: c.ready, rate, windowMs: plan.latency_window_ms, warmupMs: plan.latency_warmup_ms, target }),
+          );
           res.latency[String(rate)] = l;
           log(`${kind}: latency ${rate}/s × ${c.ready}: p50 ${l.p50_ms} p90 ${l.p90_ms} p99 ${l.p99_ms} max ${l.max_ms} ms`);
         }
@@ -640,8 +647,13 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   for (const kind of servers) {
     const r = results[kind];
     const noisy: string[] = [];
-    for (const [name, f] of [['fan-out small', r.fanout_small], ['fan-out big', r.fanout_big]] as const) {
-      if (f && f.other_cores > 0.25) noisy.push(`${name} (${f.other_cores} cores)`);
+    const windows: Array<[string, { other_cores: number } | undefined]> = [
+      ['fan-out small', r.fanout_small],
+      ['fan-out big', r.fanout_big],
+      ...Object.entries(r.latency ?? {}).map(([rate, l]) => [`latency ${rate}/s`, l] as [string, { other_cores: number }]),
+    ];
+    for (const [name, f] of windows) {
+      if (f && f.other_cores > 0.3) noisy.push(`${name} (${f.other_cores} cores)`);
     }
     if (noisy.length) notes.push(`${kind}: other processes used CPU during ${noisy.join(', ')}: expect noise`);
   }

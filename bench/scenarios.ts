@@ -31,7 +31,7 @@ export function connectSpec(rig: Rig, start: number, end: number, tokens: string
     rooms: ['ALL'],
     start,
     end,
-    concurrency: 256,
+    concurrency: 512,
     slowEvery: 0,
     slowReconnectMs: 0,
     localAddresses: rig.localAddresses,
@@ -261,7 +261,10 @@ export interface LatencyOutcome extends LatencySummary {
   missing: number;
   skipped: number;
   server_cpu_cores: number;
+  loadgen_cpu_cores: number;
   host_busy_cores: number;
+  /** Cores used by processes outside the benchmark during the window (noise indicator). */
+  other_cores: number;
   publish_response_p99_ms: number | null;
   seq_gaps: number;
   closes: Record<string, number>;
@@ -279,15 +282,21 @@ export async function latency(
   await drain(rig, w0.events, warm.events_accepted * opts.connections, 3000, 30_000);
   const s0 = await rig.loadgen.stats(true);
   const server = new CpuMeter(rig.server.pid);
+  const lg = new CpuMeter(rig.loadgen.pid);
+  const pub = new CpuMeter(rig.publisher.pid);
   const host = new HostCpu();
   host.start();
   server.start();
+  lg.start();
+  pub.start();
   const res = await rig.publisher.run(
     publishRun(rig, { mode: 'rate', rate: opts.rate, durationMs: opts.windowMs, concurrency: 16, target: opts.target }),
   );
   const expected = res.events_accepted * opts.connections;
   const s1 = await drain(rig, s0.events, expected, 3000, 30_000);
   const c = server.stop();
+  const l = lg.stop();
+  const p = pub.stop();
   const hc = host.stop();
   await rig.loadgen.latency(false);
   const h = new Hist();
@@ -310,7 +319,9 @@ export async function latency(
     missing: Math.max(0, expected - delivered),
     skipped: res.skipped,
     server_cpu_cores: round(c.cores, 2),
+    loadgen_cpu_cores: round(l.cores, 2),
     host_busy_cores: round(hc.busy_cores, 2),
+    other_cores: round(Math.max(0, hc.busy_cores - hc.softirq_cores - c.cores - l.cores - p.cores - hc.orchestrator_cores), 2),
     publish_response_p99_ms: resp.summaryMs().p99_ms,
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     closes,
@@ -521,3 +532,21 @@ export function mib(bytes: number): number {
 }
 
 export { sumCounts };
+
+/**
+ * Run a measurement, and once more if processes outside the benchmark used more than
+ * `threshold` cores during it (shared hosts); keep the quieter of the two.
+ */
+export async function quietest<T extends { other_cores: number }>(
+  what: string,
+  log: (m: string) => void,
+  fn: () => Promise<T>,
+  threshold = 0.3,
+): Promise<T & { attempts: number }> {
+  const first = await fn();
+  if (first.other_cores <= threshold) return { ...first, attempts: 1 };
+  log(`${what}: other processes used ${first.other_cores} cores during the window; measuring again`);
+  const second = await fn();
+  const best = second.other_cores < first.other_cores ? second : first;
+  return { ...best, attempts: 2 };
+}
