@@ -89,9 +89,10 @@ export class DispatchFixture {
     readonly dataDir: string,
   ) {}
 
-  static async create(): Promise<DispatchFixture> {
+  /** `env` may select another backend, e.g. { TPX_DATABASE_URL: 'postgres://…' } (test/helpers/pg.ts). */
+  static async create(env: Record<string, string> = {}): Promise<DispatchFixture> {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'tpx-dispatch-'));
-    const store = createStore(loadConfig({ TPX_DATA_DIR: dataDir }));
+    const store = createStore(loadConfig({ TPX_DATA_DIR: dataDir, ...env }));
     await store.init();
     return new DispatchFixture(store, dataDir);
   }

@@ -2,10 +2,11 @@
  * Batched attempt records: Store.recordAttempts on the real embedded store, and the dispatcher's
  * AttemptRecorder that groups attempts completing close together into one such call.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StoreValidationError, type RecordAttemptItem } from '../../src/store/types.js';
 import { AttemptRecorder } from '../../src/webhooks/recorder.js';
 import { generateSecret } from '../../src/webhooks/signing.js';
+import { startPostgres, type TestPostgres } from '../helpers/pg.js';
 import { DispatchFixture } from './helpers.js';
 
 const fixtures: DispatchFixture[] = [];
@@ -13,8 +14,20 @@ afterEach(async () => {
   while (fixtures.length) await fixtures.pop()!.close();
 });
 
+let pgServer: TestPostgres | undefined;
+beforeAll(async () => {
+  pgServer = await startPostgres();
+});
+afterAll(async () => {
+  await pgServer?.stop();
+});
+
+/** Backend of the store under test; the AttemptRecorder cases use the default (SQLite). */
+let backend: 'sqlite' | 'postgres' = 'sqlite';
+
 async function leased(n: number, owner = 'node-a') {
-  const fx = await DispatchFixture.create();
+  const fx = await DispatchFixture.create(backend === 'postgres' ? { TPX_DATABASE_URL: await pgServer!.createDatabase() } : {});
+  expect(fx.store.kind).toBe(backend);
   fixtures.push(fx);
   const ep = await fx.addEndpoint('http://127.0.0.1:9/hook', generateSecret());
   for (let i = 0; i < n; i++) await fx.addDelivery(ep);
@@ -30,7 +43,14 @@ const ok = (deliveryId: string, owner = 'node-a'): RecordAttemptItem => ({
   resolution: { status: 'succeeded' },
 });
 
-describe('Store.recordAttempts (SQLite)', () => {
+describe.each(['sqlite', 'postgres'] as const)('Store.recordAttempts (%s)', (kind) => {
+  beforeAll(() => {
+    backend = kind;
+  });
+  afterAll(() => {
+    backend = 'sqlite';
+  });
+
   it('records each item as recordAttempt would, in one call; lease rules per item', async () => {
     const { fx, ids } = await leased(4);
     const retryAt = new Date(Date.now() + 60_000).toISOString();
