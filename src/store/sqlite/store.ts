@@ -52,6 +52,9 @@ type Stmt = Database.Statement<unknown[], any>;
 /** last_used_at is written at most once per this interval per key (no write per auth). */
 const LAST_USED_RESOLUTION_MS = 60_000;
 const DEFAULT_LIST_LIMIT = 1000;
+/** Claims: due rows read per keyset page, and rows read before switching to per-endpoint probes. */
+const CLAIM_SCAN_CHUNK = 128;
+const CLAIM_SCAN_BUDGET = 512;
 
 interface AccountRow {
   account_id: string;
@@ -372,15 +375,29 @@ export class SqliteStore implements Store {
       liveLeases: p(
         'SELECT webhook_id, COUNT(*) AS n FROM deliveries INDEXED BY deliveries_leased WHERE lease_owner IS NOT NULL AND lease_until > ? GROUP BY webhook_id',
       ),
+      // Keyset page over due, unleased deliveries of enabled endpoints, oldest due first (seq within).
+      dueChunk: p(
+        `SELECT d.delivery_id, d.webhook_id, d.next_attempt_at, d.seq FROM deliveries d INDEXED BY deliveries_due
+         JOIN webhooks w ON w.webhook_id = d.webhook_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.next_attempt_at >= ?
+           AND (d.next_attempt_at > ? OR (d.next_attempt_at = ? AND (d.seq > ? OR (d.seq = ? AND d.delivery_id > ?))))
+           AND (d.lease_owner IS NULL OR d.lease_until <= ?)
+           AND w.enabled = 1
+         ORDER BY d.next_attempt_at, d.seq, d.delivery_id LIMIT ?`,
+      ),
       // Loose index scan over deliveries_pending_endpoint: one probe per endpoint that has pending
-      // deliveries (not one row read per pending delivery), restricted to enabled endpoints.
-      pendingEndpoints: p(
+      // deliveries (not one row read per pending delivery), keeping enabled endpoints with a due row.
+      dueEndpoints: p(
         `WITH RECURSIVE ep(id) AS (
            SELECT (SELECT MIN(webhook_id) FROM deliveries INDEXED BY deliveries_pending_endpoint WHERE status = 'pending')
            UNION ALL
-           SELECT (SELECT MIN(webhook_id) FROM deliveries INDEXED BY deliveries_pending_endpoint WHERE status = 'pending' AND webhook_id > ep.id) FROM ep WHERE ep.id IS NOT NULL
+           SELECT (SELECT MIN(webhook_id) FROM deliveries INDEXED BY deliveries_pending_endpoint WHERE status = 'pending' AND webhook_id > ep.id)
+           FROM ep WHERE ep.id IS NOT NULL
          )
-         SELECT w.webhook_id FROM ep JOIN webhooks w ON w.webhook_id = ep.id WHERE w.enabled = 1`,
+         SELECT w.webhook_id FROM ep JOIN webhooks w ON w.webhook_id = ep.id
+         WHERE w.enabled = 1
+           AND EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_pending_endpoint
+                       WHERE status = 'pending' AND webhook_id = ep.id AND next_attempt_at <= ?)`,
       ),
       // One endpoint's due, unleased deliveries in (next_attempt_at, seq) order (seq is unique within an
       // endpoint: one webhook belongs to one account). Reads at most its live leases + LIMIT rows.
@@ -863,23 +880,51 @@ export class SqliteStore implements Store {
       const inFlight = new Map<string, number>();
       for (const r of s.liveLeases.all(now) as { webhook_id: string; n: number }[]) inFlight.set(r.webhook_id, r.n);
 
-      // Each endpoint can contribute at most its free slots, taken in its own (next_attempt_at, seq)
-      // order; merging those candidates by (next_attempt_at, seq, delivery_id) and keeping the first
-      // `limit` picks exactly what one global scan with per-endpoint counting would, without reading
-      // rows of endpoints already at their limit (the old scan re-read every one of them per claim).
       type Due = { delivery_id: string; webhook_id: string; next_attempt_at: number; seq: number };
-      const candidates: Due[] = [];
-      for (const { webhook_id } of s.pendingEndpoints.all() as { webhook_id: string }[]) {
-        const room = Math.min(limit, perEndpoint - (inFlight.get(webhook_id) ?? 0));
-        if (room <= 0) continue;
-        for (const r of s.dueOfEndpoint.all(webhook_id, now, now, room) as Due[]) candidates.push(r);
+      const room = (webhookId: string, taken: Map<string, number>) => perEndpoint - (inFlight.get(webhookId) ?? 0) - (taken.get(webhookId) ?? 0);
+
+      // 1. The common case: walk due rows oldest first, skipping endpoints at their limit, within a
+      //    row budget. Ending because the limit filled or the due rows ran out gives the exact answer.
+      let picked: Due[] | null = [];
+      const taken = new Map<string, number>();
+      let cur = { at: -1e15, seq: -1, id: '' };
+      let scanned = 0;
+      const budget = Math.max(CLAIM_SCAN_BUDGET, 2 * limit);
+      for (;;) {
+        const rows = s.dueChunk.all(now, cur.at, cur.at, cur.at, cur.seq, cur.seq, cur.id, now, CLAIM_SCAN_CHUNK) as Due[];
+        for (const r of rows) {
+          cur = { at: r.next_attempt_at, seq: r.seq, id: r.delivery_id };
+          if (room(r.webhook_id, taken) <= 0) continue;
+          taken.set(r.webhook_id, (taken.get(r.webhook_id) ?? 0) + 1);
+          picked.push(r);
+          if (picked.length >= limit) break;
+        }
+        scanned += rows.length;
+        if (picked.length >= limit || rows.length < CLAIM_SCAN_CHUNK) break;
+        if (scanned >= budget) {
+          picked = null; // a backlog of endpoints at their limit: do not read it row by row
+          break;
+        }
       }
-      candidates.sort((x, y) => x.next_attempt_at - y.next_attempt_at || x.seq - y.seq || (x.delivery_id < y.delivery_id ? -1 : x.delivery_id > y.delivery_id ? 1 : 0));
-      if (candidates.length > limit) candidates.length = limit;
+
+      // 2. Many due rows belong to endpoints at their limit. Each endpoint can only contribute its free
+      //    slots, in its own (next_attempt_at, seq) order (seq is unique within an endpoint); merging
+      //    those candidates and keeping the first `limit` picks exactly what the scan above would,
+      //    reading one index probe per endpoint with due work instead of every blocked row.
+      if (picked === null) {
+        picked = [];
+        for (const { webhook_id } of s.dueEndpoints.all(now) as { webhook_id: string }[]) {
+          const free = Math.min(limit, room(webhook_id, new Map()));
+          if (free <= 0) continue;
+          for (const r of s.dueOfEndpoint.all(webhook_id, now, now, free) as Due[]) picked.push(r);
+        }
+        picked.sort((x, y) => x.next_attempt_at - y.next_attempt_at || x.seq - y.seq || (x.delivery_id < y.delivery_id ? -1 : x.delivery_id > y.delivery_id ? 1 : 0));
+        if (picked.length > limit) picked.length = limit;
+      }
 
       const endpoints = new Map<string, WebhookEndpoint>();
       const out: ClaimedDelivery[] = [];
-      for (const { delivery_id: id } of candidates) {
+      for (const { delivery_id: id } of picked) {
         const d = s.claimedDetail.get(id) as
           | (DeliveryRow & { a_partner_id: string | null; e_event_id: number | null; e_payload_json: string; e_source_id: string | null; e_created_at_ms: number })
           | undefined;
