@@ -3,7 +3,7 @@
  * webhook deliveries) → bus → dispatcher wake-up. The 202 is only sent after the transaction
  * committed; the bus is best-effort because nodes catch up from the store (SPEC §7).
  */
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../store/sqlite/ids.js';
 import type { Bus } from '../bus/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -35,7 +35,7 @@ export class Publisher {
   async publishMany(requests: PublishRequest[]): Promise<PublishOutcome[]> {
     const now = Date.now();
     const events: NewEvent[] = requests.map((r) => ({
-      msg_id: r.msg_id ?? randomUUID(),
+      msg_id: r.msg_id ?? uuidv7(),
       msg_type: r.msg_type,
       payload_json: JSON.stringify(r.payload),
       source_id: r.source_id,
