@@ -54,7 +54,7 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 const DEFAULT_LIST_LIMIT = 1000;
 /** Claims: due rows read per keyset page, and rows read before switching to per-endpoint probes. */
 const CLAIM_SCAN_CHUNK = 128;
-const CLAIM_SCAN_BUDGET = 512;
+const CLAIM_SCAN_BUDGET = 256;
 
 interface AccountRow {
   account_id: string;
@@ -889,7 +889,7 @@ export class SqliteStore implements Store {
       const taken = new Map<string, number>();
       let cur = { at: -1e15, seq: -1, id: '' };
       let scanned = 0;
-      const budget = Math.max(CLAIM_SCAN_BUDGET, 2 * limit);
+      const budget = Math.max(CLAIM_SCAN_BUDGET, limit);
       for (;;) {
         const rows = s.dueChunk.all(now, cur.at, cur.at, cur.at, cur.seq, cur.seq, cur.id, now, CLAIM_SCAN_CHUNK) as Due[];
         for (const r of rows) {
