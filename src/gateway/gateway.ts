@@ -255,18 +255,17 @@ export class Gateway {
         const sentAt = Date.now();
         for (const event of page.events) {
           if (event.seq <= conn.lastSeq) continue;
+          // Pace the replay by the socket instead of tripping the slow-consumer limit.
+          if (conn.queuedBytes > this.config.maxOutboundBytes / 4) {
+            conn.flush();
+            await conn.waitForDrain();
+            if (conn.closing) return;
+          }
           if (!this.hub.write(conn, preframe(eventFrameJson(event, sentAt)))) return;
           conn.lastSeq = event.seq;
         }
         this.metrics.eventsOut.inc(page.events.length);
-        if (page.events.length === REPLAY_PAGE) {
-          // Pace the replay by the socket instead of tripping the slow-consumer limit.
-          if (conn.bufferedBytes > this.config.maxOutboundBytes / 4) {
-            conn.uncork();
-            await conn.waitForDrain();
-          }
-          continue;
-        }
+        if (page.events.length === REPLAY_PAGE) continue;
         if (conn.replayOverflow) {
           conn.replayOverflow = false;
           conn.replayBuffer = [];

@@ -267,13 +267,13 @@ export class Hub {
 
   /** Write a pre-framed event and schedule the end-of-turn flush. */
   write(conn: Connection, frame: Buffer): boolean {
-    const wasCorked = conn.corked;
+    const wasPending = conn.hasPending;
     const ok = conn.writeFrame(frame);
     if (!ok) {
       if (conn.state === 'closing') this.metrics.closes.inc({ code: String(CloseCode.SLOW_CONSUMER) });
       return false;
     }
-    if (!wasCorked) {
+    if (!wasPending) {
       this.dirty.push(conn);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -289,7 +289,7 @@ export class Hub {
     this.flushScheduled = false;
     const dirty = this.dirty;
     this.dirty = [];
-    for (const conn of dirty) conn.uncork();
+    for (const conn of dirty) conn.flush();
   };
 
   /** Close every live connection of a key (deactivated, revoked or expired). */

@@ -225,8 +225,18 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private s!: ReturnType<SqliteStore['prepareAll']>;
   private ready = false;
+  /**
+   * Routing view used by every append: each account's accessible rooms and enabled webhook ids.
+   * Loaded once and dropped by this store's own writes to accounts or webhooks (the embedded
+   * store has one writer process), so a publish does not re-read and re-parse them per event.
+   */
+  private routing: { accounts: Map<string, Recipient>; all: string[] } | null = null;
   private readonly dynamic = new Map<string, Stmt>();
   private readonly appendTx: (events: NewEvent[]) => AppendResult[];
+  /** Several appends in one IMMEDIATE transaction, each in its own savepoint (group commit). */
+  private readonly groupAppendTx: (groups: NewEvent[][]) => Array<{ ok: true; value: AppendResult[] } | { ok: false; error: unknown }>;
+  private pendingAppends: Array<{ events: NewEvent[]; resolve: (r: AppendResult[]) => void; reject: (e: unknown) => void }> = [];
+  private appendFlushScheduled = false;
 
   constructor(opts: SqliteStoreOptions) {
     this.filename = opts.filename;
@@ -240,6 +250,18 @@ export class SqliteStore implements Store {
     this.db.pragma('temp_store = MEMORY');
     const tx = this.db.transaction((events: NewEvent[]) => this.appendInTx(events));
     this.appendTx = (events) => tx.immediate(events);
+    // Inside a transaction, calling `tx` again runs it as a SAVEPOINT: a request whose events
+    // fail (unknown account…) rolls back alone while the others in the group commit.
+    const group = this.db.transaction((groups: NewEvent[][]) =>
+      groups.map((events) => {
+        try {
+          return { ok: true as const, value: tx(events) };
+        } catch (error) {
+          return { ok: false as const, error };
+        }
+      }),
+    );
+    this.groupAppendTx = (groups) => group.immediate(groups);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -271,6 +293,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    if (this.pendingAppends.length > 0) this.flushAppends(); // accepted work is committed, not dropped
     try {
       if (this.ready) this.db.pragma('optimize');
     } finally {
@@ -327,6 +350,14 @@ export class SqliteStore implements Store {
       eventByMsgId: p('SELECT recipients FROM events WHERE msg_id = ?'),
       insertEvent: p('INSERT INTO events (msg_id, msg_type, payload_json, source_id, created_at_ms, recipients) VALUES (?, ?, ?, ?, ?, ?)'),
       bumpSeq: p('UPDATE accounts SET last_seq = last_seq + 1 WHERE account_id = ? RETURNING last_seq'),
+      // Set-based variants for events with many recipients (broadcast): one statement each
+      // instead of two per account; the account list travels as one JSON array.
+      bumpSeqMany: p('UPDATE accounts SET last_seq = last_seq + 1 WHERE account_id IN (SELECT value FROM json_each(?)) RETURNING account_id, last_seq'),
+      insertAccountEventsMany: p(
+        `INSERT INTO account_events (account_id, seq, event_id, created_at_ms)
+         SELECT account_id, last_seq, ?, ? FROM accounts WHERE account_id IN (SELECT value FROM json_each(?))`,
+      ),
+      allEnabledWebhookIds: p('SELECT account_id, webhook_id FROM webhooks WHERE enabled = 1 ORDER BY rowid'),
       insertAccountEvent: p('INSERT INTO account_events (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)'),
       enabledWebhookIds: p('SELECT webhook_id FROM webhooks WHERE account_id = ? AND enabled = 1'),
       insertDelivery: p(
@@ -468,6 +499,7 @@ export class SqliteStore implements Store {
       created_at: new Date().toISOString(),
     };
     try {
+      this.routing = null;
       this.s.insertAccount.run(account.account_id, account.name, account.partner_id, JSON.stringify(rooms), account.created_at);
     } catch (err) {
       if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(`partner_id "${partnerId}" is already used by another account`);
@@ -501,6 +533,7 @@ export class SqliteStore implements Store {
       rooms: patch.rooms !== undefined ? validateRooms(patch.rooms) : current.rooms,
     };
     try {
+      this.routing = null;
       this.s.updateAccount.run(next.name, next.partner_id, JSON.stringify(next.rooms), accountId);
     } catch (err) {
       if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(`partner_id "${next.partner_id}" is already used by another account`);
@@ -513,6 +546,7 @@ export class SqliteStore implements Store {
     this.check();
     // FK cascades remove keys, webhooks (→ deliveries → attempts) and the account's stream.
     // Shared event rows go at the next prune once nothing references them.
+    this.routing = null;
     return this.s.deleteAccount.run(accountId).changes > 0;
   }
 
@@ -598,30 +632,79 @@ export class SqliteStore implements Store {
   // ---------------------------------------------------------------- event log
 
   async appendEvent(event: NewEvent): Promise<AppendResult> {
-    this.check();
-    return this.appendTx([event])[0];
+    return (await this.enqueueAppend([event]))[0];
   }
 
   async appendEvents(events: NewEvent[]): Promise<AppendResult[]> {
-    this.check();
-    if (events.length === 0) return [];
-    return this.appendTx(events);
+    if (events.length === 0) {
+      this.check();
+      return [];
+    }
+    return this.enqueueAppend(events);
   }
 
+  /**
+   * Group commit: appends requested during one event-loop turn (e.g. several concurrent publish
+   * requests) share one transaction, so the commit (WAL write) is paid once per turn instead of
+   * once per request. Each caller still learns its own outcome, and only after the commit.
+   */
+  private enqueueAppend(events: NewEvent[]): Promise<AppendResult[]> {
+    this.check();
+    return new Promise((resolve, reject) => {
+      this.pendingAppends.push({ events, resolve, reject });
+      if (!this.appendFlushScheduled) {
+        this.appendFlushScheduled = true;
+        setImmediate(this.flushAppends);
+      }
+    });
+  }
+
+  private readonly flushAppends = (): void => {
+    this.appendFlushScheduled = false;
+    const batch = this.pendingAppends;
+    this.pendingAppends = [];
+    if (batch.length === 0) return;
+    if (!this.ready) {
+      for (const item of batch) item.reject(new Error('Store is closed'));
+      return;
+    }
+    if (batch.length === 1) {
+      try {
+        batch[0].resolve(this.appendTx(batch[0].events));
+      } catch (err) {
+        batch[0].reject(err);
+      }
+      return;
+    }
+    let outcomes: ReturnType<typeof this.groupAppendTx>;
+    try {
+      outcomes = this.groupAppendTx(batch.map((item) => item.events));
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
+  };
+
   /** Runs inside one IMMEDIATE transaction: plan (validate everything) first, then write. */
+  private routingView(): { accounts: Map<string, Recipient>; all: string[] } {
+    if (this.routing) return this.routing;
+    const accounts = new Map<string, Recipient>();
+    for (const row of this.s.allAccountRooms.all() as { account_id: string; rooms: string }[]) {
+      accounts.set(row.account_id, { rooms: new Set(JSON.parse(row.rooms) as string[]), webhooks: [] });
+    }
+    for (const row of this.s.allEnabledWebhookIds.all() as { account_id: string; webhook_id: string }[]) {
+      accounts.get(row.account_id)?.webhooks!.push(row.webhook_id);
+    }
+    this.routing = { accounts, all: [...accounts.keys()] };
+    return this.routing;
+  }
+
   private appendInTx(events: NewEvent[]): AppendResult[] {
     const s = this.s;
-    const cache = new Map<string, Recipient | null>();
-    const recipientOf = (accountId: string): Recipient | null => {
-      let r = cache.get(accountId);
-      if (r === undefined) {
-        const row = s.accountRooms.get(accountId) as { rooms: string } | undefined;
-        r = row ? { rooms: new Set(JSON.parse(row.rooms) as string[]), webhooks: null } : null;
-        cache.set(accountId, r);
-      }
-      return r;
-    };
-    let broadcastAll: string[] | null = null;
+    const routing = this.routingView();
+    const cache = routing.accounts;
+    const recipientOf = (accountId: string): Recipient | null => cache.get(accountId) ?? null;
 
     // Pass 1: idempotency and target resolution; nothing is written, so a throw stores nothing.
     const seen = new Map<string, PlannedEvent>();
@@ -643,14 +726,7 @@ export class SqliteStore implements Store {
       }
       let recipients: string[];
       if (event.target === 'broadcast') {
-        if (broadcastAll === null) {
-          const rows = s.allAccountRooms.all() as { account_id: string; rooms: string }[];
-          broadcastAll = rows.map((row) => {
-            if (!cache.has(row.account_id)) cache.set(row.account_id, { rooms: new Set(JSON.parse(row.rooms) as string[]), webhooks: null });
-            return row.account_id;
-          });
-        }
-        recipients = broadcastAll.filter((id) => cache.get(id)!.rooms.has(event.msg_type));
+        recipients = routing.all.filter((id) => cache.get(id)!.rooms.has(event.msg_type));
       } else {
         recipients = [];
         for (const id of new Set(event.target)) {
@@ -678,9 +754,7 @@ export class SqliteStore implements Store {
       );
       const copies: AccountEvent[] = [];
       let deliveries = 0;
-      for (const accountId of plan.recipients) {
-        const seq = (s.bumpSeq.get(accountId) as { last_seq: number }).last_seq;
-        s.insertAccountEvent.run(accountId, seq, eventId, event.created_at_ms);
+      const addCopy = (accountId: string, seq: number) => {
         copies.push({
           account_id: accountId,
           seq,
@@ -690,12 +764,23 @@ export class SqliteStore implements Store {
           source_id: event.source_id,
           created_at_ms: event.created_at_ms,
         });
-        const r = cache.get(accountId)!;
-        if (r.webhooks === null) r.webhooks = (s.enabledWebhookIds.all(accountId) as { webhook_id: string }[]).map((w) => w.webhook_id);
-        for (const webhookId of r.webhooks) {
+        for (const webhookId of cache.get(accountId)!.webhooks!) {
           s.insertDelivery.run(uuidv7(), webhookId, accountId, eventId, event.msg_id, event.msg_type, seq, event.created_at_ms, event.created_at_ms);
           deliveries++;
         }
+      };
+      if (plan.recipients.length <= 2) {
+        for (const accountId of plan.recipients) {
+          const seq = (s.bumpSeq.get(accountId) as { last_seq: number }).last_seq;
+          s.insertAccountEvent.run(accountId, seq, eventId, event.created_at_ms);
+          addCopy(accountId, seq);
+        }
+      } else {
+        const ids = JSON.stringify(plan.recipients);
+        const seqOf = new Map<string, number>();
+        for (const row of s.bumpSeqMany.all(ids) as { account_id: string; last_seq: number }[]) seqOf.set(row.account_id, row.last_seq);
+        s.insertAccountEventsMany.run(eventId, event.created_at_ms, ids);
+        for (const accountId of plan.recipients) addCopy(accountId, seqOf.get(accountId)!);
       }
       results.push({ msg_id: event.msg_id, recipients: copies.length, duplicate: false, events: copies, deliveries });
     }
@@ -766,6 +851,7 @@ export class SqliteStore implements Store {
       updated_at: now,
     };
     try {
+      this.routing = null;
       this.s.insertWebhook.run(webhook.webhook_id, accountId, webhook.url, webhook.secret, webhook.description, now, now);
     } catch (err) {
       if (isForeignKeyViolation(err)) throw new StoreValidationError(`Unknown account id: ${accountId}`);
@@ -804,6 +890,7 @@ export class SqliteStore implements Store {
       failing_since: patch.failing_since !== undefined ? normalizeIso(patch.failing_since, 'failing_since') : cur.failing_since,
       updated_at: new Date().toISOString(),
     };
+    this.routing = null;
     this.s.updateWebhook.run(
       next.url,
       next.secret,
@@ -821,6 +908,7 @@ export class SqliteStore implements Store {
 
   async deleteWebhook(webhookId: string): Promise<boolean> {
     this.check();
+    this.routing = null;
     return this.s.deleteWebhook.run(webhookId).changes > 0;
   }
 

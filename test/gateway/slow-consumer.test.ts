@@ -1,0 +1,63 @@
+/**
+ * Slow-consumer policy (SPEC §2.9, 4009): a connection that stops reading is cut off once its
+ * outbound buffer passes TPX_MAX_OUTBOUND_BYTES, so server memory stays bounded, and other
+ * connections of the same account are not held back.
+ */
+import type { Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { api, createAccountWithKey, publishBatch, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
+import { eventBody } from '../helpers/payloads.js';
+import { closeAllClients, isEventFrame, WsTestClient } from '../helpers/ws-client.js';
+
+afterAll(() => stopAll());
+afterEach(() => closeAllClients());
+
+function closesWith(metrics: string, code: number): number {
+  const m = new RegExp(`^tpx_ws_closes_total\\{code="${code}"\\} (\\d+)`, 'm').exec(metrics);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('slow consumer', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { TPX_MAX_OUTBOUND_BYTES: '1048576' } });
+  });
+
+  it('a connection that stops reading is closed (4009) while a reading one receives every event', async () => {
+    const { accountId, token } = await createAccountWithKey(server);
+    const slow = await WsTestClient.connect(server.wsUrl);
+    await slow.authenticate(token);
+    await slow.subscribe(['ALL']);
+    const fast = await WsTestClient.connect(server.wsUrl);
+    await fast.authenticate(token);
+    await fast.subscribe(['ALL']);
+
+    // Stop reading on the slow client: the kernel buffers fill, then the server's buffer grows.
+    (slow.ws as unknown as { _socket: Socket })._socket.pause();
+    // ~8 KiB per event (unknown payload fields pass through): ~24 MiB in all, far beyond what
+    // the kernel buffers of a paused reader absorb, in batches well under the limit.
+    const padding = 'x'.repeat(8192);
+    const total = 3000;
+    for (let i = 0; i < total / 20; i++) {
+      await publishBatch(server, Array.from({ length: 20 }, () => {
+        const body = eventBody('BID_REQUEST', [accountId]);
+        (body.payload as Record<string, unknown>).padding = padding;
+        return body;
+      }));
+    }
+    await waitFor(async () => closesWith((await api(server, 'GET', '/metrics', undefined, { token: null })).text, 4009) >= 1, 15_000, 'a 4009 close');
+    await waitFor(() => fast.history.filter(isEventFrame).length >= total, 20_000, `all ${total} events on the fast client`);
+    const seqs = fast.history.filter(isEventFrame).map((f) => f.seq as number);
+    expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(fast.isOpen).toBe(true);
+
+    // The slow connection is gone from the server (its buffer released), the fast one remains.
+    await waitFor(async () => {
+      const res = await api(server, 'GET', `/admin/connections?account_id=${accountId}`);
+      return res.body.connections.length === 1 ? res : null;
+    }, 10_000, 'slow connection removed');
+    (slow.ws as unknown as { _socket: Socket })._socket.resume();
+    const closed = await slow.waitClosed(10_000);
+    expect([4009, 1006]).toContain(closed.code);
+  });
+});
