@@ -110,17 +110,24 @@ export class Connection {
   }
 
   /**
-   * Hand this turn's frames to the socket: one stream write (one syscall) however many frames.
-   * Copying a few KiB into one buffer is cheaper than a stream write per frame.
+   * Hand this turn's frames to the socket in one syscall. Several frames go out corked, which
+   * becomes one writev of the SHARED frame buffers: no copy per socket (a Buffer.concat per
+   * socket measured worse: it multiplies allocation and GC by the number of sockets).
    */
   flush(): void {
     const pending = this.pending;
     if (pending === null) return;
     this.pending = null;
-    const bytes = this.pendingBytes;
     this.pendingBytes = 0;
     if (this.state === 'closing' || this.socket.destroyed) return;
-    this.socket.write(pending.length === 1 ? pending[0] : Buffer.concat(pending, bytes));
+    const socket = this.socket;
+    if (pending.length === 1) {
+      socket.write(pending[0]);
+      return;
+    }
+    socket.cork();
+    for (const frame of pending) socket.write(frame);
+    socket.uncork();
   }
 
   /** Bytes waiting to leave: this turn's queue plus what the socket has not written yet. */
