@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateToken, hashToken, hashesEqual, isWellFormedToken, tokenPrefix, TOKEN_LENGTH } from '../../src/store/keys.js';
-import { uuidv7 } from '../../src/store/sqlite/ids.js';
+import { uuidv7 } from '../../src/store/ids.js';
 
 describe('API key tokens', () => {
   it('are tp_live_ + 43 base62 characters, all distinct', () => {

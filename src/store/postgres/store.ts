@@ -26,7 +26,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { EVENT_TYPES, isEventType, type EventType } from '../../protocol/constants.js';
+import { EVENT_TYPES, type EventType } from '../../protocol/constants.js';
 import { generateToken, hashToken, hashesEqual, isWellFormedToken, tokenPrefix } from '../keys.js';
 import {
   StoreConflictError,
@@ -52,7 +52,8 @@ import {
   type WebhookEndpoint,
   type WebhookPatch,
 } from '../types.js';
-import { uuidv7 } from '../sqlite/ids.js';
+import { uuidv7 } from '../ids.js';
+import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms } from '../common.js';
 import { CLAIM_LOCK_KEY, LATEST_SCHEMA_VERSION, MIGRATIONS, MIGRATION_LOCK_KEY, PRUNE_LOCK_KEY } from './schema.js';
 
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -78,51 +79,6 @@ interface AccountRow {
   created_at: string;
 }
 
-interface ApiKeyRow {
-  key_id: string;
-  account_id: string;
-  name: string | null;
-  token_prefix: string;
-  status: ApiKeyStatus;
-  expires_at: string | null;
-  created_at: string;
-  last_used_at: string | null;
-}
-
-interface WebhookRow {
-  webhook_id: string;
-  account_id: string;
-  url: string;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_expires_at: string | null;
-  enabled: boolean;
-  disabled_reason: string | null;
-  description: string | null;
-  failing_since: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-interface DeliveryRow {
-  delivery_id: string;
-  webhook_id: string;
-  account_id: string;
-  event_id: number;
-  msg_id: string;
-  msg_type: EventType;
-  seq: number;
-  status: DeliveryStatus;
-  attempt_count: number;
-  next_attempt_at: number | null;
-  lease_owner: string | null;
-  lease_until: number | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: number;
-  completed_at: number | null;
-}
-
 const ACCOUNT_COLS = 'account_id, name, partner_id, rooms, created_at';
 const KEY_COLS = 'key_id, account_id, name, token_prefix, status, expires_at, created_at, last_used_at';
 const WEBHOOK_COLS =
@@ -130,86 +86,8 @@ const WEBHOOK_COLS =
 const DELIVERY_COLS =
   'delivery_id, webhook_id, account_id, event_id, msg_id, msg_type, seq, status, attempt_count, next_attempt_at, lease_owner, lease_until, last_status_code, last_error, created_at, completed_at';
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
-
 function toAccount(r: AccountRow): Account {
   return { account_id: r.account_id, name: r.name, partner_id: r.partner_id, rooms: [...r.rooms] as EventType[], created_at: r.created_at };
-}
-
-function toApiKey(r: ApiKeyRow): ApiKey {
-  return {
-    key_id: r.key_id,
-    account_id: r.account_id,
-    name: r.name,
-    token_prefix: r.token_prefix,
-    status: r.status,
-    expires_at: r.expires_at,
-    created_at: r.created_at,
-    last_used_at: r.last_used_at,
-  };
-}
-
-function toWebhook(r: WebhookRow): WebhookEndpoint {
-  return {
-    webhook_id: r.webhook_id,
-    account_id: r.account_id,
-    url: r.url,
-    secret: r.secret,
-    previous_secret: r.previous_secret,
-    previous_secret_expires_at: r.previous_secret_expires_at,
-    enabled: r.enabled,
-    disabled_reason: r.disabled_reason,
-    description: r.description,
-    failing_since: r.failing_since,
-    created_at: r.created_at,
-    updated_at: r.updated_at,
-  };
-}
-
-function toDelivery(r: DeliveryRow): Delivery {
-  return {
-    delivery_id: r.delivery_id,
-    webhook_id: r.webhook_id,
-    account_id: r.account_id,
-    msg_id: r.msg_id,
-    msg_type: r.msg_type,
-    seq: r.seq,
-    status: r.status,
-    attempt_count: r.attempt_count,
-    next_attempt_at: isoOrNull(r.next_attempt_at),
-    last_status_code: r.last_status_code,
-    last_error: r.last_error,
-    created_at: iso(r.created_at),
-    completed_at: isoOrNull(r.completed_at),
-  };
-}
-
-function normalizeIso(value: string | null | undefined, field: string): string | null {
-  if (value === null || value === undefined) return null;
-  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw new StoreValidationError(`${field} must be an ISO-8601 date-time, got "${String(value)}"`);
-  return iso(ms);
-}
-
-function isoToMs(value: string | undefined, field: string): number | null {
-  if (value === undefined || value === null) return null;
-  const ms = Date.parse(value);
-  if (!Number.isFinite(ms)) throw new StoreValidationError(`${field} must be an ISO-8601 date-time, got "${value}"`);
-  return ms;
-}
-
-function validateRooms(rooms: unknown): EventType[] {
-  if (!Array.isArray(rooms)) throw new StoreValidationError('rooms must be an array of event types');
-  const bad = rooms.filter((r) => !isEventType(r));
-  if (bad.length) throw new StoreValidationError(`rooms contains unknown event types: ${bad.map(String).join(', ')}`);
-  return [...new Set(rooms as EventType[])];
-}
-
-function validatePartnerId(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value !== 'string' || value.length === 0) throw new StoreValidationError('partner_id must be a non-empty string or null');
-  return value;
 }
 
 const pgCode = (err: unknown): string | undefined => (err as { code?: string })?.code;

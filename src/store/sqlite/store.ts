@@ -44,7 +44,8 @@ import {
   type WebhookEndpoint,
   type WebhookPatch,
 } from '../types.js';
-import { uuidv7 } from './ids.js';
+import { uuidv7 } from '../ids.js';
+import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms } from '../common.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 
 type Stmt = Database.Statement<unknown[], any>;
@@ -64,132 +65,8 @@ interface AccountRow {
   created_at: string;
 }
 
-interface ApiKeyRow {
-  key_id: string;
-  account_id: string;
-  name: string | null;
-  token_prefix: string;
-  status: ApiKeyStatus;
-  expires_at: string | null;
-  created_at: string;
-  last_used_at: string | null;
-}
-
-interface WebhookRow {
-  webhook_id: string;
-  account_id: string;
-  url: string;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_expires_at: string | null;
-  enabled: number;
-  disabled_reason: string | null;
-  description: string | null;
-  failing_since: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-interface DeliveryRow {
-  delivery_id: string;
-  webhook_id: string;
-  account_id: string;
-  event_id: number;
-  msg_id: string;
-  msg_type: EventType;
-  seq: number;
-  status: DeliveryStatus;
-  attempt_count: number;
-  next_attempt_at: number | null;
-  lease_owner: string | null;
-  lease_until: number | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: number;
-  completed_at: number | null;
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
-
 function toAccount(r: AccountRow): Account {
   return { account_id: r.account_id, name: r.name, partner_id: r.partner_id, rooms: JSON.parse(r.rooms) as EventType[], created_at: r.created_at };
-}
-
-function toApiKey(r: ApiKeyRow): ApiKey {
-  return {
-    key_id: r.key_id,
-    account_id: r.account_id,
-    name: r.name,
-    token_prefix: r.token_prefix,
-    status: r.status,
-    expires_at: r.expires_at,
-    created_at: r.created_at,
-    last_used_at: r.last_used_at,
-  };
-}
-
-function toWebhook(r: WebhookRow): WebhookEndpoint {
-  return {
-    webhook_id: r.webhook_id,
-    account_id: r.account_id,
-    url: r.url,
-    secret: r.secret,
-    previous_secret: r.previous_secret,
-    previous_secret_expires_at: r.previous_secret_expires_at,
-    enabled: r.enabled === 1,
-    disabled_reason: r.disabled_reason,
-    description: r.description,
-    failing_since: r.failing_since,
-    created_at: r.created_at,
-    updated_at: r.updated_at,
-  };
-}
-
-function toDelivery(r: DeliveryRow): Delivery {
-  return {
-    delivery_id: r.delivery_id,
-    webhook_id: r.webhook_id,
-    account_id: r.account_id,
-    msg_id: r.msg_id,
-    msg_type: r.msg_type,
-    seq: r.seq,
-    status: r.status,
-    attempt_count: r.attempt_count,
-    next_attempt_at: isoOrNull(r.next_attempt_at),
-    last_status_code: r.last_status_code,
-    last_error: r.last_error,
-    created_at: iso(r.created_at),
-    completed_at: isoOrNull(r.completed_at),
-  };
-}
-
-/** ISO-8601 (or null) → normalized ISO UTC; throws StoreValidationError on garbage. */
-function normalizeIso(value: string | null | undefined, field: string): string | null {
-  if (value === null || value === undefined) return null;
-  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw new StoreValidationError(`${field} must be an ISO-8601 date-time, got "${String(value)}"`);
-  return iso(ms);
-}
-
-function isoToMs(value: string | undefined, field: string): number | null {
-  if (value === undefined || value === null) return null;
-  const ms = Date.parse(value);
-  if (!Number.isFinite(ms)) throw new StoreValidationError(`${field} must be an ISO-8601 date-time, got "${value}"`);
-  return ms;
-}
-
-function validateRooms(rooms: unknown): EventType[] {
-  if (!Array.isArray(rooms)) throw new StoreValidationError('rooms must be an array of event types');
-  const bad = rooms.filter((r) => !isEventType(r));
-  if (bad.length) throw new StoreValidationError(`rooms contains unknown event types: ${bad.map(String).join(', ')}`);
-  return [...new Set(rooms as EventType[])];
-}
-
-function validatePartnerId(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value !== 'string' || value.length === 0) throw new StoreValidationError('partner_id must be a non-empty string or null');
-  return value;
 }
 
 function isUniqueViolation(err: unknown, column: string): boolean {
