@@ -58,6 +58,9 @@ class Client {
   lastSeq = -1;
   t0 = 0;
   events = 0;
+  /** Slow consumers: bytes still allowed this second (read budget). */
+  budget = 0;
+  readBuffer: Buffer | null = null;
   constructor(
     readonly index: number,
     readonly token: string,
@@ -91,6 +94,18 @@ interface PendingSetup {
 const setupWaiters = new Map<Client, PendingSetup>();
 
 let currentSpec: ConnectSpec | null = null;
+const spec = (): ConnectSpec => currentSpec!;
+
+// Slow consumers that read at a limited rate get a fresh budget every second.
+setInterval(() => {
+  const rate = currentSpec?.slowReadBytesPerSec ?? 0;
+  if (rate <= 0) return;
+  for (const c of clients) {
+    if (!c.slow || c.state !== State.Ready || !c.sock) continue;
+    c.budget = rate;
+    if (c.sock.isPaused()) c.sock.resume();
+  }
+}, 1000).unref();
 
 function openClient(c: Client, spec: ConnectSpec): void {
   c.state = State.Connecting;
@@ -105,9 +120,14 @@ function openClient(c: Client, spec: ConnectSpec): void {
     port: spec.port,
     localAddress,
     onread: {
-      buffer: READ_BUFFER,
+      // Slow consumers read through a small private buffer so their read budget is respected.
+      buffer: c.slow && spec.slowReadBytesPerSec > 0 ? (c.readBuffer ??= Buffer.allocUnsafe(4096)) : READ_BUFFER,
       callback: (nread: number, buf: Uint8Array) => {
         onData(c, (buf as Buffer).subarray(0, nread));
+        if (c.slow && c.state === State.Ready) {
+          c.budget -= nread;
+          if (c.budget <= 0) c.sock?.pause();
+        }
         return true;
       },
     },
@@ -277,7 +297,10 @@ function onControl(c: Client, buf: Buffer, start: number, end: number): void {
     case 'subscribed':
       if (c.state === State.Subscribing) {
         c.state = State.Ready;
-        if (c.slow) c.sock?.pause();
+        if (c.slow) {
+          c.budget = spec().slowReadBytesPerSec;
+          if (c.budget <= 0) c.sock?.pause();
+        }
         finishSetup(c, true);
       }
       return;

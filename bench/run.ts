@@ -115,6 +115,8 @@ interface Plan {
   soak_duration_ms: number;
   soak_baseline_duration_ms: number;
   soak_sample_ms: number;
+  /** Read rate of the slow consumers (about a tenth of what the soak stream sends each). */
+  soak_slow_read_bytes_per_sec: number;
   workers: number;
 }
 
@@ -154,6 +156,7 @@ function makePlan(opts: BenchOptions): Plan {
     soak_duration_ms: soakMs,
     soak_baseline_duration_ms: parseDurationMs(opts.soakBaselineDuration as string | number | undefined, Math.min(soakMs, 120_000)),
     soak_sample_ms: soakMs >= 300_000 ? 10_000 : 5_000,
+    soak_slow_read_bytes_per_sec: 12_000,
     workers: Number(opts.workers) > 0 ? Number(opts.workers) : cores <= 2 ? 1 : Math.floor(cores / 2),
   };
 }
@@ -337,7 +340,7 @@ async function runSoak(kind: ServerKind, plan: Plan, log: (m: string) => void): 
       0,
       plan.soak_connections,
       accounts.map((a) => a.token),
-      { slowEvery: 10, slowReconnectMs: 1000 },
+      { slowEvery: 10, slowReadBytesPerSec: plan.soak_slow_read_bytes_per_sec, slowReconnectMs: 1000 },
     );
     log(`${kind}: soak: ${c.ready} connections (10 % slow consumers), ${plan.soak_rate} events/s for ${duration / 1000}s`);
     const out = await soak(rig, {
@@ -521,9 +524,12 @@ function buildMetrics(t: SuiteResult, b: SuiteResult, soakT: SoakOutcome | undef
       value: 10,
       text: '≤ 10 % (flat)',
     });
+    add('soak.slow_closes', 'soak: slow consumers closed by the server (4009)', '', soakT?.server_slow_closes, soakB?.server_slow_closes);
     add('soak.rss_end', 'soak: server RSS at end', 'MiB', soakT ? round(soakT.rss_end / 1048576, 1) : null, soakB ? round(soakB.rss_end / 1048576, 1) : null);
   }
-  add('run.wall_s', quick ? 'whole run (quick)' : 'whole run', 's', round(wallS, 0), null, quick ? undefined : { kind: 'abs', op: '<=', value: 600, text: '< 10 min' });
+  // The 10-minute budget applies to the default run (the soak is opt-in and long by design).
+  const budgeted = !quick && !soakT && !soakB;
+  add('run.wall_s', quick ? 'whole run (quick)' : 'whole run', 's', round(wallS, 0), null, budgeted ? { kind: 'abs', op: '<=', value: 600, text: '< 10 min' } : undefined);
   return m;
 }
 

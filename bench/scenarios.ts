@@ -33,6 +33,7 @@ export function connectSpec(rig: Rig, start: number, end: number, tokens: string
     end,
     concurrency: 512,
     slowEvery: 0,
+    slowReadBytesPerSec: 0,
     slowReconnectMs: 0,
     localAddresses: rig.localAddresses,
     timeoutMs: 120_000,
@@ -403,6 +404,8 @@ export interface SoakOutcome {
   fast_disconnects: Record<string, number>;
   slow_closes: Record<string, number>;
   slow_reconnects: number;
+  /** Server-side slow-consumer closes (tpx /metrics tpx_ws_closes_total{code="4009"}); null when not exposed. */
+  server_slow_closes: number | null;
   seq_gaps: number;
   rss_start: number;
   rss_end: number;
@@ -487,6 +490,7 @@ export async function soak(
     fast_disconnects: diffCounts(s1.closes_fast, s0.closes_fast),
     slow_closes: diffCounts(s1.closes_slow, s0.closes_slow),
     slow_reconnects: s1.reconnects - s0.reconnects,
+    server_slow_closes: await serverCloses(rig, '4009'),
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     rss_start: m0.rss,
     rss_end: m1.rss,
@@ -549,4 +553,17 @@ export async function quietest<T extends { other_cores: number }>(
   const second = await fn();
   const best = second.other_cores < first.other_cores ? second : first;
   return { ...best, attempts: 2 };
+}
+
+/** A close-code counter from the server's Prometheus /metrics (tpx only; null elsewhere). */
+async function serverCloses(rig: Rig, code: string): Promise<number | null> {
+  try {
+    const res = await fetch(`${rig.server.origin}/metrics`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return null;
+    const text = await res.text();
+    const m = new RegExp(`^tpx_ws_closes_total\\{[^}]*code="${code}"[^}]*\\}\\s+(\\d+(?:\\.\\d+)?)`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return null;
+  }
 }

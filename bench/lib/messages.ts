@@ -15,6 +15,8 @@ export interface ConnectSpec {
   concurrency: number;
   /** Every `slowEvery`-th client (index % slowEvery === slowEvery - 1) never reads: a slow consumer. 0 = none. */
   slowEvery: number;
+  /** Slow consumers read at most this many bytes per second; 0 = they never read. */
+  slowReadBytesPerSec: number;
   /** Slow consumers reconnect (after this many ms) when the server closes them; 0 = no reconnect. */
   slowReconnectMs: number;
   /** Source addresses to spread client sockets over (127.0.0.x) so ephemeral ports never run short. */
