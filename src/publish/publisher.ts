@@ -3,7 +3,7 @@
  * webhook deliveries) → bus → dispatcher wake-up. The 202 is only sent after the transaction
  * committed; the bus is best-effort because nodes catch up from the store (SPEC §7).
  */
-import { uuidv7 } from '../store/sqlite/ids.js';
+import { uuidv7 } from '../store/ids.js';
 import type { Bus } from '../bus/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
