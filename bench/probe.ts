@@ -1,10 +1,14 @@
 /**
  * Preloaded (`--import`) into every server process the benchmark spawns, tpx and baseline alike.
- * Inert until the orchestrator sends SIGUSR2: then it runs a full GC (the server is started with
- * --expose-gc) and writes process.memoryUsage() to $TPX_BENCH_PROBE_FILE, so heap per connection is
- * measured after collection, identically for both servers.
+ * Inert until the orchestrator signals it:
+ * - SIGUSR2: full GC (the server is started with --expose-gc), then process.memoryUsage() is
+ *   written to $TPX_BENCH_PROBE_FILE, so heap per connection is measured after collection;
+ * - SIGWINCH: the event-loop delay seen since the previous SIGWINCH (perf_hooks histogram,
+ *   1 ms resolution) is written to $TPX_BENCH_PROBE_FILE.eld and the histogram reset: shows
+ *   whether latency outliers come from the server's loop being blocked.
  */
 import { writeFileSync } from 'node:fs';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 
 const file = process.env.TPX_BENCH_PROBE_FILE;
 if (file) {
@@ -17,5 +21,43 @@ if (file) {
     }
     const m = process.memoryUsage();
     writeFileSync(file, JSON.stringify({ n: ++n, time: Date.now(), gc: typeof gc === 'function', ...m }));
+  });
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  // GC pauses in the same window: the usual suspect when the loop stalls.
+  let gcCount = 0;
+  let gcTotal = 0;
+  let gcMax = 0;
+  let gcMaxKind = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gcCount++;
+      gcTotal += entry.duration;
+      if (entry.duration > gcMax) {
+        gcMax = entry.duration;
+        gcMaxKind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      }
+    }
+  }).observe({ entryTypes: ['gc'] });
+  const kindName = (k: number) => ({ 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' } as Record<number, string>)[k] ?? String(k);
+  let e = 0;
+  process.on('SIGWINCH', () => {
+    const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+    writeFileSync(
+      file + '.eld',
+      JSON.stringify({
+        n: ++e,
+        count: eld.count,
+        p50_ms: ms(eld.percentile(50)),
+        p99_ms: ms(eld.percentile(99)),
+        max_ms: ms(eld.max),
+        gc_count: gcCount,
+        gc_total_ms: Math.round(gcTotal * 10) / 10,
+        gc_max_ms: Math.round(gcMax * 10) / 10,
+        gc_max_kind: kindName(gcMaxKind),
+      }),
+    );
+    eld.reset();
+    gcCount = gcTotal = gcMax = gcMaxKind = 0;
   });
 }

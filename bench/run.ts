@@ -464,6 +464,8 @@ function buildMetrics(t: SuiteResult, b: SuiteResult, soakT: SoakOutcome | undef
         const target = r === '100' && q === 'p99_ms' ? { kind: 'ratio' as const, op: '<=' as const, value: 1, text: '≤ base' } : undefined;
         add(`latency_${r}.${q}`, `latency ${r}/s × ${fmtInt(n)}: ${q.replace('_ms', '')}`, 'ms', lt?.[q], lb?.[q], target);
       }
+      add(`latency_${r}.loop_delay_max`, `latency ${r}/s: server event-loop delay max`, 'ms', lt?.server_loop_delay_max_ms, lb?.server_loop_delay_max_ms);
+      add(`latency_${r}.gc_max`, `latency ${r}/s: server longest GC pause`, 'ms', lt?.server_gc_max_ms, lb?.server_gc_max_ms);
     }
   }
   if (t.memory || b.memory) {

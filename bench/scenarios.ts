@@ -267,6 +267,13 @@ export interface LatencyOutcome extends LatencySummary {
   /** Cores used by processes outside the benchmark during the window (noise indicator). */
   other_cores: number;
   publish_response_p99_ms: number | null;
+  /** The server's own event-loop delay during the window (perf_hooks, 1 ms resolution). */
+  server_loop_delay_p99_ms: number | null;
+  server_loop_delay_max_ms: number | null;
+  /** GC pauses in the server during the window (longest, and total). */
+  server_gc_max_ms: number | null;
+  server_gc_max_kind: string | null;
+  server_gc_total_ms: number | null;
   seq_gaps: number;
   closes: Record<string, number>;
 }
@@ -282,6 +289,7 @@ export async function latency(
   );
   await drain(rig, w0.events, warm.events_accepted * opts.connections, 3000, 30_000);
   const s0 = await rig.loadgen.stats(true);
+  await rig.server.loopDelay();
   const server = new CpuMeter(rig.server.pid);
   const lg = new CpuMeter(rig.loadgen.pid);
   const pub = new CpuMeter(rig.publisher.pid);
@@ -299,6 +307,7 @@ export async function latency(
   const l = lg.stop();
   const p = pub.stop();
   const hc = host.stop();
+  const eld = await rig.server.loopDelay();
   await rig.loadgen.latency(false);
   const h = new Hist();
   h.merge(s1.latency);
@@ -324,6 +333,11 @@ export async function latency(
     host_busy_cores: round(hc.busy_cores, 2),
     other_cores: round(Math.max(0, hc.busy_cores - hc.softirq_cores - c.cores - l.cores - p.cores - hc.orchestrator_cores), 2),
     publish_response_p99_ms: resp.summaryMs().p99_ms,
+    server_loop_delay_p99_ms: eld?.p99_ms ?? null,
+    server_loop_delay_max_ms: eld?.max_ms ?? null,
+    server_gc_max_ms: eld?.gc_max_ms ?? null,
+    server_gc_max_kind: eld?.gc_max_kind ?? null,
+    server_gc_total_ms: eld?.gc_total_ms ?? null,
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     closes,
     ...h.summaryMs(),

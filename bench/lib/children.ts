@@ -161,6 +161,17 @@ export interface ProbeResult {
   gc: boolean;
 }
 
+export interface LoopDelay {
+  count: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  gc_count: number;
+  gc_total_ms: number;
+  gc_max_ms: number;
+  gc_max_kind: string;
+}
+
 export interface ServerOptions {
   kind: ServerKind;
   /** Write a V8 CPU profile (.cpuprofile) into this directory on exit. */
@@ -273,6 +284,27 @@ export class ServerProc {
         }
       } catch {
         /* partially written; retry */
+      }
+    }
+    return null;
+  }
+
+  private eldN = 0;
+  /** Event-loop delay in the server since the previous call (first call just resets). */
+  async loopDelay(timeoutMs = 5_000): Promise<LoopDelay | null> {
+    const want = ++this.eldN;
+    this.proc.kill('SIGWINCH');
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await sleep(20);
+      try {
+        const r = JSON.parse(readFileSync(this.probeFile + '.eld', 'utf8')) as LoopDelay & { n: number };
+        if (r.n >= want) {
+          this.eldN = r.n;
+          return r;
+        }
+      } catch {
+        /* not written yet */
       }
     }
     return null;
