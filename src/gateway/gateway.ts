@@ -192,7 +192,8 @@ export class Gateway {
     }
     this.hub.attach(conn, result.account, result.key.key_id, baseline);
     conn.sendText(controlFrame('authenticated', { account_id: result.account.account_id, auth_method: AUTH_METHOD_API_KEY }));
-    this.logger.info({ conn: conn.id, account_id: result.account.account_id, key_id: result.key.key_id }, 'connection authenticated');
+    // debug, not info: at thousands of connects per second a line each is noise; metrics count them.
+    this.logger.debug({ conn: conn.id, account_id: result.account.account_id, key_id: result.key.key_id }, 'connection authenticated');
   }
 
   private async subscribe(conn: Connection, msg: SubscribeMessage): Promise<void> {
