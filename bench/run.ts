@@ -526,7 +526,8 @@ function buildMetrics(t: SuiteResult, b: SuiteResult, soakT: SoakOutcome | undef
       value: 10,
       text: '≤ 10 % (flat)',
     });
-    add('soak.slow_closes', 'soak: slow consumers closed by the server (4009)', '', soakT?.server_slow_closes, soakB?.server_slow_closes);
+    add('soak.closes_4009', 'soak: server closes 4009 (outbound buffer limit)', '', soakT?.server_closes?.['4009'] ?? (soakT?.server_closes ? 0 : null), null);
+    add('soak.closes_4003', 'soak: server closes 4003 (pong overdue)', '', soakT?.server_closes?.['4003'] ?? (soakT?.server_closes ? 0 : null), null);
     add('soak.rss_end', 'soak: server RSS at end', 'MiB', soakT ? round(soakT.rss_end / 1048576, 1) : null, soakB ? round(soakB.rss_end / 1048576, 1) : null);
   }
   // The 10-minute budget applies to the default run (the soak is opt-in and long by design).

@@ -418,8 +418,8 @@ export interface SoakOutcome {
   fast_disconnects: Record<string, number>;
   slow_closes: Record<string, number>;
   slow_reconnects: number;
-  /** Server-side slow-consumer closes (tpx /metrics tpx_ws_closes_total{code="4009"}); null when not exposed. */
-  server_slow_closes: number | null;
+  /** Server-initiated closes by code during the soak (tpx /metrics tpx_ws_closes_total); null when not exposed. */
+  server_closes: Record<string, number> | null;
   seq_gaps: number;
   rss_start: number;
   rss_end: number;
@@ -504,7 +504,7 @@ export async function soak(
     fast_disconnects: diffCounts(s1.closes_fast, s0.closes_fast),
     slow_closes: diffCounts(s1.closes_slow, s0.closes_slow),
     slow_reconnects: s1.reconnects - s0.reconnects,
-    server_slow_closes: await serverCloses(rig, '4009'),
+    server_closes: await serverCloses(rig),
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     rss_start: m0.rss,
     rss_end: m1.rss,
@@ -569,14 +569,17 @@ export async function quietest<T extends { other_cores: number }>(
   return { ...best, attempts: 2 };
 }
 
-/** A close-code counter from the server's Prometheus /metrics (tpx only; null elsewhere). */
-async function serverCloses(rig: Rig, code: string): Promise<number | null> {
+/** Server-initiated closes by close code from the server's Prometheus /metrics (tpx only; null elsewhere). */
+async function serverCloses(rig: Rig): Promise<Record<string, number> | null> {
   try {
     const res = await fetch(`${rig.server.origin}/metrics`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) return null;
     const text = await res.text();
-    const m = new RegExp(`^tpx_ws_closes_total\\{[^}]*code="${code}"[^}]*\\}\\s+(\\d+(?:\\.\\d+)?)`, 'm').exec(text);
-    return m ? Number(m[1]) : 0;
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^tpx_ws_closes_total\{[^}]*code="(\d+)"[^}]*\}\s+(\d+(?:\.\d+)?)/gm)) {
+      out[m[1]] = Number(m[2]);
+    }
+    return out;
   } catch {
     return null;
   }
