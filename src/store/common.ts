@@ -3,7 +3,8 @@
  * Store seam's objects (and validate inputs) identically.
  */
 import { isEventType, type EventType } from '../protocol/constants.js';
-import type { ApiKey, ApiKeyStatus, Delivery, DeliveryStatus, WebhookEndpoint } from './types.js';
+import { randomUUID } from 'node:crypto';
+import type { ApiKey, ApiKeyStatus, Delivery, DeliveryStatus, WebhookEndpoint, WebhookPatch } from './types.js';
 import { StoreValidationError } from './types.js';
 
 export interface ApiKeyRow {
@@ -130,4 +131,41 @@ export function validatePartnerId(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value !== 'string' || value.length === 0) throw new StoreValidationError('partner_id must be a non-empty string or null');
   return value;
+}
+
+/** A new, enabled endpoint as both stores insert it. */
+export function newWebhookEndpoint(accountId: string, input: { url: string; secret: string; description?: string | null }): WebhookEndpoint {
+  const now = new Date().toISOString();
+  return {
+    webhook_id: randomUUID(),
+    account_id: accountId,
+    url: input.url,
+    secret: input.secret,
+    previous_secret: null,
+    previous_secret_expires_at: null,
+    enabled: true,
+    disabled_reason: null,
+    description: input.description ?? null,
+    failing_since: null,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/** `cur` with the fields present in `patch` applied (undefined = unchanged), dates normalised. */
+export function applyWebhookPatch(cur: WebhookEndpoint, patch: WebhookPatch): WebhookEndpoint {
+  const pick = <K extends keyof WebhookPatch>(k: K, fallback: WebhookEndpoint[K]) => (patch[k] !== undefined ? patch[k] : fallback) as WebhookEndpoint[K];
+  return {
+    ...cur,
+    url: pick('url', cur.url),
+    secret: pick('secret', cur.secret),
+    previous_secret: pick('previous_secret', cur.previous_secret),
+    previous_secret_expires_at:
+      patch.previous_secret_expires_at !== undefined ? normalizeIso(patch.previous_secret_expires_at, 'previous_secret_expires_at') : cur.previous_secret_expires_at,
+    enabled: pick('enabled', cur.enabled),
+    disabled_reason: pick('disabled_reason', cur.disabled_reason),
+    description: pick('description', cur.description),
+    failing_since: patch.failing_since !== undefined ? normalizeIso(patch.failing_since, 'failing_since') : cur.failing_since,
+    updated_at: new Date().toISOString(),
+  };
 }

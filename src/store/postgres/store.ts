@@ -53,7 +53,7 @@ import {
   type WebhookPatch,
 } from '../types.js';
 import { uuidv7 } from '../ids.js';
-import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms } from '../common.js';
+import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms, applyWebhookPatch, newWebhookEndpoint } from '../common.js';
 import { CLAIM_LOCK_KEY, LATEST_SCHEMA_VERSION, MIGRATIONS, MIGRATION_LOCK_KEY, PRUNE_LOCK_KEY } from './schema.js';
 
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -695,21 +695,8 @@ export class PostgresStore implements Store {
 
   async createWebhook(accountId: string, input: { url: string; secret: string; description?: string | null }): Promise<WebhookEndpoint> {
     this.check();
-    const now = new Date().toISOString();
-    const webhook: WebhookEndpoint = {
-      webhook_id: randomUUID(),
-      account_id: accountId,
-      url: input.url,
-      secret: input.secret,
-      previous_secret: null,
-      previous_secret_expires_at: null,
-      enabled: true,
-      disabled_reason: null,
-      description: input.description ?? null,
-      failing_since: null,
-      created_at: now,
-      updated_at: now,
-    };
+    const webhook = newWebhookEndpoint(accountId, input);
+    const now = webhook.created_at;
     try {
       await this.pool.query(
         `INSERT INTO webhooks (webhook_id, account_id, url, secret, enabled, description, created_at, updated_at)
@@ -741,20 +728,7 @@ export class PostgresStore implements Store {
       const row = await this.one<WebhookRow>(c, `SELECT ${WEBHOOK_COLS} FROM webhooks WHERE webhook_id = $1 FOR UPDATE`, [webhookId]);
       if (!row) return null;
       const cur = toWebhook(row);
-      const pick = <K extends keyof WebhookPatch>(k: K, fallback: WebhookEndpoint[K]) => (patch[k] !== undefined ? patch[k] : fallback) as WebhookEndpoint[K];
-      const next: WebhookEndpoint = {
-        ...cur,
-        url: pick('url', cur.url),
-        secret: pick('secret', cur.secret),
-        previous_secret: pick('previous_secret', cur.previous_secret),
-        previous_secret_expires_at:
-          patch.previous_secret_expires_at !== undefined ? normalizeIso(patch.previous_secret_expires_at, 'previous_secret_expires_at') : cur.previous_secret_expires_at,
-        enabled: pick('enabled', cur.enabled),
-        disabled_reason: pick('disabled_reason', cur.disabled_reason),
-        description: pick('description', cur.description),
-        failing_since: patch.failing_since !== undefined ? normalizeIso(patch.failing_since, 'failing_since') : cur.failing_since,
-        updated_at: new Date().toISOString(),
-      };
+      const next = applyWebhookPatch(cur, patch);
       await c.query(
         `UPDATE webhooks SET url = $1, secret = $2, previous_secret = $3, previous_secret_expires_at = $4, enabled = $5,
          disabled_reason = $6, description = $7, failing_since = $8, updated_at = $9 WHERE webhook_id = $10`,

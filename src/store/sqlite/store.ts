@@ -46,7 +46,7 @@ import {
 } from '../types.js';
 import { uuidv7 } from '../ids.js';
 import { BackgroundCheckpointer } from './checkpointer.js';
-import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms } from '../common.js';
+import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms, applyWebhookPatch, newWebhookEndpoint } from '../common.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 
 type Stmt = Database.Statement<unknown[], any>;
@@ -726,21 +726,8 @@ export class SqliteStore implements Store {
 
   async createWebhook(accountId: string, input: { url: string; secret: string; description?: string | null }): Promise<WebhookEndpoint> {
     this.check();
-    const now = new Date().toISOString();
-    const webhook: WebhookEndpoint = {
-      webhook_id: randomUUID(),
-      account_id: accountId,
-      url: input.url,
-      secret: input.secret,
-      previous_secret: null,
-      previous_secret_expires_at: null,
-      enabled: true,
-      disabled_reason: null,
-      description: input.description ?? null,
-      failing_since: null,
-      created_at: now,
-      updated_at: now,
-    };
+    const webhook = newWebhookEndpoint(accountId, input);
+    const now = webhook.created_at;
     try {
       this.routing = null;
       this.s.insertWebhook.run(webhook.webhook_id, accountId, webhook.url, webhook.secret, webhook.description, now, now);
@@ -767,20 +754,7 @@ export class SqliteStore implements Store {
     const row = this.s.getWebhook.get(webhookId) as WebhookRow | undefined;
     if (!row) return null;
     const cur = toWebhook(row);
-    const pick = <K extends keyof WebhookPatch>(k: K, fallback: WebhookEndpoint[K]) => (patch[k] !== undefined ? patch[k] : fallback) as WebhookEndpoint[K];
-    const next: WebhookEndpoint = {
-      ...cur,
-      url: pick('url', cur.url),
-      secret: pick('secret', cur.secret),
-      previous_secret: pick('previous_secret', cur.previous_secret),
-      previous_secret_expires_at:
-        patch.previous_secret_expires_at !== undefined ? normalizeIso(patch.previous_secret_expires_at, 'previous_secret_expires_at') : cur.previous_secret_expires_at,
-      enabled: pick('enabled', cur.enabled),
-      disabled_reason: pick('disabled_reason', cur.disabled_reason),
-      description: pick('description', cur.description),
-      failing_since: patch.failing_since !== undefined ? normalizeIso(patch.failing_since, 'failing_since') : cur.failing_since,
-      updated_at: new Date().toISOString(),
-    };
+    const next = applyWebhookPatch(cur, patch);
     this.routing = null;
     this.s.updateWebhook.run(
       next.url,
