@@ -12,7 +12,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,19 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 
 const execFileP = promisify(execFile);
-const PG_BIN = process.env.TPX_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const PG_BIN = process.env.TPX_TEST_PG_BIN ?? newestDebianPgBin();
+
+/** Debian installs each major version under /usr/lib/postgresql/<major>/bin: take the newest. */
+function newestDebianPgBin(): string {
+  let majors: string[] = [];
+  try {
+    majors = readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d));
+  } catch {
+    /* not installed: the start below fails with a clear message */
+  }
+  majors.sort((a, b) => Number(b) - Number(a));
+  return `/usr/lib/postgresql/${majors[0] ?? '15'}/bin`;
+}
 const START_TIMEOUT_MS = 30_000;
 
 export interface TestPostgres {
