@@ -172,21 +172,18 @@ export class Hub {
    */
   receive(accountId: string, events: AccountEvent[]): void {
     const entry = this.accounts.get(accountId);
-    if (!entry) return;
-    let inOrder = entry.pending.size === 0;
-    for (const event of events) {
-      if (entry.lastSeq === -1) entry.lastSeq = event.seq - 1;
-      if (event.seq !== entry.lastSeq + 1 || !inOrder) {
-        inOrder = false;
-        break;
-      }
-      entry.lastSeq = event.seq;
-    }
-    if (inOrder) {
+    if (!entry || events.length === 0) return;
+    if (entry.lastSeq === -1) entry.lastSeq = events[0].seq - 1;
+    // Fast path: nothing waiting and this batch continues the stream exactly.
+    let next = entry.lastSeq + 1;
+    let contiguous = entry.pending.size === 0;
+    for (let i = 0; contiguous && i < events.length; i++, next++) contiguous = events[i].seq === next;
+    if (contiguous) {
+      entry.lastSeq = next - 1;
       this.deliver(entry, events);
       return;
     }
-    // Slow path: out of order. Undo nothing (deliver() skips per connection by seq anyway).
+    // Slow path: park everything not yet delivered, release what is now contiguous.
     for (const event of events) if (event.seq > entry.lastSeq) entry.pending.set(event.seq, event);
     this.drainPending(entry);
   }
