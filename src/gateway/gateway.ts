@@ -254,6 +254,7 @@ export class Gateway {
           conn.sendText(controlFrame('subscribed', payload));
         }
         const sentAt = Date.now();
+        let written = 0;
         for (const event of page.events) {
           if (event.seq <= conn.lastSeq) continue;
           // Pace the replay by the socket instead of tripping the slow-consumer limit.
@@ -264,8 +265,9 @@ export class Gateway {
           }
           if (!this.hub.write(conn, preframe(eventFrameJson(event, sentAt)))) return;
           conn.lastSeq = event.seq;
+          written++;
         }
-        this.metrics.eventsOut.inc(page.events.length);
+        this.metrics.eventsOut.inc(written);
         if (page.events.length === REPLAY_PAGE) continue;
         if (conn.replayOverflow) {
           conn.replayOverflow = false;

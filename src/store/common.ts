@@ -4,19 +4,11 @@
  */
 import { isEventType, type EventType } from '../protocol/constants.js';
 import { randomUUID } from 'node:crypto';
-import type { ApiKey, ApiKeyStatus, Delivery, DeliveryStatus, WebhookEndpoint, WebhookPatch } from './types.js';
+import type { ApiKey, Delivery, DeliveryStatus, WebhookEndpoint, WebhookPatch } from './types.js';
 import { StoreValidationError } from './types.js';
 
-export interface ApiKeyRow {
-  key_id: string;
-  account_id: string;
-  name: string | null;
-  token_prefix: string;
-  status: ApiKeyStatus;
-  expires_at: string | null;
-  created_at: string;
-  last_used_at: string | null;
-}
+/** API key rows are selected with exactly the ApiKey columns. */
+export type ApiKeyRow = ApiKey;
 
 export interface WebhookRow {
   webhook_id: string;

@@ -60,7 +60,7 @@ export function publishRoutes(app: FastifyInstance, deps: { publisher: Publisher
   });
 
   // Partners read their own log with an API key (X-API-Key), e.g. to reconcile after a gap.
-  app.get('/v1/events', async (request) => {
+  app.get('/v1/events', async (request, reply) => {
     const token = request.headers['x-api-key'];
     if (typeof token !== 'string' || token.length === 0) {
       throw new HttpError(401, ErrorCode.AUTH_INVALID_API_KEY, 'Missing X-API-Key header');
@@ -91,11 +91,14 @@ export function publishRoutes(app: FastifyInstance, deps: { publisher: Publisher
       ? { events: [], pruned_through: 0, last_seq: afterSeq }
       : await deps.store.readEvents({ account_id: lookup.account.account_id, after_seq: afterSeq, types, limit });
     const sentAt = Date.now();
-    const events = page.events.map((e) => JSON.parse(eventFrameJson(e, sentAt)) as unknown);
     const full = page.events.length === limit;
     const nextAfterSeq = full ? page.events[page.events.length - 1].seq : Math.max(afterSeq, page.last_seq, page.events.at(-1)?.seq ?? 0);
-    const response: Record<string, unknown> = { events, next_after_seq: nextAfterSeq, has_more: full };
-    if (afterSeq < page.pruned_through) response.gap = { from_seq: afterSeq + 1, to_seq: page.pruned_through };
-    return response;
+    const meta: Record<string, unknown> = { next_after_seq: nextAfterSeq, has_more: full };
+    if (afterSeq < page.pruned_through) meta.gap = { from_seq: afterSeq + 1, to_seq: page.pruned_through };
+    // The frames are spliced from the stored payload JSON exactly as on the WebSocket; they are
+    // joined as text rather than parsed back into objects only to be serialized again.
+    const events = page.events.map((e) => eventFrameJson(e, sentAt)).join(',');
+    reply.type('application/json; charset=utf-8');
+    return `{"events":[${events}],${JSON.stringify(meta).slice(1)}`;
   });
 }
