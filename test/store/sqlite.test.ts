@@ -1,6 +1,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config/index.js';
@@ -107,6 +109,130 @@ describe('SQLite store specifics', () => {
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await s1.close();
     await s2.close();
+  });
+
+  describe('write-behind stream rows (stream-index.ts)', () => {
+    const pendingCount = (file: string): number => {
+      const raw = new Database(file, { readonly: true });
+      try {
+        return raw.prepare('SELECT COUNT(*) FROM account_events_pending').pluck().get() as number;
+      } finally {
+        raw.close();
+      }
+    };
+    const streamCount = (file: string): number => {
+      const raw = new Database(file, { readonly: true });
+      try {
+        return raw.prepare('SELECT COUNT(*) FROM account_events').pluck().get() as number;
+      } finally {
+        raw.close();
+      }
+    };
+
+    // A batch window far longer than any test step: rows stay staged until something moves them.
+    const HOLD = { streamBatchMs: 600_000 };
+
+    it('stages rows at commit and a read moves them into account_events first', async () => {
+      const file = freshFile();
+      const store = new SqliteStore({ filename: file, ...HOLD });
+      await store.init();
+      const accounts = await Promise.all(Array.from({ length: 5 }, () => store.createAccount({})));
+      const ids = accounts.map((a) => a.account_id);
+      await store.appendEvents([ev(ids), ev(ids), ev([ids[0]])]);
+      expect(pendingCount(file)).toBe(11); // 5 + 5 + 1, staged, not yet in account_events
+      expect(streamCount(file)).toBe(0);
+      const read = await store.readEvents({ account_id: ids[0], after_seq: 0, types: null, limit: 10 });
+      expect(read.events.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(pendingCount(file)).toBe(0);
+      expect(streamCount(file)).toBe(11);
+      await store.appendEvent(ev(ids));
+      expect(await store.pruneEvents(0)).toBe(0); // pruning moves staged rows before it looks
+      expect(pendingCount(file)).toBe(0);
+      expect(streamCount(file)).toBe(16);
+      await store.close();
+    });
+
+    it('the batch timer moves staged rows without any read', async () => {
+      const file = freshFile();
+      const store = new SqliteStore({ filename: file, streamBatchMs: 50 });
+      await store.init();
+      const a = await store.createAccount({});
+      const b = await store.createAccount({});
+      for (let i = 0; i < 3; i++) await store.appendEvent(ev([a.account_id, b.account_id]));
+      const deadline = Date.now() + 10_000;
+      while (pendingCount(file) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(pendingCount(file)).toBe(0);
+      expect(streamCount(file)).toBe(6);
+      for (const acc of [a, b]) {
+        const r = await store.readEvents({ account_id: acc.account_id, after_seq: 0, types: null, limit: 10 });
+        expect(r.events.map((e) => e.seq)).toEqual([1, 2, 3]);
+      }
+      await store.close();
+    });
+
+    it('rows staged by a process killed before they moved are read after restart', async () => {
+      const file = freshFile();
+      const store = new SqliteStore({ filename: file });
+      await store.init();
+      const a = await store.createAccount({});
+      const b = await store.createAccount({});
+      await store.close();
+      const storeModule = pathToFileURL(path.resolve('src/store/sqlite/store.ts')).href;
+      const script = `
+        import { SqliteStore } from ${JSON.stringify(storeModule)};
+        const s = new SqliteStore({ filename: ${JSON.stringify(file)}, streamBatchMs: 600000 });
+        await s.init();
+        for (let i = 0; i < 3; i++) {
+          await s.appendEvent({ msg_id: crypto.randomUUID(), msg_type: 'BID_REQUEST', payload_json: '{"i":' + i + '}',
+            source_id: null, target: ${JSON.stringify([a.account_id, b.account_id])}, created_at_ms: Date.now() });
+        }
+        process.kill(process.pid, 'SIGKILL'); // no close, no timer tick: the rows are only staged
+      `;
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+      expect(child.signal).toBe('SIGKILL');
+      expect(pendingCount(file)).toBe(6);
+
+      const again = new SqliteStore({ filename: file });
+      await again.init();
+      expect(pendingCount(file)).toBe(0);
+      for (const acc of [a, b]) {
+        const r = await again.readEvents({ account_id: acc.account_id, after_seq: 0, types: null, limit: 10 });
+        expect(r.events.map((e) => [e.seq, JSON.parse(e.payload_json).i])).toEqual([[1, 0], [2, 1], [3, 2]]);
+      }
+      expect((await again.appendEvent(ev([a.account_id]))).events[0].seq).toBe(4);
+      await again.close();
+    });
+
+    it('deleting an account drops its staged rows with it; the others still move', async () => {
+      const file = freshFile();
+      const store = new SqliteStore({ filename: file, ...HOLD });
+      await store.init();
+      const a = await store.createAccount({});
+      const b = await store.createAccount({});
+      await store.appendEvent(ev([a.account_id, b.account_id]));
+      expect(pendingCount(file)).toBe(2);
+      expect(await store.deleteAccount(a.account_id)).toBe(true);
+      expect(pendingCount(file)).toBe(1);
+      const r = await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 });
+      expect(r.events.map((e) => e.seq)).toEqual([1]);
+      expect(streamCount(file)).toBe(1);
+      await store.close();
+    });
+
+    it('a read through one handle sees rows another handle on the same file staged', async () => {
+      const file = freshFile();
+      const s1 = new SqliteStore({ filename: file, ...HOLD });
+      const s2 = new SqliteStore({ filename: file, ...HOLD });
+      await s1.init();
+      await s2.init();
+      const a = await s1.createAccount({});
+      await s2.appendEvent(ev([a.account_id]));
+      await s2.appendEvent(ev([a.account_id]));
+      const r = await s1.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 });
+      expect(r.events.map((e) => e.seq)).toEqual([1, 2]);
+      await s1.close();
+      await s2.close();
+    });
   });
 
   it('refuses a database written by a newer schema', async () => {

@@ -130,6 +130,22 @@ CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attem
 CREATE INDEX deliveries_pending_endpoint ON deliveries (webhook_id, next_attempt_at, seq) WHERE status = 'pending';
 `,
   },
+  {
+    version: 3,
+    description: 'write-behind staging for the per-account stream (stream-index.ts)',
+    sql: `
+-- Recently committed (account, seq) rows not yet moved into account_events. A rowid table with
+-- no secondary index: a commit appends its rows to the last page or two instead of dirtying one
+-- account_events leaf per recipient. Same durability (same transaction as the event); moved in
+-- sorted batches by stream-index.ts and always before account_events is read.
+CREATE TABLE account_events_pending (
+  account_id    TEXT NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
+  seq           INTEGER NOT NULL,
+  event_id      INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL
+);
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

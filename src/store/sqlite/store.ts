@@ -46,6 +46,7 @@ import {
 } from '../types.js';
 import { uuidv7 } from '../ids.js';
 import { BackgroundCheckpointer } from './checkpointer.js';
+import { StreamIndex } from './stream-index.js';
 import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms, applyWebhookPatch, newWebhookEndpoint } from '../common.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 
@@ -97,6 +98,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Run WAL checkpoints on a worker thread (default true for files; see checkpointer.ts). */
   backgroundCheckpoints?: boolean;
+  /** How long staged per-account stream rows wait to be moved in one batch (stream-index.ts). */
+  streamBatchMs?: number;
 }
 
 export class SqliteStore implements Store {
@@ -105,6 +108,8 @@ export class SqliteStore implements Store {
   private checkpointer: BackgroundCheckpointer | null = null;
   private readonly db: Database.Database;
   private s!: ReturnType<SqliteStore['prepareAll']>;
+  /** Per-account stream rows, written behind the commit in batches (stream-index.ts). */
+  private stream!: StreamIndex;
   private ready = false;
   /**
    * Routing view used by every append: each account's accessible rooms and enabled webhook ids.
@@ -119,8 +124,11 @@ export class SqliteStore implements Store {
   private pendingAppends: Array<{ events: NewEvent[]; resolve: (r: AppendResult[]) => void; reject: (e: unknown) => void }> = [];
   private appendFlushScheduled = false;
 
+  private readonly streamBatchMs: number | undefined;
+
   constructor(opts: SqliteStoreOptions) {
     this.filename = opts.filename;
+    this.streamBatchMs = opts.streamBatchMs;
     if (opts.filename !== ':memory:') mkdirSync(path.dirname(path.resolve(opts.filename)), { recursive: true });
     this.db = new Database(opts.filename);
     this.db.pragma('journal_mode = WAL');
@@ -157,6 +165,8 @@ export class SqliteStore implements Store {
     if (this.ready) return;
     this.migrate();
     this.s = this.prepareAll();
+    this.stream = new StreamIndex(this.db, this.streamBatchMs);
+    this.stream.materialize(); // rows a crash left staged
     this.ready = true;
   }
 
@@ -180,11 +190,12 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    if (this.pendingAppends.length > 0) this.flushAppends(); // accepted work is committed, not dropped
+    if (this.ready) this.stream.stop();
     if (this.checkpointer) {
       await this.checkpointer.stop();
       this.checkpointer = null;
     }
-    if (this.pendingAppends.length > 0) this.flushAppends(); // accepted work is committed, not dropped
     try {
       if (this.ready) this.db.pragma('optimize');
     } finally {
@@ -244,12 +255,7 @@ export class SqliteStore implements Store {
       // Set-based variants for events with many recipients (broadcast): one statement each
       // instead of two per account; the account list travels as one JSON array.
       bumpSeqMany: p('UPDATE accounts SET last_seq = last_seq + 1 WHERE account_id IN (SELECT value FROM json_each(?)) RETURNING account_id, last_seq'),
-      insertAccountEventsMany: p(
-        `INSERT INTO account_events (account_id, seq, event_id, created_at_ms)
-         SELECT account_id, last_seq, ?, ? FROM accounts WHERE account_id IN (SELECT value FROM json_each(?))`,
-      ),
       allEnabledWebhookIds: p('SELECT account_id, webhook_id FROM webhooks WHERE enabled = 1 ORDER BY rowid'),
-      insertAccountEvent: p('INSERT INTO account_events (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)'),
       enabledWebhookIds: p('SELECT webhook_id FROM webhooks WHERE account_id = ? AND enabled = 1'),
       insertDelivery: p(
         `INSERT INTO deliveries (delivery_id, webhook_id, account_id, event_id, msg_id, msg_type, seq, status, attempt_count, next_attempt_at, created_at)
@@ -663,14 +669,14 @@ export class SqliteStore implements Store {
       if (plan.recipients.length <= 2) {
         for (const accountId of plan.recipients) {
           const seq = (s.bumpSeq.get(accountId) as { last_seq: number }).last_seq;
-          s.insertAccountEvent.run(accountId, seq, eventId, event.created_at_ms);
+          this.stream.add(accountId, seq, eventId, event.created_at_ms);
           addCopy(accountId, seq);
         }
       } else {
         const ids = JSON.stringify(plan.recipients);
         const seqOf = new Map<string, number>();
         for (const row of s.bumpSeqMany.all(ids) as { account_id: string; last_seq: number }[]) seqOf.set(row.account_id, row.last_seq);
-        s.insertAccountEventsMany.run(eventId, event.created_at_ms, ids);
+        this.stream.addMany(ids, eventId, event.created_at_ms);
         for (const accountId of plan.recipients) addCopy(accountId, seqOf.get(accountId)!);
       }
       results.push({ msg_id: event.msg_id, recipients: copies.length, duplicate: false, events: copies, deliveries });
@@ -680,6 +686,7 @@ export class SqliteStore implements Store {
 
   async readEvents(query: ReadEventsQuery): Promise<ReadEventsResult> {
     this.check();
+    this.stream.materialize();
     const state = this.s.accountSeqState.get(query.account_id) as { last_seq: number; pruned_through: number } | undefined;
     if (!state) return { events: [], pruned_through: 0, last_seq: 0 };
     const limit = Math.max(0, Math.floor(query.limit));
@@ -706,6 +713,7 @@ export class SqliteStore implements Store {
 
   async pruneEvents(olderThanMs: number): Promise<number> {
     this.check();
+    this.stream.materialize();
     const s = this.s;
     const tx = this.db.transaction((cutoff: number): number => {
       let removed = 0;

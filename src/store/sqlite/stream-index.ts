@@ -1,0 +1,103 @@
+/**
+ * Write-behind maintenance of the per-account stream (account_events).
+ *
+ * Every accepted event gets one (account_id, seq) row per recipient so a partner can replay by
+ * seq. account_events is clustered by (account_id, seq), so inserting an event's rows straight
+ * into it dirties one B-tree leaf per recipient account: measured at 100 recipients, a commit
+ * wrote ~145 WAL pages (~290 pwrite calls) and took ~1.4 ms, more than the rest of the publish
+ * path. That is paid on the event loop, per event, exactly when latency matters.
+ *
+ * Instead a commit appends the rows to account_events_pending (a rowid table without indexes:
+ * the rows land on its last page or two) in the same transaction as the event, so they are
+ * exactly as durable. `materialize()` later moves everything pending into account_events in
+ * one transaction, sorted, so each account's leaf is written once per batch rather than once
+ * per event (≈3× less CPU per event at 100 recipients, see docs/performance.md). It runs
+ *  - on a timer while rows are pending (bounds how much accumulates, and the batch cost),
+ *  - before anything reads or deletes account_events, so reads always see every row,
+ *  - at open (rows left by a crash are simply moved then) and at close.
+ * Whether anything is pending is asked of the database (MAX(rowid) of a small table: its
+ * rightmost page, microseconds), so a read is complete even if another handle on the same
+ * file staged rows.
+ */
+import type Database from 'better-sqlite3';
+
+/** Default batching window: at 100 events/s that is ~10 events per account leaf write. */
+export const MATERIALIZE_INTERVAL_MS = 100;
+
+export class StreamIndex {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly stage: Database.Statement;
+  private readonly stageMany: Database.Statement;
+  private readonly move: () => number;
+  private readonly last: Database.Statement;
+
+  constructor(
+    db: Database.Database,
+    private readonly intervalMs = MATERIALIZE_INTERVAL_MS,
+  ) {
+    this.stage = db.prepare('INSERT INTO account_events_pending (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)');
+    // The seqs were just bumped in the same transaction: read them back from accounts.
+    this.stageMany = db.prepare(
+      `INSERT INTO account_events_pending (account_id, seq, event_id, created_at_ms)
+       SELECT account_id, last_seq, ?, ? FROM accounts WHERE account_id IN (SELECT value FROM json_each(?))`,
+    );
+    const copy = db.prepare(
+      `INSERT INTO account_events (account_id, seq, event_id, created_at_ms)
+       SELECT account_id, seq, event_id, created_at_ms FROM account_events_pending WHERE rowid <= ? ORDER BY account_id, seq`,
+    );
+    const clear = db.prepare('DELETE FROM account_events_pending WHERE rowid <= ?');
+    const last = (this.last = db.prepare('SELECT MAX(rowid) FROM account_events_pending').pluck());
+    const tx = db.transaction((): number => {
+      const upTo = last.get() as number | null;
+      if (upTo === null) return 0;
+      copy.run(upTo);
+      return clear.run(upTo).changes;
+    });
+    this.move = () => tx.immediate();
+  }
+
+  /** Stage one account's row (inside the caller's append transaction). */
+  add(accountId: string, seq: number, eventId: number, createdAtMs: number): void {
+    this.touch();
+    this.stage.run(accountId, seq, eventId, createdAtMs);
+  }
+
+  /** Stage the rows of every account in `accountIdsJson` at its current last_seq. */
+  addMany(accountIdsJson: string, eventId: number, createdAtMs: number): void {
+    this.touch();
+    this.stageMany.run(eventId, createdAtMs, accountIdsJson);
+  }
+
+  /**
+   * Move every pending row into account_events; a no-op when nothing is pending. Must not be
+   * called inside another transaction (it opens its own).
+   */
+  materialize(): number {
+    if (this.last.get() === null) return 0;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    return this.move();
+  }
+
+  /** Stop the timer and move what is left (close). */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.materialize();
+  }
+
+  private touch(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      try {
+        this.materialize();
+      } catch {
+        // Busy or closing: the rows stay pending (and durable); the next read or append retries.
+      }
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+}
