@@ -274,9 +274,11 @@ export class Hub {
       this.dirty.push(conn);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        // setImmediate runs after this loop turn's I/O callbacks, so frames produced by several
-        // publishes handled in the same turn leave in one write per socket.
-        setImmediate(this.flush);
+        // A microtask runs once the current callback and the continuations already queued are
+        // done: every publish of one group commit (their continuations are queued together)
+        // still leaves in one write per socket, but without waiting for the next loop phase.
+        // setImmediate cost p50 +0.6 ms (a poll phase and the timers in between) at 100 ev/s.
+        queueMicrotask(this.flush);
       }
     }
     return true;
