@@ -39,7 +39,9 @@ if (file) {
       }
     }
   }).observe({ entryTypes: ['gc'] });
-  const kindName = (k: number) => ({ 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' } as Record<number, string>)[k] ?? String(k);
+  // perf_hooks.constants.NODE_PERFORMANCE_GC_* (v8::GCType): 4 is the major (mark-compact) GC.
+  const kindName = (k: number) =>
+    ({ 1: 'scavenge', 2: 'minor-mark-sweep', 4: 'mark-compact', 8: 'incremental-marking', 16: 'weak-callbacks' } as Record<number, string>)[k] ?? String(k);
   let e = 0;
   process.on('SIGWINCH', () => {
     const ms = (ns: number) => Math.round(ns / 1e4) / 100;

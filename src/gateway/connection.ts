@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import { CloseCode, type Room } from '../protocol/constants.js';
 import type { Account } from '../store/types.js';
-import { errorFrame } from './frames.js';
+import { errorFrame, preframe } from './frames.js';
 
 export type ConnectionState = 'awaiting_auth' | 'authenticated' | 'closing';
 
@@ -53,7 +53,6 @@ export class Connection {
 
   constructor(
     readonly ws: WebSocket,
-    readonly remoteAddress: string,
     now: number,
     authTimeoutMs: number,
     pingIntervalMs: number,
@@ -77,11 +76,21 @@ export class Connection {
     return this.state !== 'closing' && this.ws.readyState === 1;
   }
 
-  /** Send a control frame (JSON text) through ws, after any event frames queued before it. */
+  /** Peer address, read on first use (a getpeername call nobody needs at connect time). */
+  get remoteAddress(): string {
+    return (this.peer ??= this.socket.remoteAddress ?? '');
+  }
+  private peer: string | undefined;
+
+  /**
+   * Send a control frame (JSON text) after any event frames queued before it. Framed here and
+   * written as one buffer, like events: ws.send would cork, frame header and payload separately
+   * and writev them (measured ≈ 15 % of server CPU in a connect storm, two frames per client).
+   */
   sendText(text: string): void {
-    if (this.ws.readyState !== 1) return;
+    if (this.ws.readyState !== 1 || this.socket.destroyed) return;
     this.flush();
-    this.ws.send(text);
+    this.socket.write(preframe(text));
   }
 
   /** True while frames wait for the end-of-turn flush. */

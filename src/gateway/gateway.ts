@@ -61,7 +61,7 @@ export class Gateway {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
   }
 
   /** Remember a disabled key for a few seconds (see recentlyDisabled). */
@@ -74,11 +74,10 @@ export class Gateway {
     this.recentlyDisabled.delete(keyId);
   }
 
-  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+  private onConnection(ws: WebSocket): void {
     const now = Date.now();
     const conn = new Connection(
       ws,
-      req.socket.remoteAddress ?? '',
       now,
       this.config.authTimeoutMs,
       this.config.pingIntervalMs,

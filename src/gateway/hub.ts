@@ -73,7 +73,7 @@ export class Hub {
       pending = (async () => {
         await this.bus.subscribeAccount(accountId);
         try {
-          const head = await this.store.readEvents({ account_id: accountId, after_seq: Number.MAX_SAFE_INTEGER, types: null, limit: 1 });
+          const head = await this.store.readEvents({ account_id: accountId, after_seq: 0, types: null, limit: 0 }); // counters only
           return head.last_seq;
         } catch (err) {
           await this.bus.unsubscribeAccount(accountId).catch(() => {});

@@ -40,7 +40,7 @@ async function setup() {
   cleanups.push(() => client.terminate());
   const received: number[] = [];
   client.on('message', (data) => received.push(JSON.parse(String(data)).seq));
-  const conn = new Connection(await serverSide, '127.0.0.1', Date.now(), 10_000, 30_000, 100, 1 << 20);
+  const conn = new Connection(await serverSide, Date.now(), 10_000, 30_000, 100, 1 << 20);
   hub.add(conn);
   conn.subscribedMask = ALL_TYPES_MASK;
   hub.attach(conn, account, 'key-1', 4); // the account's stream is at seq 4

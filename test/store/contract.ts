@@ -350,6 +350,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect((await page(0, [], 10)).events).toEqual([]);
         const tail = await page(6, null, 10);
         expect(tail).toEqual({ events: [], pruned_through: 0, last_seq: 6 });
+        expect(await page(0, null, 0)).toEqual({ events: [], pruned_through: 0, last_seq: 6 }); // head read: counters only
         expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
       });
 

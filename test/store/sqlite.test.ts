@@ -235,6 +235,77 @@ describe('SQLite store specifics', () => {
     });
   });
 
+  describe('batched api_keys.last_used_at (key-touches.ts)', () => {
+    const rawLastUsed = (file: string, keyId: string): string | null => {
+      const raw = new Database(file, { readonly: true });
+      try {
+        return raw.prepare('SELECT last_used_at FROM api_keys WHERE key_id = ?').pluck().get(keyId) as string | null;
+      } finally {
+        raw.close();
+      }
+    };
+
+    it('an authentication queues the touch; key reads and close write it', async () => {
+      const file = freshFile();
+      let store = new SqliteStore({ filename: file, keyTouchBatchMs: 600_000 });
+      await store.init();
+      const a = await store.createAccount({});
+      const k1 = await store.createApiKey(a.account_id, {});
+      const k2 = await store.createApiKey(a.account_id, {});
+      const r1 = await store.lookupToken(k1.token);
+      expect(r1.ok && r1.key.last_used_at).toBeTruthy();
+      expect(rawLastUsed(file, k1.key.key_id)).toBeNull(); // queued, not written yet
+      const again = await store.lookupToken(k1.token);
+      expect(again.ok && again.key.last_used_at).toBe(r1.ok && r1.key.last_used_at); // the queued value counts
+      expect((await store.getApiKey(k1.key.key_id))!.last_used_at).toBe(r1.ok && r1.key.last_used_at);
+      expect(rawLastUsed(file, k1.key.key_id)).toBe(r1.ok && r1.key.last_used_at);
+
+      await store.lookupToken(k2.token);
+      expect(rawLastUsed(file, k2.key.key_id)).toBeNull();
+      await store.close();
+      expect(rawLastUsed(file, k2.key.key_id)).not.toBeNull();
+      store = new SqliteStore({ filename: file });
+      await store.init();
+      expect((await store.listApiKeys(a.account_id)).every((k) => k.last_used_at !== null)).toBe(true);
+      await store.close();
+    });
+
+    it('the batch timer writes queued touches without any read', async () => {
+      const file = freshFile();
+      const store = new SqliteStore({ filename: file, keyTouchBatchMs: 30 });
+      await store.init();
+      const a = await store.createAccount({});
+      const k = await store.createApiKey(a.account_id, {});
+      await store.lookupToken(k.token);
+      const deadline = Date.now() + 10_000;
+      while (rawLastUsed(file, k.key.key_id) === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(rawLastUsed(file, k.key.key_id)).not.toBeNull();
+      await store.close();
+    });
+  });
+
+  it('cached token lookups follow writes made through another handle on the same file', async () => {
+    const file = freshFile();
+    const s1 = new SqliteStore({ filename: file });
+    const s2 = new SqliteStore({ filename: file });
+    await s1.init();
+    await s2.init();
+    const a = await s1.createAccount({ rooms: ['BID_REQUEST'] });
+    const { key, token } = await s1.createApiKey(a.account_id, {});
+    for (let i = 0; i < 3; i++) expect((await s1.lookupToken(token)).ok).toBe(true); // now served from the cache
+    await s2.updateAccount(a.account_id, { rooms: ['BID_REQUEST', 'AUCTION_RESULT'] });
+    const after = await s1.lookupToken(token);
+    expect(after.ok && after.account.rooms).toEqual(['BID_REQUEST', 'AUCTION_RESULT']);
+    await s2.setApiKeyStatus(key.key_id, 'inactive');
+    expect(await s1.lookupToken(token)).toEqual({ ok: false, reason: 'inactive' });
+    await s2.setApiKeyStatus(key.key_id, 'active');
+    expect((await s1.lookupToken(token)).ok).toBe(true);
+    await s2.deleteApiKey(key.key_id);
+    expect(await s1.lookupToken(token)).toEqual({ ok: false, reason: 'invalid' });
+    await s1.close();
+    await s2.close();
+  });
+
   it('refuses a database written by a newer schema', async () => {
     const file = freshFile();
     const s = new SqliteStore({ filename: file });

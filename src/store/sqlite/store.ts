@@ -47,6 +47,7 @@ import {
 import { uuidv7 } from '../ids.js';
 import { BackgroundCheckpointer } from './checkpointer.js';
 import { StreamIndex } from './stream-index.js';
+import { KeyTouches } from './key-touches.js';
 import { type ApiKeyRow, type DeliveryRow, type WebhookRow, iso, isoOrNull, isoToMs, normalizeIso, toApiKey, toDelivery, toWebhook, validatePartnerId, validateRooms, applyWebhookPatch, newWebhookEndpoint } from '../common.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 
@@ -54,6 +55,10 @@ type Stmt = Database.Statement<unknown[], any>;
 
 /** last_used_at is written at most once per this interval per key (no write per auth). */
 const LAST_USED_RESOLUTION_MS = 60_000;
+/** Bound on cached token lookups (oldest dropped first); a few hundred bytes each. */
+const TOKEN_CACHE_MAX = 10_000;
+
+type KeyJoinRow = ApiKeyRow & { token_hash: Buffer; a_name: string | null; a_partner_id: string | null; a_rooms: string; a_created_at: string };
 const DEFAULT_LIST_LIMIT = 1000;
 /** Claims: due rows read per keyset page, and rows read before switching to per-endpoint probes. */
 const CLAIM_SCAN_CHUNK = 128;
@@ -100,6 +105,8 @@ export interface SqliteStoreOptions {
   backgroundCheckpoints?: boolean;
   /** How long staged per-account stream rows wait to be moved in one batch (stream-index.ts). */
   streamBatchMs?: number;
+  /** How long api_keys.last_used_at updates wait to be written in one batch (key-touches.ts). */
+  keyTouchBatchMs?: number;
 }
 
 export class SqliteStore implements Store {
@@ -110,6 +117,8 @@ export class SqliteStore implements Store {
   private s!: ReturnType<SqliteStore['prepareAll']>;
   /** Per-account stream rows, written behind the commit in batches (stream-index.ts). */
   private stream!: StreamIndex;
+  /** api_keys.last_used_at updates, written in batches (key-touches.ts). */
+  private touches!: KeyTouches;
   private ready = false;
   /**
    * Routing view used by every append: each account's accessible rooms and enabled webhook ids.
@@ -117,6 +126,15 @@ export class SqliteStore implements Store {
    * store has one writer process), so a publish does not re-read and re-parse them per event.
    */
   private routing: { accounts: Map<string, Recipient>; all: string[] } | null = null;
+  /**
+   * Successful token lookups by token hash: the joined key + account row and the parsed account.
+   * A reconnect storm authenticates the same keys thousands of times, and the join plus the JSON
+   * parse of the rooms were ~10 % of server CPU per connection. Status and expiry are still
+   * checked on every lookup; the entries go with every write to keys or accounts (dropCaches).
+   */
+  private readonly tokenCache = new Map<string, { row: KeyJoinRow; account: Account }>();
+  /** PRAGMA data_version last seen: it changes when ANOTHER connection commits (see syncExternalWrites). */
+  private dataVersion = -1;
   private readonly dynamic = new Map<string, Stmt>();
   private readonly appendTx: (events: NewEvent[]) => AppendResult[];
   /** Several appends in one IMMEDIATE transaction, each in its own savepoint (group commit). */
@@ -125,10 +143,12 @@ export class SqliteStore implements Store {
   private appendFlushScheduled = false;
 
   private readonly streamBatchMs: number | undefined;
+  private readonly keyTouchBatchMs: number | undefined;
 
   constructor(opts: SqliteStoreOptions) {
     this.filename = opts.filename;
     this.streamBatchMs = opts.streamBatchMs;
+    this.keyTouchBatchMs = opts.keyTouchBatchMs;
     if (opts.filename !== ':memory:') mkdirSync(path.dirname(path.resolve(opts.filename)), { recursive: true });
     this.db = new Database(opts.filename);
     this.db.pragma('journal_mode = WAL');
@@ -167,6 +187,7 @@ export class SqliteStore implements Store {
     this.s = this.prepareAll();
     this.stream = new StreamIndex(this.db, this.streamBatchMs);
     this.stream.materialize(); // rows a crash left staged
+    this.touches = new KeyTouches(this.db, this.keyTouchBatchMs);
     this.ready = true;
   }
 
@@ -191,7 +212,10 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (!this.db.open) return;
     if (this.pendingAppends.length > 0) this.flushAppends(); // accepted work is committed, not dropped
-    if (this.ready) this.stream.stop();
+    if (this.ready) {
+      this.stream.stop();
+      this.touches.stop();
+    }
     if (this.checkpointer) {
       await this.checkpointer.stop();
       this.checkpointer = null;
@@ -217,6 +241,7 @@ export class SqliteStore implements Store {
     const p = (sql: string): Stmt => this.db.prepare(sql);
     return {
       ping: p('SELECT 1'),
+      dataVersion: p('PRAGMA data_version').pluck(),
       getSetting: p('SELECT value FROM settings WHERE key = ?'),
       insertSettingIfAbsent: p('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
 
@@ -247,7 +272,6 @@ export class SqliteStore implements Store {
                 a.name AS a_name, a.partner_id AS a_partner_id, a.rooms AS a_rooms, a.created_at AS a_created_at
          FROM api_keys k JOIN accounts a ON a.account_id = k.account_id WHERE k.token_hash = ?`,
       ),
-      touchKey: p('UPDATE api_keys SET last_used_at = ? WHERE key_id = ?'),
 
       eventByMsgId: p('SELECT recipients FROM events WHERE msg_id = ?'),
       insertEvent: p('INSERT INTO events (msg_id, msg_type, payload_json, source_id, created_at_ms, recipients) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -396,7 +420,7 @@ export class SqliteStore implements Store {
       created_at: new Date().toISOString(),
     };
     try {
-      this.routing = null;
+      this.dropCaches();
       this.s.insertAccount.run(account.account_id, account.name, account.partner_id, JSON.stringify(rooms), account.created_at);
     } catch (err) {
       if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(`partner_id "${partnerId}" is already used by another account`);
@@ -430,7 +454,7 @@ export class SqliteStore implements Store {
       rooms: patch.rooms !== undefined ? validateRooms(patch.rooms) : current.rooms,
     };
     try {
-      this.routing = null;
+      this.dropCaches();
       this.s.updateAccount.run(next.name, next.partner_id, JSON.stringify(next.rooms), accountId);
     } catch (err) {
       if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(`partner_id "${next.partner_id}" is already used by another account`);
@@ -443,7 +467,7 @@ export class SqliteStore implements Store {
     this.check();
     // FK cascades remove keys, webhooks (→ deliveries → attempts) and the account's stream.
     // Shared event rows go at the next prune once nothing references them.
-    this.routing = null;
+    this.dropCaches();
     return this.s.deleteAccount.run(accountId).changes > 0;
   }
 
@@ -474,11 +498,13 @@ export class SqliteStore implements Store {
 
   async listApiKeys(accountId: string): Promise<ApiKey[]> {
     this.check();
+    this.touches.flush();
     return (this.s.listKeys.all(accountId) as ApiKeyRow[]).map(toApiKey);
   }
 
   async getApiKey(keyId: string): Promise<ApiKey | null> {
     this.check();
+    this.touches.flush();
     const row = this.s.getKey.get(keyId) as ApiKeyRow | undefined;
     return row ? toApiKey(row) : null;
   }
@@ -486,14 +512,17 @@ export class SqliteStore implements Store {
   async setApiKeyStatus(keyId: string, status: ApiKeyStatus): Promise<ApiKey | null> {
     this.check();
     if (status !== 'active' && status !== 'inactive') throw new StoreValidationError(`Invalid key status: ${String(status)}`);
+    this.dropCaches();
     if (this.s.setKeyStatus.run(status, keyId).changes === 0) return null;
     return this.getApiKey(keyId);
   }
 
   async deleteApiKey(keyId: string): Promise<ApiKey | null> {
     this.check();
+    this.touches.flush();
     const row = this.s.getKey.get(keyId) as ApiKeyRow | undefined;
     if (!row) return null;
+    this.dropCaches();
     this.s.deleteKey.run(keyId);
     return toApiKey(row);
   }
@@ -503,27 +532,33 @@ export class SqliteStore implements Store {
     // Malformed tokens never reach the database.
     if (!isWellFormedToken(token)) return { ok: false, reason: 'invalid' };
     const hash = hashToken(token);
-    const row = this.s.keyByHash.get(hash) as
-      | (ApiKeyRow & { token_hash: Buffer; a_name: string | null; a_partner_id: string | null; a_rooms: string; a_created_at: string })
-      | undefined;
+    this.syncExternalWrites();
+    const cacheKey = hash.toString('base64');
+    let cached = this.tokenCache.get(cacheKey);
+    if (!cached) {
+      const found = this.s.keyByHash.get(hash) as KeyJoinRow | undefined;
+      if (found) {
+        const account = toAccount({ account_id: found.account_id, name: found.a_name, partner_id: found.a_partner_id, rooms: found.a_rooms, created_at: found.a_created_at });
+        cached = { row: found, account };
+        if (this.tokenCache.size >= TOKEN_CACHE_MAX) this.tokenCache.delete(this.tokenCache.keys().next().value!);
+        this.tokenCache.set(cacheKey, cached);
+      }
+    }
+    const row = cached?.row;
     // The index lookup already matched; the constant-time compare is defence in depth.
     if (!row || !hashesEqual(row.token_hash, hash)) return { ok: false, reason: 'invalid' };
     if (row.status !== 'active') return { ok: false, reason: 'inactive' };
     if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return { ok: false, reason: 'expired' };
 
     const nowMs = Date.now();
-    let lastUsed = row.last_used_at;
+    let lastUsed = this.touches.get(row.key_id) ?? row.last_used_at;
     if (lastUsed === null || nowMs - Date.parse(lastUsed) >= LAST_USED_RESOLUTION_MS) {
       lastUsed = iso(nowMs);
-      try {
-        this.s.touchKey.run(lastUsed, row.key_id);
-      } catch {
-        // Bookkeeping only: a busy database must not fail authentication.
-      }
+      this.touches.set(row.key_id, lastUsed);
+      row.last_used_at = lastUsed; // the cached row stays current once the touch is written
     }
     const key = toApiKey({ ...row, last_used_at: lastUsed });
-    const account = toAccount({ account_id: row.account_id, name: row.a_name, partner_id: row.a_partner_id, rooms: row.a_rooms, created_at: row.a_created_at });
-    return { ok: true, key, account };
+    return { ok: true, key, account: { ...cached!.account, rooms: [...cached!.account.rooms] } };
   }
 
   // ---------------------------------------------------------------- event log
@@ -584,7 +619,27 @@ export class SqliteStore implements Store {
   };
 
   /** Runs inside one IMMEDIATE transaction: plan (validate everything) first, then write. */
+  /** Own writes to accounts, keys or webhooks make the cached views stale. */
+  private dropCaches(): void {
+    this.routing = null;
+    this.tokenCache.clear();
+  }
+
+  /**
+   * The caches follow this store's own writes; a commit by any other connection to the file (a
+   * second process or handle) is detected here and drops them, so e.g. a key revoked elsewhere
+   * is refused at its next authentication. One cheap pragma per call.
+   */
+  private syncExternalWrites(): void {
+    const version = this.s.dataVersion.get() as number;
+    if (version !== this.dataVersion) {
+      this.dataVersion = version;
+      this.dropCaches();
+    }
+  }
+
   private routingView(): { accounts: Map<string, Recipient>; all: string[] } {
+    this.syncExternalWrites();
     if (this.routing) return this.routing;
     const accounts = new Map<string, Recipient>();
     for (const row of this.s.allAccountRooms.all() as { account_id: string; rooms: string }[]) {
@@ -686,7 +741,7 @@ export class SqliteStore implements Store {
 
   async readEvents(query: ReadEventsQuery): Promise<ReadEventsResult> {
     this.check();
-    this.stream.materialize();
+    // The counters live on the account row (always current): a head read (limit 0) needs no rows.
     const state = this.s.accountSeqState.get(query.account_id) as { last_seq: number; pruned_through: number } | undefined;
     if (!state) return { events: [], pruned_through: 0, last_seq: 0 };
     const limit = Math.max(0, Math.floor(query.limit));
@@ -694,6 +749,7 @@ export class SqliteStore implements Store {
     if (limit === 0 || (query.types !== null && query.types.size === 0)) {
       return { events: [], pruned_through: state.pruned_through, last_seq: state.last_seq };
     }
+    this.stream.materialize();
     const rows = (
       query.types === null
         ? this.s.readEvents.all(query.account_id, after, limit)
@@ -737,7 +793,7 @@ export class SqliteStore implements Store {
     const webhook = newWebhookEndpoint(accountId, input);
     const now = webhook.created_at;
     try {
-      this.routing = null;
+      this.dropCaches();
       this.s.insertWebhook.run(webhook.webhook_id, accountId, webhook.url, webhook.secret, webhook.description, now, now);
     } catch (err) {
       if (isForeignKeyViolation(err)) throw new StoreValidationError(`Unknown account id: ${accountId}`);
@@ -763,7 +819,7 @@ export class SqliteStore implements Store {
     if (!row) return null;
     const cur = toWebhook(row);
     const next = applyWebhookPatch(cur, patch);
-    this.routing = null;
+    this.dropCaches();
     this.s.updateWebhook.run(
       next.url,
       next.secret,
@@ -781,7 +837,7 @@ export class SqliteStore implements Store {
 
   async deleteWebhook(webhookId: string): Promise<boolean> {
     this.check();
-    this.routing = null;
+    this.dropCaches();
     return this.s.deleteWebhook.run(webhookId).changes > 0;
   }
 
