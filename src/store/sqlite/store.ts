@@ -606,6 +606,7 @@ export class SqliteStore implements Store {
       } catch (err) {
         batch[0].reject(err);
       }
+      this.stream.afterCommit();
       return;
     }
     let outcomes: ReturnType<typeof this.groupAppendTx>;
@@ -616,6 +617,7 @@ export class SqliteStore implements Store {
       return;
     }
     outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
+    this.stream.afterCommit();
   };
 
   /** Runs inside one IMMEDIATE transaction: plan (validate everything) first, then write. */

@@ -12,7 +12,8 @@
  * exactly as durable. `materialize()` later moves everything pending into account_events in
  * one transaction, sorted, so each account's leaf is written once per batch rather than once
  * per event (≈3× less CPU per event at 100 recipients, see docs/performance.md). It runs
- *  - on a timer while rows are pending (bounds how much accumulates, and the batch cost),
+ *  - once a batching window has passed, right after the next commit (afterCommit), or on a
+ *    fallback timer when no commit follows,
  *  - before anything reads or deletes account_events, so reads always see every row,
  *  - at open (rows left by a crash are simply moved then) and at close.
  * Whether anything is pending is asked of the database (MAX(rowid) of a small table: its
@@ -25,7 +26,11 @@ import type Database from 'better-sqlite3';
 export const MATERIALIZE_INTERVAL_MS = 100;
 
 export class StreamIndex {
-  private timer: NodeJS.Timeout | null = null;
+  /** When the oldest row this handle staged (and has not moved yet) was staged; 0 when none. */
+  private oldestStagedAt = 0;
+  private moveScheduled = false;
+  /** Moves rows of a quiet store, where no later commit comes to trigger afterCommit(). */
+  private fallback: NodeJS.Timeout | null = null;
   private readonly stage: Database.Statement;
   private readonly stageMany: Database.Statement;
   private readonly move: () => number;
@@ -41,31 +46,44 @@ export class StreamIndex {
       `INSERT INTO account_events_pending (account_id, seq, event_id, created_at_ms)
        SELECT account_id, last_seq, ?, ? FROM accounts WHERE account_id IN (SELECT value FROM json_each(?))`,
     );
+    // Inside the IMMEDIATE transaction nobody can stage more, so "all rows" is exact.
     const copy = db.prepare(
       `INSERT INTO account_events (account_id, seq, event_id, created_at_ms)
-       SELECT account_id, seq, event_id, created_at_ms FROM account_events_pending WHERE rowid <= ? ORDER BY account_id, seq`,
+       SELECT account_id, seq, event_id, created_at_ms FROM account_events_pending ORDER BY account_id, seq`,
     );
-    const clear = db.prepare('DELETE FROM account_events_pending WHERE rowid <= ?');
-    const last = (this.last = db.prepare('SELECT MAX(rowid) FROM account_events_pending').pluck());
+    const clear = db.prepare('DELETE FROM account_events_pending');
+    this.last = db.prepare('SELECT MAX(rowid) FROM account_events_pending').pluck();
     const tx = db.transaction((): number => {
-      const upTo = last.get() as number | null;
-      if (upTo === null) return 0;
-      copy.run(upTo);
-      return clear.run(upTo).changes;
+      const moved = copy.run().changes;
+      clear.run();
+      return moved;
     });
     this.move = () => tx.immediate();
   }
 
   /** Stage one account's row (inside the caller's append transaction). */
   add(accountId: string, seq: number, eventId: number, createdAtMs: number): void {
-    this.touch();
+    this.staged();
     this.stage.run(accountId, seq, eventId, createdAtMs);
   }
 
   /** Stage the rows of every account in `accountIdsJson` at its current last_seq. */
   addMany(accountIdsJson: string, eventId: number, createdAtMs: number): void {
-    this.touch();
+    this.staged();
     this.stageMany.run(eventId, createdAtMs, accountIdsJson);
+  }
+
+  /**
+   * The store calls this after a commit's results were handed out, i.e. after that commit's
+   * fan-out was queued. Once the batching window is over, the move runs in the next loop turn:
+   * right after a burst of work rather than at a random point of a timer, so on a steady
+   * stream it lands in the idle gap between publishes instead of in front of one.
+   */
+  afterCommit(): void {
+    if (this.moveScheduled || this.oldestStagedAt === 0) return;
+    if (performance.now() - this.oldestStagedAt < this.intervalMs) return;
+    this.moveScheduled = true;
+    setImmediate(this.scheduledMove);
   }
 
   /**
@@ -73,31 +91,43 @@ export class StreamIndex {
    * called inside another transaction (it opens its own).
    */
   materialize(): number {
-    if (this.last.get() === null) return 0;
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
+    if (this.last.get() === null) {
+      this.reset();
+      return 0;
     }
-    return this.move();
+    const moved = this.move();
+    this.reset();
+    return moved;
   }
 
-  /** Stop the timer and move what is left (close). */
+  /** Stop the timers and move what is left (close). */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
     this.materialize();
+    this.reset();
   }
 
-  private touch(): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      try {
-        this.materialize();
-      } catch {
-        // Busy or closing: the rows stay pending (and durable); the next read or append retries.
-      }
-    }, this.intervalMs);
-    this.timer.unref();
+  private readonly scheduledMove = (): void => {
+    this.moveScheduled = false;
+    try {
+      this.materialize();
+    } catch {
+      // Busy or closing: the rows stay staged (and durable); the next read, commit or tick retries.
+    }
+  };
+
+  private staged(): void {
+    if (this.oldestStagedAt === 0) this.oldestStagedAt = performance.now();
+    if (this.fallback) return;
+    this.fallback = setTimeout(() => {
+      this.fallback = null;
+      this.scheduledMove();
+    }, this.intervalMs * 2);
+    this.fallback.unref();
+  }
+
+  private reset(): void {
+    this.oldestStagedAt = 0;
+    if (this.fallback) clearTimeout(this.fallback);
+    this.fallback = null;
   }
 }
