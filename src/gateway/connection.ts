@@ -17,6 +17,20 @@ let nextId = 1;
 /** Coalesce up to this many bytes per socket per loop turn before writing early. */
 const EARLY_FLUSH_BYTES = 64 * 1024;
 
+/**
+ * A close frame queued behind more than this cannot reach a peer that stopped reading in any
+ * useful time: such a connection is cut one second after the close frame is queued, instead
+ * of waiting for ws's 30 s closing-handshake timeout with megabytes held.
+ */
+const CUT_BACKLOG_BYTES = 256 * 1024;
+
+/**
+ * Destroying a socket WITH an error hands that one error to every queued write's callback.
+ * Destroyed without one, Node builds a new ERR_STREAM_DESTROYED (stack trace included) per
+ * queued chunk: for 100 slow consumers holding ~2 MB each that was a ~1 s stall of the loop.
+ */
+const CUT = new Error('connection cut: the peer is not reading');
+
 export class Connection {
   readonly id: string;
   readonly connectedAt = new Date();
@@ -173,8 +187,15 @@ export class Connection {
     try {
       this.ws.close(code, reason.slice(0, 120));
     } catch {
-      this.ws.terminate();
+      this.cut();
+      return;
     }
+    if (this.socket.writableLength > CUT_BACKLOG_BYTES) setTimeout(() => this.cut(), 1000).unref();
+  }
+
+  /** Drop the socket and everything queued on it (see CUT). */
+  cut(): void {
+    if (!this.socket.destroyed) this.socket.destroy(CUT);
   }
 
   private slowConsumer(): void {
@@ -189,7 +210,7 @@ export class Connection {
     } catch {
       /* already closing */
     }
-    setTimeout(() => this.ws.terminate(), 1000).unref();
+    setTimeout(() => this.cut(), 1000).unref();
   }
 
   describe(account: Account | undefined, nodeId: string): Record<string, unknown> {

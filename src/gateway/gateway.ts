@@ -388,7 +388,7 @@ export class Gateway {
     while (this.hub.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const conn of this.hub.connections) conn.ws.terminate();
+    for (const conn of this.hub.connections) conn.cut();
     this.wss.close();
   }
 }

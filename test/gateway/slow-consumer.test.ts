@@ -60,4 +60,32 @@ describe('slow consumer', () => {
     const closed = await slow.waitClosed(10_000);
     expect([4009, 1006]).toContain(closed.code);
   });
+
+  it('a keepalive close of a connection holding a large backlog cuts it in about a second, not after the 30 s close handshake', async () => {
+    // Outbound limit far above the backlog, so the keepalive (4003) is what closes it.
+    const ka = await startTestServer({ env: { TPX_MAX_OUTBOUND_BYTES: String(256 * 1024 * 1024), TPX_PING_INTERVAL_MS: '1000', TPX_PONG_TIMEOUT_MS: '1000' } });
+    const { accountId, token } = await createAccountWithKey(ka);
+    const stalled = await WsTestClient.connect(ka.wsUrl);
+    await stalled.authenticate(token);
+    await stalled.subscribe(['ALL']);
+    (stalled.ws as unknown as { _socket: Socket })._socket.pause();
+    const padding = 'x'.repeat(8192);
+    for (let i = 0; i < 150; i++) {
+      await publishBatch(ka, Array.from({ length: 20 }, () => {
+        const body = eventBody('BID_REQUEST', [accountId]);
+        (body.payload as Record<string, unknown>).padding = padding;
+        return body;
+      }));
+    }
+    await waitFor(async () => closesWith((await api(ka, 'GET', '/metrics', undefined, { token: null })).text, 4003) >= 1, 15_000, 'a 4003 close');
+    // Its close frame sits behind megabytes the peer does not read: the server drops the socket
+    // (and the queued frames) instead of holding them until ws gives up on the handshake at 30 s.
+    await waitFor(async () => {
+      const res = await api(ka, 'GET', `/admin/connections?account_id=${accountId}`);
+      return res.body.connections.length === 0 ? res : null;
+    }, 10_000, 'the stalled connection removed');
+    (stalled.ws as unknown as { _socket: Socket })._socket.resume();
+    const closed = await stalled.waitClosed(20_000);
+    expect([4003, 1006]).toContain(closed.code);
+  });
 });

@@ -132,7 +132,7 @@ describe('SQLite store specifics', () => {
     // A batch window far longer than any test step: rows stay staged until something moves them.
     const HOLD = { streamBatchMs: 600_000 };
 
-    it('stages rows at commit and a read moves them into account_events first', async () => {
+    it('stages rows at commit; reads see staged and moved rows alike; pruning moves them first', async () => {
       const file = freshFile();
       const store = new SqliteStore({ filename: file, ...HOLD });
       await store.init();
@@ -143,12 +143,21 @@ describe('SQLite store specifics', () => {
       expect(streamCount(file)).toBe(0);
       const read = await store.readEvents({ account_id: ids[0], after_seq: 0, types: null, limit: 10 });
       expect(read.events.map((e) => e.seq)).toEqual([1, 2, 3]);
-      expect(pendingCount(file)).toBe(0);
-      expect(streamCount(file)).toBe(11);
-      await store.appendEvent(ev(ids));
+      expect(pendingCount(file)).toBe(11); // read without moving anything
       expect(await store.pruneEvents(0)).toBe(0); // pruning moves staged rows before it looks
       expect(pendingCount(file)).toBe(0);
-      expect(streamCount(file)).toBe(16);
+      expect(streamCount(file)).toBe(11);
+      // Some rows moved, later ones staged: one read returns both, in seq order, typed or not, paged.
+      await store.appendEvents([ev(ids, { msg_type: 'AUCTION_RESULT' }), ev([ids[0]])]);
+      expect(pendingCount(file)).toBe(6);
+      const all = await store.readEvents({ account_id: ids[0], after_seq: 0, types: null, limit: 10 });
+      expect(all.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(all.last_seq).toBe(5);
+      const page = await store.readEvents({ account_id: ids[0], after_seq: 2, types: null, limit: 2 });
+      expect(page.events.map((e) => e.seq)).toEqual([3, 4]);
+      const typed = await store.readEvents({ account_id: ids[0], after_seq: 0, types: new Set(['AUCTION_RESULT']), limit: 10 });
+      expect(typed.events.map((e) => [e.seq, e.msg_type])).toEqual([[4, 'AUCTION_RESULT']]);
+      expect((await store.readEvents({ account_id: ids[1], after_seq: 2, types: null, limit: 10 })).events.map((e) => e.seq)).toEqual([3]);
       await store.close();
     });
 
@@ -215,8 +224,9 @@ describe('SQLite store specifics', () => {
       expect(pendingCount(file)).toBe(1);
       const r = await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 });
       expect(r.events.map((e) => e.seq)).toEqual([1]);
+      await store.close(); // moves what is staged: the deleted account's row is not among it
+      expect(pendingCount(file)).toBe(0);
       expect(streamCount(file)).toBe(1);
-      await store.close();
     });
 
     it('a read through one handle sees rows another handle on the same file staged', async () => {

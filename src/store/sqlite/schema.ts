@@ -137,7 +137,7 @@ CREATE INDEX deliveries_pending_endpoint ON deliveries (webhook_id, next_attempt
 -- Recently committed (account, seq) rows not yet moved into account_events. A rowid table with
 -- no secondary index: a commit appends its rows to the last page or two instead of dirtying one
 -- account_events leaf per recipient. Same durability (same transaction as the event); moved in
--- sorted batches by stream-index.ts and always before account_events is read.
+-- sorted batches by stream-index.ts; reads take account_events and these rows together.
 CREATE TABLE account_events_pending (
   account_id    TEXT NOT NULL REFERENCES accounts (account_id) ON DELETE CASCADE,
   seq           INTEGER NOT NULL,

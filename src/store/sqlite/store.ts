@@ -122,8 +122,9 @@ export class SqliteStore implements Store {
   private ready = false;
   /**
    * Routing view used by every append: each account's accessible rooms and enabled webhook ids.
-   * Loaded once and dropped by this store's own writes to accounts or webhooks (the embedded
-   * store has one writer process), so a publish does not re-read and re-parse them per event.
+   * Loaded once and dropped by this store's own writes to accounts or webhooks, or when another
+   * connection committed (syncExternalWrites), so a publish does not re-read and re-parse them
+   * per event.
    */
   private routing: { accounts: Map<string, Recipient>; all: string[] } | null = null;
   /**
@@ -285,16 +286,26 @@ export class SqliteStore implements Store {
         `INSERT INTO deliveries (delivery_id, webhook_id, account_id, event_id, msg_id, msg_type, seq, status, attempt_count, next_attempt_at, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
       ),
+      // The stream is account_events plus the rows still staged (stream-index.ts): one snapshot,
+      // so a row is in exactly one of them. SQLite merges the two arms in seq order (the indexed
+      // one stops at LIMIT; the staged one is one batch window of rows, scanned).
       readEvents: p(
-        `SELECT ae.seq, ae.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
-         FROM account_events ae JOIN events e ON e.event_id = ae.event_id
-         WHERE ae.account_id = ? AND ae.seq > ? ORDER BY ae.seq LIMIT ?`,
+        `SELECT x.seq, x.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
+         FROM (SELECT seq, event_id, created_at_ms FROM account_events WHERE account_id = :account AND seq > :after
+               UNION ALL
+               SELECT seq, event_id, created_at_ms FROM account_events_pending WHERE account_id = :account AND seq > :after) x
+         JOIN events e ON e.event_id = x.event_id
+         ORDER BY x.seq LIMIT :limit`,
       ),
       // Types as ',A,B,' so one statement serves every filter.
       readEventsTyped: p(
-        `SELECT ae.seq, ae.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
-         FROM account_events ae JOIN events e ON e.event_id = ae.event_id
-         WHERE ae.account_id = ? AND ae.seq > ? AND instr(?, ',' || e.msg_type || ',') > 0 ORDER BY ae.seq LIMIT ?`,
+        `SELECT x.seq, x.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
+         FROM (SELECT seq, event_id, created_at_ms FROM account_events WHERE account_id = :account AND seq > :after
+               UNION ALL
+               SELECT seq, event_id, created_at_ms FROM account_events_pending WHERE account_id = :account AND seq > :after) x
+         JOIN events e ON e.event_id = x.event_id
+         WHERE instr(:types, ',' || e.msg_type || ',') > 0
+         ORDER BY x.seq LIMIT :limit`,
       ),
       pruneMaxSeq: p('SELECT account_id, MAX(seq) AS max_seq FROM account_events WHERE created_at_ms < ? GROUP BY account_id'),
       setPrunedThrough: p('UPDATE accounts SET pruned_through = MAX(pruned_through, ?) WHERE account_id = ?'),
@@ -743,7 +754,6 @@ export class SqliteStore implements Store {
 
   async readEvents(query: ReadEventsQuery): Promise<ReadEventsResult> {
     this.check();
-    // The counters live on the account row (always current): a head read (limit 0) needs no rows.
     const state = this.s.accountSeqState.get(query.account_id) as { last_seq: number; pruned_through: number } | undefined;
     if (!state) return { events: [], pruned_through: 0, last_seq: 0 };
     const limit = Math.max(0, Math.floor(query.limit));
@@ -751,11 +761,10 @@ export class SqliteStore implements Store {
     if (limit === 0 || (query.types !== null && query.types.size === 0)) {
       return { events: [], pruned_through: state.pruned_through, last_seq: state.last_seq };
     }
-    this.stream.materialize();
     const rows = (
       query.types === null
-        ? this.s.readEvents.all(query.account_id, after, limit)
-        : this.s.readEventsTyped.all(query.account_id, after, `,${[...query.types].join(',')},`, limit)
+        ? this.s.readEvents.all({ account: query.account_id, after, limit })
+        : this.s.readEventsTyped.all({ account: query.account_id, after, limit, types: `,${[...query.types].join(',')},` })
     ) as { seq: number; created_at_ms: number; msg_id: string; msg_type: EventType; payload_json: string; source_id: string | null }[];
     const events = rows.map((r) => ({
       account_id: query.account_id,

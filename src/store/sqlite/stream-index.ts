@@ -14,11 +14,13 @@
  * per event (≈3× less CPU per event at 100 recipients, see docs/performance.md). It runs
  *  - once a batching window has passed, right after the next commit (afterCommit), or on a
  *    fallback timer when no commit follows,
- *  - before anything reads or deletes account_events, so reads always see every row,
- *  - at open (rows left by a crash are simply moved then) and at close.
- * Whether anything is pending is asked of the database (MAX(rowid) of a small table: its
- * rightmost page, microseconds), so a read is complete even if another handle on the same
- * file staged rows.
+ *  - before pruning, at open (rows left by a crash are simply moved then) and at close.
+ * Reads do not wait for it: they read account_events and the staged rows together in one
+ * statement (the staged rows are one window's worth). An earlier version moved the rows before
+ * every read instead, which under continuous replays (slow consumers resuming) turned into
+ * many small moves and gave the batching back.
+ * Whether anything is staged is asked of the database (MAX(rowid) of a small table: its
+ * rightmost page, microseconds), which also covers rows staged by another handle on the file.
  */
 import type Database from 'better-sqlite3';
 
