@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config/index.js';
 import { createStore, sqliteFilename } from '../../src/store/index.js';
-import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { PRUNE_MAX_SEQ_SQL, PRUNE_SUCCEEDED_DELIVERIES_SQL, SqliteStore } from '../../src/store/sqlite/store.js';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import type { Store } from '../../src/store/types.js';
@@ -314,6 +314,19 @@ describe('SQLite store specifics', () => {
     expect(await s1.lookupToken(token)).toEqual({ ok: false, reason: 'invalid' });
     await s1.close();
     await s2.close();
+  });
+
+  it('retention pruning searches only expired rows (no scan of the stream or of all succeeded deliveries)', async () => {
+    const file = freshFile();
+    const store = new SqliteStore({ filename: file });
+    await store.init();
+    await store.close();
+    const raw = new Database(file, { readonly: true });
+    const plan = (sql: string) => (raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(0) as { detail: string }[]).map((r) => r.detail).join(' | ');
+    expect(plan(PRUNE_MAX_SEQ_SQL)).toMatch(/SEARCH account_events USING (COVERING )?INDEX account_events_created \(created_at_ms<\?\)/);
+    expect(plan(PRUNE_MAX_SEQ_SQL)).not.toMatch(/SCAN account_events/);
+    expect(plan(PRUNE_SUCCEEDED_DELIVERIES_SQL)).toMatch(/SEARCH deliveries USING (COVERING )?INDEX deliveries_succeeded_created \(created_at<\?\)/);
+    raw.close();
   });
 
   it('refuses a database written by a newer schema', async () => {

@@ -146,6 +146,13 @@ CREATE TABLE account_events_pending (
 );
 `,
   },
+  {
+    version: 4,
+    description: 'succeeded deliveries by creation time (retention pruning reads only what expired)',
+    sql: `
+CREATE INDEX deliveries_succeeded_created ON deliveries (created_at) WHERE status = 'succeeded';
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

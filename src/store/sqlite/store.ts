@@ -58,6 +58,16 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 /** Bound on cached token lookups (oldest dropped first); a few hundred bytes each. */
 const TOKEN_CACHE_MAX = 10_000;
 
+/**
+ * Pruning reads only what expired. Left to itself the planner answered the GROUP BY by walking
+ * the whole stream in primary-key order (a 10-minute soak: a 2.6 s event-loop stall at the first
+ * prune), and the delivery prune walked every succeeded delivery through deliveries_due.
+ */
+export const PRUNE_MAX_SEQ_SQL =
+  'SELECT account_id, MAX(seq) AS max_seq FROM account_events INDEXED BY account_events_created WHERE created_at_ms < ? GROUP BY account_id';
+export const PRUNE_SUCCEEDED_DELIVERIES_SQL =
+  "DELETE FROM deliveries INDEXED BY deliveries_succeeded_created WHERE status = 'succeeded' AND created_at < ?";
+
 type KeyJoinRow = ApiKeyRow & { token_hash: Buffer; a_name: string | null; a_partner_id: string | null; a_rooms: string; a_created_at: string };
 const DEFAULT_LIST_LIMIT = 1000;
 /** Claims: due rows read per keyset page, and rows read before switching to per-endpoint probes. */
@@ -307,10 +317,10 @@ export class SqliteStore implements Store {
          WHERE instr(:types, ',' || e.msg_type || ',') > 0
          ORDER BY x.seq LIMIT :limit`,
       ),
-      pruneMaxSeq: p('SELECT account_id, MAX(seq) AS max_seq FROM account_events WHERE created_at_ms < ? GROUP BY account_id'),
+      pruneMaxSeq: p(PRUNE_MAX_SEQ_SQL),
       setPrunedThrough: p('UPDATE accounts SET pruned_through = MAX(pruned_through, ?) WHERE account_id = ?'),
       deleteAccountEventsThrough: p('DELETE FROM account_events WHERE account_id = ? AND seq <= ?'),
-      pruneSucceededDeliveries: p("DELETE FROM deliveries WHERE status = 'succeeded' AND created_at < ?"),
+      pruneSucceededDeliveries: p(PRUNE_SUCCEEDED_DELIVERIES_SQL),
       // Account-event rows share their event's created_at_ms, so after deleting every row older than the
       // cutoff no stream references an older event; only unfinished deliveries can still need one.
       pruneEvents: p(
