@@ -113,7 +113,8 @@ export class StreamIndex {
     try {
       this.materialize();
     } catch {
-      // Busy or closing: the rows stay staged (and durable); the next read, commit or tick retries.
+      // Busy or closing: the rows stay staged (durable, and read like moved ones); the next
+      // commit, prune or close moves them.
     }
   };
 
