@@ -322,11 +322,44 @@ describe('SQLite store specifics', () => {
     await store.init();
     await store.close();
     const raw = new Database(file, { readonly: true });
-    const plan = (sql: string) => (raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(0) as { detail: string }[]).map((r) => r.detail).join(' | ');
+    const plan = (sql: string) =>
+      (raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...new Array<number>(sql.split('?').length - 1).fill(0)) as { detail: string }[])
+        .map((r) => r.detail)
+        .join(' | ');
     expect(plan(PRUNE_MAX_SEQ_SQL)).toMatch(/SEARCH account_events USING (COVERING )?INDEX account_events_created \(created_at_ms<\?\)/);
     expect(plan(PRUNE_MAX_SEQ_SQL)).not.toMatch(/SCAN account_events/);
     expect(plan(PRUNE_SUCCEEDED_DELIVERIES_SQL)).toMatch(/SEARCH deliveries USING (COVERING )?INDEX deliveries_succeeded_created \(created_at<\?\)/);
     raw.close();
+  });
+
+  it('retention pruning runs in chunks, lets the event loop run between them, and ends exactly where one transaction would', async () => {
+    const store = new SqliteStore({ filename: freshFile(), pruneChunkRows: 3 });
+    await store.init();
+    const a = await store.createAccount({});
+    const b = await store.createAccount({});
+    const old = Date.now() - 10 * 3600_000;
+    const ids = [a.account_id, b.account_id];
+    await store.appendEvents(Array.from({ length: 10 }, (_, i) => ev(ids, { created_at_ms: old + i })));
+    await store.appendEvents([ev(ids), ev([a.account_id])]);
+    let turns = 0;
+    let done = false;
+    const spin = () => {
+      turns++;
+      if (!done) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const removed = await store.pruneEvents(old + 3600_000);
+    done = true;
+    expect(removed).toBe(20);
+    expect(turns).toBeGreaterThanOrEqual(6); // 2 accounts x 4 chunks of <= 3 rows, plus the event rows
+    const ra = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
+    expect(ra.events.map((e) => e.seq)).toEqual([11, 12]);
+    expect(ra.pruned_through).toBe(10);
+    const rb = await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 100 });
+    expect(rb.events.map((e) => e.seq)).toEqual([11]);
+    expect(rb.pruned_through).toBe(10);
+    expect(await store.pruneEvents(old + 3600_000)).toBe(0);
+    await store.close();
   });
 
   it('refuses a database written by a newer schema', async () => {

@@ -65,8 +65,10 @@ const TOKEN_CACHE_MAX = 10_000;
  */
 export const PRUNE_MAX_SEQ_SQL =
   'SELECT account_id, MAX(seq) AS max_seq FROM account_events INDEXED BY account_events_created WHERE created_at_ms < ? GROUP BY account_id';
-export const PRUNE_SUCCEEDED_DELIVERIES_SQL =
-  "DELETE FROM deliveries INDEXED BY deliveries_succeeded_created WHERE status = 'succeeded' AND created_at < ?";
+export const PRUNE_SUCCEEDED_DELIVERIES_SQL = `DELETE FROM deliveries WHERE rowid IN (
+  SELECT rowid FROM deliveries INDEXED BY deliveries_succeeded_created WHERE status = 'succeeded' AND created_at < ? LIMIT ?)`;
+/** Rows per pruning transaction; the event loop runs between chunks. */
+const PRUNE_CHUNK_ROWS = 5_000;
 
 type KeyJoinRow = ApiKeyRow & { token_hash: Buffer; a_name: string | null; a_partner_id: string | null; a_rooms: string; a_created_at: string };
 const DEFAULT_LIST_LIMIT = 1000;
@@ -117,6 +119,8 @@ export interface SqliteStoreOptions {
   streamBatchMs?: number;
   /** How long api_keys.last_used_at updates wait to be written in one batch (key-touches.ts). */
   keyTouchBatchMs?: number;
+  /** Rows per retention-pruning transaction (see pruneEvents). */
+  pruneChunkRows?: number;
 }
 
 export class SqliteStore implements Store {
@@ -155,11 +159,13 @@ export class SqliteStore implements Store {
 
   private readonly streamBatchMs: number | undefined;
   private readonly keyTouchBatchMs: number | undefined;
+  private readonly pruneChunkRows: number;
 
   constructor(opts: SqliteStoreOptions) {
     this.filename = opts.filename;
     this.streamBatchMs = opts.streamBatchMs;
     this.keyTouchBatchMs = opts.keyTouchBatchMs;
+    this.pruneChunkRows = Math.max(1, Math.floor(opts.pruneChunkRows ?? PRUNE_CHUNK_ROWS));
     if (opts.filename !== ':memory:') mkdirSync(path.dirname(path.resolve(opts.filename)), { recursive: true });
     this.db = new Database(opts.filename);
     this.db.pragma('journal_mode = WAL');
@@ -320,12 +326,16 @@ export class SqliteStore implements Store {
       pruneMaxSeq: p(PRUNE_MAX_SEQ_SQL),
       setPrunedThrough: p('UPDATE accounts SET pruned_through = MAX(pruned_through, ?) WHERE account_id = ?'),
       deleteAccountEventsThrough: p('DELETE FROM account_events WHERE account_id = ? AND seq <= ?'),
+      // The seq `offset` rows into an account's expired range: the end of one prune chunk.
+      pruneChunkEnd: p('SELECT seq FROM account_events WHERE account_id = ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?').pluck(),
       pruneSucceededDeliveries: p(PRUNE_SUCCEEDED_DELIVERIES_SQL),
       // Account-event rows share their event's created_at_ms, so after deleting every row older than the
       // cutoff no stream references an older event; only unfinished deliveries can still need one.
       pruneEvents: p(
-        `DELETE FROM events WHERE created_at_ms < ?
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.event_id AND d.status <> 'succeeded')`,
+        `DELETE FROM events WHERE event_id IN (
+           SELECT event_id FROM events WHERE created_at_ms < ?
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.event_id AND d.status <> 'succeeded')
+           LIMIT ?)`,
       ),
 
       insertWebhook: p(
@@ -788,23 +798,43 @@ export class SqliteStore implements Store {
     return { events, pruned_through: state.pruned_through, last_seq: state.last_seq };
   }
 
+  /**
+   * Retention. Runs in chunks of at most `pruneChunkRows` rows per transaction, yielding to the
+   * event loop between them: once retention is reached, each run deletes everything that expired
+   * since the previous one (millions of rows under load), which in one transaction stalled the
+   * loop for seconds. Per account the oldest rows go first and each chunk raises pruned_through
+   * to exactly what it deleted, so "seq <= pruned_through is gone" holds at every commit.
+   */
   async pruneEvents(olderThanMs: number): Promise<number> {
     this.check();
     this.stream.materialize();
     const s = this.s;
-    const tx = this.db.transaction((cutoff: number): number => {
-      let removed = 0;
-      // Per account, everything up to the highest expired seq goes, so "seq <= pruned_through is gone" holds exactly.
-      for (const { account_id, max_seq } of s.pruneMaxSeq.all(cutoff) as { account_id: string; max_seq: number }[]) {
-        s.setPrunedThrough.run(max_seq, account_id);
-        removed += s.deleteAccountEventsThrough.run(account_id, max_seq).changes;
-      }
-      // Succeeded deliveries leave the delivery log with their events; pending/failed ones stay (and keep their event).
-      s.pruneSucceededDeliveries.run(cutoff);
-      s.pruneEvents.run(cutoff);
-      return removed;
+    const chunk = this.pruneChunkRows;
+    const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const pruneSome = this.db.transaction((accountId: string, through: number): number => {
+      const end = (s.pruneChunkEnd.get(accountId, through, chunk - 1) as number | undefined) ?? through;
+      s.setPrunedThrough.run(end, accountId);
+      return s.deleteAccountEventsThrough.run(accountId, end).changes;
     });
-    return tx.immediate(olderThanMs);
+    let removed = 0;
+    for (const { account_id, max_seq } of s.pruneMaxSeq.all(olderThanMs) as { account_id: string; max_seq: number }[]) {
+      for (;;) {
+        if (!this.ready) return removed; // closed meanwhile: the next start prunes the rest
+        const n = pruneSome.immediate(account_id, max_seq);
+        removed += n;
+        if (n < chunk) break;
+        await yieldToLoop();
+      }
+    }
+    // Succeeded deliveries leave the delivery log with their events; pending/failed ones stay (and keep their event).
+    for (const statement of [s.pruneSucceededDeliveries, s.pruneEvents]) {
+      for (;;) {
+        if (!this.ready) return removed;
+        if (statement.run(olderThanMs, chunk).changes < chunk) break;
+        await yieldToLoop();
+      }
+    }
+    return removed;
   }
 
   // ---------------------------------------------------------------- webhooks
