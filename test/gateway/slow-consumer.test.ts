@@ -17,6 +17,26 @@ function closesWith(metrics: string, code: number): number {
   return m ? Number(m[1]) : 0;
 }
 
+/**
+ * ~8 KiB per event (unknown payload fields pass through), in batches of 20: far beyond what the
+ * kernel buffers of a paused reader absorb, each batch well under the outbound limit.
+ */
+async function publishPadded(server: TestServer, accountId: string, total: number): Promise<void> {
+  const padding = 'x'.repeat(8192);
+  for (let i = 0; i < total / 20; i++) {
+    await publishBatch(server, Array.from({ length: 20 }, () => {
+      const body = eventBody('BID_REQUEST', [accountId]);
+      (body.payload as Record<string, unknown>).padding = padding;
+      return body;
+    }));
+  }
+}
+
+/** Stop (or resume) reading on a test client's socket. */
+function socketOf(client: WsTestClient): Socket {
+  return (client.ws as unknown as { _socket: Socket })._socket;
+}
+
 describe('slow consumer', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -33,18 +53,9 @@ describe('slow consumer', () => {
     await fast.subscribe(['ALL']);
 
     // Stop reading on the slow client: the kernel buffers fill, then the server's buffer grows.
-    (slow.ws as unknown as { _socket: Socket })._socket.pause();
-    // ~8 KiB per event (unknown payload fields pass through): ~24 MiB in all, far beyond what
-    // the kernel buffers of a paused reader absorb, in batches well under the limit.
-    const padding = 'x'.repeat(8192);
-    const total = 3000;
-    for (let i = 0; i < total / 20; i++) {
-      await publishBatch(server, Array.from({ length: 20 }, () => {
-        const body = eventBody('BID_REQUEST', [accountId]);
-        (body.payload as Record<string, unknown>).padding = padding;
-        return body;
-      }));
-    }
+    socketOf(slow).pause();
+    const total = 3000; // ~24 MiB
+    await publishPadded(server, accountId, total);
     await waitFor(async () => closesWith((await api(server, 'GET', '/metrics', undefined, { token: null })).text, 4009) >= 1, 15_000, 'a 4009 close');
     await waitFor(() => fast.history.filter(isEventFrame).length >= total, 20_000, `all ${total} events on the fast client`);
     const seqs = fast.history.filter(isEventFrame).map((f) => f.seq as number);
@@ -56,7 +67,7 @@ describe('slow consumer', () => {
       const res = await api(server, 'GET', `/admin/connections?account_id=${accountId}`);
       return res.body.connections.length === 1 ? res : null;
     }, 10_000, 'slow connection removed');
-    (slow.ws as unknown as { _socket: Socket })._socket.resume();
+    socketOf(slow).resume();
     const closed = await slow.waitClosed(10_000);
     expect([4009, 1006]).toContain(closed.code);
   });
@@ -68,15 +79,8 @@ describe('slow consumer', () => {
     const stalled = await WsTestClient.connect(ka.wsUrl);
     await stalled.authenticate(token);
     await stalled.subscribe(['ALL']);
-    (stalled.ws as unknown as { _socket: Socket })._socket.pause();
-    const padding = 'x'.repeat(8192);
-    for (let i = 0; i < 150; i++) {
-      await publishBatch(ka, Array.from({ length: 20 }, () => {
-        const body = eventBody('BID_REQUEST', [accountId]);
-        (body.payload as Record<string, unknown>).padding = padding;
-        return body;
-      }));
-    }
+    socketOf(stalled).pause();
+    await publishPadded(ka, accountId, 3000);
     await waitFor(async () => closesWith((await api(ka, 'GET', '/metrics', undefined, { token: null })).text, 4003) >= 1, 15_000, 'a 4003 close');
     // Its close frame sits behind megabytes the peer does not read: the server drops the socket
     // (and the queued frames) instead of holding them until ws gives up on the handshake at 30 s.
@@ -84,7 +88,7 @@ describe('slow consumer', () => {
       const res = await api(ka, 'GET', `/admin/connections?account_id=${accountId}`);
       return res.body.connections.length === 0 ? res : null;
     }, 10_000, 'the stalled connection removed');
-    (stalled.ws as unknown as { _socket: Socket })._socket.resume();
+    socketOf(stalled).resume();
     const closed = await stalled.waitClosed(20_000);
     expect([4003, 1006]).toContain(closed.code);
   });

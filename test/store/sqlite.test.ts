@@ -12,6 +12,7 @@ import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import type { Store } from '../../src/store/types.js';
 import { ev, storeContract } from './contract.js';
+import { waitFor } from '../helpers/server.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'tpx-store-'));
 let n = 0;
@@ -26,6 +27,16 @@ storeContract('sqlite (file)', async () => {
   await store.init();
   return store;
 });
+
+/** One value read through a separate read-only connection: what is on disk, not what the store caches. */
+function rawValue(file: string, sql: string, ...args: unknown[]): unknown {
+  const raw = new Database(file, { readonly: true });
+  try {
+    return raw.prepare(sql).pluck().get(...args);
+  } finally {
+    raw.close();
+  }
+}
 
 /** Every byte SQLite holds for this database: main file, WAL and shared memory. */
 function dbBytes(file: string): Buffer {
@@ -112,22 +123,8 @@ describe('SQLite store specifics', () => {
   });
 
   describe('write-behind stream rows (stream-index.ts)', () => {
-    const pendingCount = (file: string): number => {
-      const raw = new Database(file, { readonly: true });
-      try {
-        return raw.prepare('SELECT COUNT(*) FROM account_events_pending').pluck().get() as number;
-      } finally {
-        raw.close();
-      }
-    };
-    const streamCount = (file: string): number => {
-      const raw = new Database(file, { readonly: true });
-      try {
-        return raw.prepare('SELECT COUNT(*) FROM account_events').pluck().get() as number;
-      } finally {
-        raw.close();
-      }
-    };
+    const pendingCount = (file: string) => rawValue(file, 'SELECT COUNT(*) FROM account_events_pending') as number;
+    const streamCount = (file: string) => rawValue(file, 'SELECT COUNT(*) FROM account_events') as number;
 
     // A batch window far longer than any test step: rows stay staged until something moves them.
     const HOLD = { streamBatchMs: 600_000 };
@@ -168,8 +165,7 @@ describe('SQLite store specifics', () => {
       const a = await store.createAccount({});
       const b = await store.createAccount({});
       for (let i = 0; i < 3; i++) await store.appendEvent(ev([a.account_id, b.account_id]));
-      const deadline = Date.now() + 10_000;
-      while (pendingCount(file) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => pendingCount(file) === 0, 10_000, 'the staged rows moved');
       expect(pendingCount(file)).toBe(0);
       expect(streamCount(file)).toBe(6);
       for (const acc of [a, b]) {
@@ -246,14 +242,7 @@ describe('SQLite store specifics', () => {
   });
 
   describe('batched api_keys.last_used_at (key-touches.ts)', () => {
-    const rawLastUsed = (file: string, keyId: string): string | null => {
-      const raw = new Database(file, { readonly: true });
-      try {
-        return raw.prepare('SELECT last_used_at FROM api_keys WHERE key_id = ?').pluck().get(keyId) as string | null;
-      } finally {
-        raw.close();
-      }
-    };
+    const rawLastUsed = (file: string, keyId: string) => rawValue(file, 'SELECT last_used_at FROM api_keys WHERE key_id = ?', keyId) as string | null;
 
     it('an authentication queues the touch; key reads and close write it', async () => {
       const file = freshFile();
@@ -287,8 +276,7 @@ describe('SQLite store specifics', () => {
       const a = await store.createAccount({});
       const k = await store.createApiKey(a.account_id, {});
       await store.lookupToken(k.token);
-      const deadline = Date.now() + 10_000;
-      while (rawLastUsed(file, k.key.key_id) === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => rawLastUsed(file, k.key.key_id) !== null, 10_000, 'the touch written');
       expect(rawLastUsed(file, k.key.key_id)).not.toBeNull();
       await store.close();
     });

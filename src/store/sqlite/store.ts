@@ -157,14 +157,10 @@ export class SqliteStore implements Store {
   private pendingAppends: Array<{ events: NewEvent[]; resolve: (r: AppendResult[]) => void; reject: (e: unknown) => void }> = [];
   private appendFlushScheduled = false;
 
-  private readonly streamBatchMs: number | undefined;
-  private readonly keyTouchBatchMs: number | undefined;
   private readonly pruneChunkRows: number;
 
-  constructor(opts: SqliteStoreOptions) {
+  constructor(private readonly opts: SqliteStoreOptions) {
     this.filename = opts.filename;
-    this.streamBatchMs = opts.streamBatchMs;
-    this.keyTouchBatchMs = opts.keyTouchBatchMs;
     this.pruneChunkRows = Math.max(1, Math.floor(opts.pruneChunkRows ?? PRUNE_CHUNK_ROWS));
     if (opts.filename !== ':memory:') mkdirSync(path.dirname(path.resolve(opts.filename)), { recursive: true });
     this.db = new Database(opts.filename);
@@ -202,9 +198,9 @@ export class SqliteStore implements Store {
     if (this.ready) return;
     this.migrate();
     this.s = this.prepareAll();
-    this.stream = new StreamIndex(this.db, this.streamBatchMs);
+    this.stream = new StreamIndex(this.db, this.opts.streamBatchMs);
     this.stream.materialize(); // rows a crash left staged
-    this.touches = new KeyTouches(this.db, this.keyTouchBatchMs);
+    this.touches = new KeyTouches(this.db, this.opts.keyTouchBatchMs);
     this.ready = true;
   }
 
@@ -230,7 +226,7 @@ export class SqliteStore implements Store {
     if (!this.db.open) return;
     if (this.pendingAppends.length > 0) this.flushAppends(); // accepted work is committed, not dropped
     if (this.ready) {
-      this.stream.stop();
+      this.stream.materialize(); // leaves nothing staged, stops its timer
       this.touches.stop();
     }
     if (this.checkpointer) {
@@ -305,22 +301,14 @@ export class SqliteStore implements Store {
       // The stream is account_events plus the rows still staged (stream-index.ts): one snapshot,
       // so a row is in exactly one of them. SQLite merges the two arms in seq order (the indexed
       // one stops at LIMIT; the staged one is one batch window of rows, scanned).
+      // Types as ',A,B,' (or NULL for all) so one statement serves every filter.
       readEvents: p(
         `SELECT x.seq, x.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
          FROM (SELECT seq, event_id, created_at_ms FROM account_events WHERE account_id = :account AND seq > :after
                UNION ALL
                SELECT seq, event_id, created_at_ms FROM account_events_pending WHERE account_id = :account AND seq > :after) x
          JOIN events e ON e.event_id = x.event_id
-         ORDER BY x.seq LIMIT :limit`,
-      ),
-      // Types as ',A,B,' so one statement serves every filter.
-      readEventsTyped: p(
-        `SELECT x.seq, x.created_at_ms, e.msg_id, e.msg_type, e.payload_json, e.source_id
-         FROM (SELECT seq, event_id, created_at_ms FROM account_events WHERE account_id = :account AND seq > :after
-               UNION ALL
-               SELECT seq, event_id, created_at_ms FROM account_events_pending WHERE account_id = :account AND seq > :after) x
-         JOIN events e ON e.event_id = x.event_id
-         WHERE instr(:types, ',' || e.msg_type || ',') > 0
+         WHERE :types IS NULL OR instr(:types, ',' || e.msg_type || ',') > 0
          ORDER BY x.seq LIMIT :limit`,
       ),
       pruneMaxSeq: p(PRUNE_MAX_SEQ_SQL),
@@ -575,9 +563,9 @@ export class SqliteStore implements Store {
         this.tokenCache.set(cacheKey, cached);
       }
     }
-    const row = cached?.row;
     // The index lookup already matched; the constant-time compare is defence in depth.
-    if (!row || !hashesEqual(row.token_hash, hash)) return { ok: false, reason: 'invalid' };
+    if (!cached || !hashesEqual(cached.row.token_hash, hash)) return { ok: false, reason: 'invalid' };
+    const { row, account } = cached;
     if (row.status !== 'active') return { ok: false, reason: 'inactive' };
     if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return { ok: false, reason: 'expired' };
 
@@ -589,7 +577,7 @@ export class SqliteStore implements Store {
       row.last_used_at = lastUsed; // the cached row stays current once the touch is written
     }
     const key = toApiKey({ ...row, last_used_at: lastUsed });
-    return { ok: true, key, account: { ...cached!.account, rooms: [...cached!.account.rooms] } };
+    return { ok: true, key, account: { ...account, rooms: [...account.rooms] } };
   }
 
   // ---------------------------------------------------------------- event log
@@ -781,11 +769,8 @@ export class SqliteStore implements Store {
     if (limit === 0 || (query.types !== null && query.types.size === 0)) {
       return { events: [], pruned_through: state.pruned_through, last_seq: state.last_seq };
     }
-    const rows = (
-      query.types === null
-        ? this.s.readEvents.all({ account: query.account_id, after, limit })
-        : this.s.readEventsTyped.all({ account: query.account_id, after, limit, types: `,${[...query.types].join(',')},` })
-    ) as { seq: number; created_at_ms: number; msg_id: string; msg_type: EventType; payload_json: string; source_id: string | null }[];
+    const types = query.types === null ? null : `,${[...query.types].join(',')},`;
+    const rows = this.s.readEvents.all({ account: query.account_id, after, limit, types }) as { seq: number; created_at_ms: number; msg_id: string; msg_type: EventType; payload_json: string; source_id: string | null }[];
     const events = rows.map((r) => ({
       account_id: query.account_id,
       seq: r.seq,

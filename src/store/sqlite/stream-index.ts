@@ -102,12 +102,6 @@ export class StreamIndex {
     return moved;
   }
 
-  /** Stop the timers and move what is left (close). */
-  stop(): void {
-    this.materialize();
-    this.reset();
-  }
-
   private readonly scheduledMove = (): void => {
     this.moveScheduled = false;
     try {
