@@ -1,5 +1,5 @@
 /**
- * A private, throw-away PostgreSQL 15 server for tests (loopback only).
+ * A private, throw-away PostgreSQL server for tests (loopback only; the newest major Debian installed).
  *
  *   const pg = await startPostgres();      // { url: 'postgres://postgres@127.0.0.1:PORT/tpx_xxx', stop() }
  *   afterAll(() => pg.stop());
@@ -13,11 +13,11 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort, sleep, track, untrack, type LiveServer } from './child-servers.js';
 
 const execFileP = promisify(execFile);
 const PG_BIN = process.env.TPX_TEST_PG_BIN ?? newestDebianPgBin();
@@ -44,47 +44,12 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
   const [{ stdout: u }, { stdout: g }] = await Promise.all([execFileP('id', ['-u', 'postgres']), execFileP('id', ['-g', 'postgres'])]);
   return { uid: Number(u.trim()), gid: Number(g.trim()) };
 }
 
-interface Live {
-  proc: ChildProcess;
-  dir: string;
-}
-const live = new Set<Live>();
-
-process.once('exit', () => {
-  for (const l of live) {
-    try {
-      l.proc.kill('SIGKILL');
-    } catch {
-      /* ignore */
-    }
-    try {
-      rmSync(l.dir, { recursive: true, force: true });
-    } catch {
-      /* ignore */
-    }
-  }
-});
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 async function waitAccepting(port: number, proc: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
@@ -117,7 +82,7 @@ export async function startPostgres(opts: { maxConnections?: number } = {}): Pro
     if (out.length > 200_000) out = out.slice(-200_000);
   };
   let proc: ChildProcess | null = null;
-  let entry: Live | null = null;
+  let entry: LiveServer | null = null;
   try {
     await execFileP('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync'], {
       cwd: dir,
@@ -145,7 +110,7 @@ export async function startPostgres(opts: { maxConnections?: number } = {}): Pro
     proc.stdout!.setEncoding('utf8').on('data', append);
     proc.stderr!.setEncoding('utf8').on('data', append);
     entry = { proc, dir };
-    live.add(entry);
+    track(entry);
     await waitAccepting(port, proc, () => out);
 
     const createDatabase = async (): Promise<string> => {
@@ -173,13 +138,13 @@ export async function startPostgres(opts: { maxConnections?: number } = {}): Pro
           await exited;
           clearTimeout(timer);
         }
-        live.delete(liveEntry);
+        untrack(liveEntry);
         rmSync(dir, { recursive: true, force: true });
       })());
     return { url, port, createDatabase, stop };
   } catch (err) {
     if (proc && proc.exitCode === null) proc.kill('SIGKILL');
-    if (entry) live.delete(entry);
+    if (entry) untrack(entry);
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }

@@ -10,12 +10,12 @@
  * empty" case SPEC §7 requires the system to survive. An `exit` hook kills whatever a crashed
  * test left behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from './pg.js';
+import { freePort, sleep, track, untrack, type LiveServer } from './child-servers.js';
 
 const START_TIMEOUT_MS = 15_000;
 
@@ -30,25 +30,6 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-const live = new Set<{ proc: ChildProcess; dir: string }>();
-process.once('exit', () => {
-  for (const l of live) {
-    try {
-      l.proc.kill('SIGKILL');
-    } catch {
-      /* ignore */
-    }
-    try {
-      rmSync(l.dir, { recursive: true, force: true });
-    } catch {
-      /* ignore */
-    }
-  }
-});
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function pingOnce(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -72,7 +53,7 @@ export async function startRedis(): Promise<TestRedis> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tpx-redis-'));
   const port = await freePort();
   let out = '';
-  let current: { proc: ChildProcess; dir: string } | null = null;
+  let current: LiveServer | null = null;
 
   const up = async (): Promise<void> => {
     if (current) return;
@@ -83,11 +64,11 @@ export async function startRedis(): Promise<TestRedis> {
     proc.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-100_000)));
     proc.stderr!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-100_000)));
     current = { proc, dir };
-    live.add(current);
+    track(current);
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       if (proc.exitCode !== null || proc.signalCode !== null) {
-        live.delete(current);
+        untrack(current);
         current = null;
         throw new Error(`redis-server exited during start-up (code ${proc.exitCode}):\n${out}`);
       }
@@ -106,7 +87,7 @@ export async function startRedis(): Promise<TestRedis> {
       c.proc.kill('SIGKILL');
       await exited;
     }
-    live.delete(c);
+    untrack(c);
   };
 
   try {
