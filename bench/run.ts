@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { samplePayload } from '../src/protocol/samples.js';
+import { samplePayload } from '@tpx-realtime/protocol';
 import { runWebhookBaseline, type WebhookBaselineResult } from './webhook-baseline.js';
 import { summarizeCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { HostCpu, memory } from './lib/proc.js';

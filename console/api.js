@@ -4,7 +4,7 @@
  * (gone when the tab closes, never in a URL) and is sent as `Authorization: Bearer <token>`.
  */
 
-/** Event types = rooms an account may access (mirror of src/protocol/constants.ts EVENT_TYPES). */
+/** Event types = rooms an account may access (mirror of packages/protocol/src/constants.ts EVENT_TYPES). */
 export const EVENT_TYPES = /** @type {const} */ ([
   'BID_REQUEST',
   'BID_OUTBID',

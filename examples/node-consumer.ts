@@ -4,10 +4,10 @@
  *
  *   TPX_URL=ws://127.0.0.1:8080/ws TPX_TOKEN=tp_live_… node --import tsx examples/node-consumer.ts
  *
- * In your own project: `import { TpxClient } from 'tpx-realtime/client'`.
+ * In your own project: `import { TpxClient } from '@tpx-realtime/client'`.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { TpxClient, type TpxEvent } from '../src/client/index.js';
+import { TpxClient, type TpxEvent } from '@tpx-realtime/client';
 
 const url = process.env.TPX_URL ?? 'ws://127.0.0.1:8080/ws';
 const token = process.env.TPX_TOKEN;

@@ -17,7 +17,7 @@
  *            expressWebhookHandler({ secret, onEvent: handle, dedup }));
  */
 import { createServer } from 'node:http';
-import { createNodeWebhookHandler, Deduplicator, TpxClient, type TpxEvent } from '../src/client/index.js';
+import { createNodeWebhookHandler, Deduplicator, TpxClient, type TpxEvent } from '@tpx-realtime/client';
 
 const url = process.env.TPX_URL ?? 'ws://127.0.0.1:8080/ws';
 const token = process.env.TPX_TOKEN;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Browser bundle of the partner SDK: src/client/index.ts → dist/browser/tpx-client.js
+ * Browser bundle of the partner SDK: packages/client/src/index.ts → dist/browser/tpx-client.js
  * (ESM, platform browser). `ws` is external and only ever imported when the runtime has no
  * global WebSocket, which never happens in a browser, so the bundle does not contain it.
  *
@@ -20,7 +20,8 @@ const outfile = outIdx >= 0 ? path.resolve(args[outIdx + 1]) : path.join(root, '
 export async function buildBrowser({ outfile: out = outfile, minify: min = minify } = {}) {
   mkdirSync(path.dirname(out), { recursive: true });
   await build({
-    entryPoints: [path.join(root, 'src', 'client', 'index.ts')],
+    entryPoints: [path.join(root, 'packages', 'client', 'src', 'index.ts')],
+    conditions: ['tpx-source'],
     outfile: out,
     bundle: true,
     format: 'esm',

@@ -17,7 +17,7 @@ export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url
 /** Repository root: bench/ under tsx, dist/bench/ when compiled. */
 export const REPO_ROOT = IS_TS ? path.resolve(BENCH_DIR, '..') : path.resolve(BENCH_DIR, '..', '..');
 const EXT = IS_TS ? '.ts' : '.js';
-const TSX_ARGS = IS_TS ? ['--import', 'tsx'] : [];
+const TSX_ARGS = IS_TS ? ['--conditions=tpx-source', '--import', 'tsx'] : [];
 
 export function benchFile(name: string): string {
   return path.join(BENCH_DIR, name + EXT);

@@ -6,7 +6,7 @@
  * subscription error (exit code 1).
  */
 import WebSocket from 'ws';
-import { FATAL_CLOSE_CODES, isEventType } from '../protocol/constants.js';
+import { FATAL_CLOSE_CODES, isEventType } from '@tpx-realtime/protocol';
 
 export interface EventFrame {
   msg_type: string;

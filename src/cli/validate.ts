@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import { EVENT_TYPES, ROOMS, isEventType, isRoom, type EventType, type Room } from '../protocol/constants.js';
+import { EVENT_TYPES, ROOMS, isEventType, isRoom, type EventType, type Room } from '@tpx-realtime/protocol';
 import { CliError } from './errors.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;

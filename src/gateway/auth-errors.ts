@@ -1,5 +1,5 @@
 /** How a failed key lookup is reported, the same on the WebSocket and on `GET /v1/events`. */
-import { ErrorCode } from '../protocol/constants.js';
+import { ErrorCode } from '@tpx-realtime/protocol';
 import type { KeyLookup } from '../store/types.js';
 
 type Reason = Extract<KeyLookup, { ok: false }>['reason'];

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
-import { CloseCode, type Room } from '../protocol/constants.js';
+import { CloseCode, type Room } from '@tpx-realtime/protocol';
 import type { Account } from '../store/types.js';
 import { errorFrame, preframe } from './frames.js';
 

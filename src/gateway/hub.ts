@@ -3,7 +3,7 @@
  * account; an event for an account touches only that account's connections, the frame is built
  * once per (event, account), and writes made in one event-loop turn are flushed together.
  */
-import { CloseCode, ErrorCode, type EventType } from '../protocol/constants.js';
+import { CloseCode, ErrorCode, type EventType } from '@tpx-realtime/protocol';
 import type { Bus } from '../bus/types.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';

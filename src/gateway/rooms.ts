@@ -2,7 +2,7 @@
  * Rooms as bitmasks: 11 event types fit in one integer, so "is this connection subscribed to
  * this event type, and may its account access it" is two AND operations, O(1), no allocation.
  */
-import { ALL_ROOM, EVENT_TYPES, type EventType, type Room } from '../protocol/constants.js';
+import { ALL_ROOM, EVENT_TYPES, type EventType, type Room } from '@tpx-realtime/protocol';
 
 export const TYPE_BIT: Readonly<Record<EventType, number>> = Object.fromEntries(
   EVENT_TYPES.map((t, i) => [t, 1 << i]),

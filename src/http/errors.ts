@@ -1,5 +1,5 @@
 /** HTTP errors with the SPEC §3 body `{ error, code }`; thrown by routes, rendered by the app's error handler. */
-import type { ErrorCode } from '../protocol/constants.js';
+import type { ErrorCode } from '@tpx-realtime/protocol';
 
 export class HttpError extends Error {
   constructor(

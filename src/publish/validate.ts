@@ -3,8 +3,8 @@
  * caller used (`payload.item_details.quantity`, `events[2].account_ids`), so a platform team can
  * fix a request from the error alone.
  */
-import { isEventType, type EventType } from '../protocol/constants.js';
-import { validateEventPayload } from '../protocol/events.js';
+import { isEventType, type EventType } from '@tpx-realtime/protocol';
+import { validateEventPayload } from '@tpx-realtime/protocol';
 
 export interface PublishRequest {
   msg_type: EventType;

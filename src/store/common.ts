@@ -2,7 +2,7 @@
  * Row shapes and conversions shared by the SQLite and PostgreSQL stores, so both map rows to the
  * Store seam's objects (and validate inputs) identically.
  */
-import { isEventType, type EventType } from '../protocol/constants.js';
+import { isEventType, type EventType } from '@tpx-realtime/protocol';
 import { randomUUID } from 'node:crypto';
 import type { ApiKey, Delivery, DeliveryStatus, WebhookEndpoint, WebhookPatch } from './types.js';
 import { StoreValidationError } from './types.js';

@@ -13,7 +13,7 @@
  * up by its hash (a salted/slow hash would force scanning and verifying candidates).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { API_KEY_PREFIX } from '../protocol/constants.js';
+import { API_KEY_PREFIX } from '@tpx-realtime/protocol';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const TOKEN_BODY_LENGTH = 43;

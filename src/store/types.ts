@@ -3,7 +3,7 @@
  * interface: embedded SQLite (default) and PostgreSQL (shared, multi-node). Callers never
  * see SQL. Every method is async so that a network-backed store fits without touching callers.
  */
-import type { EventType } from '../protocol/constants.js';
+import type { EventType } from '@tpx-realtime/protocol';
 
 export interface Account {
   account_id: string;

@@ -127,7 +127,7 @@ describe('tpx webhooks forward', () => {
     const published = await publish(server, {
       msg_type: 'BID_OUTBID',
       account_ids: [accountId],
-      payload: (await import('../../src/protocol/samples.js')).samplePayload('BID_OUTBID'),
+      payload: (await import('../../packages/protocol/src/samples.js')).samplePayload('BID_OUTBID'),
     });
     const line = await fwd.waitFor(/BID_OUTBID/);
     expect(line).toContain(published.msg_id);

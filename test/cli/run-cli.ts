@@ -34,7 +34,7 @@ export function cliEnv(env: Record<string, string | undefined> = {}): NodeJS.Pro
 }
 
 function spawnRaw(args: string[], opts: CliRunOptions): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  return spawn(process.execPath, ['--conditions=tpx-source', '--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: REPO_ROOT,
     env: cliEnv(opts.env),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -3,7 +3,7 @@
  * accounts receive each step, and the payment flow is consistent. Pure (no server).
  */
 import { describe, expect, it } from 'vitest';
-import { validateEventPayload } from '../../src/protocol/events.js';
+import { validateEventPayload } from '@tpx-realtime/protocol';
 import { dealEvents, type SimEvent } from '../../src/cli/commands/simulate.js';
 
 /** Deterministic PRNG (mulberry32) so each case explores a fixed set of deals. */

@@ -3,10 +3,10 @@
  * (no wall-clock assertions: time only moves when the test advances it).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TpxClient, type TpxClientOptions } from '../../src/client/client.js';
-import { Deduplicator } from '../../src/client/dedup.js';
-import { TpxAuthError, TpxHandlerError, TpxServerError, type TpxError } from '../../src/client/errors.js';
-import type { ReconnectingInfo, TpxEvent } from '../../src/client/types.js';
+import { TpxClient, type TpxClientOptions } from '../../packages/client/src/client.js';
+import { Deduplicator } from '../../packages/client/src/dedup.js';
+import { TpxAuthError, TpxHandlerError, TpxServerError, type TpxError } from '../../packages/client/src/errors.js';
+import type { ReconnectingInfo, TpxEvent } from '../../packages/client/src/types.js';
 import { fakeFactory } from './helpers/fake-socket.js';
 
 const tick = () => vi.advanceTimersByTimeAsync(0);

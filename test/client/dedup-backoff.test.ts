@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../../src/client/backoff.js';
-import { Deduplicator } from '../../src/client/dedup.js';
+import { Backoff } from '../../packages/client/src/backoff.js';
+import { Deduplicator } from '../../packages/client/src/dedup.js';
 
 describe('Deduplicator', () => {
   it('runs a msg_id once and reports duplicates', async () => {

@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TpxClient, type TpxClientOptions } from '../../src/client/client.js';
-import { TpxAuthError } from '../../src/client/errors.js';
-import type { ClosedInfo, TpxEvent } from '../../src/client/types.js';
+import { TpxClient, type TpxClientOptions } from '../../packages/client/src/client.js';
+import { TpxAuthError } from '../../packages/client/src/errors.js';
+import type { ClosedInfo, TpxEvent } from '../../packages/client/src/types.js';
 import { api, createAccountWithKey, publish, sleep, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { samplePayload } from '../helpers/payloads.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
@@ -223,8 +223,8 @@ describe('TpxClient against the real server', () => {
 describe('WebSocket + webhooks with one Deduplicator', () => {
   it('each event is handled exactly once although both paths deliver it', async () => {
     const { createServer } = await import('node:http');
-    const { Deduplicator } = await import('../../src/client/dedup.js');
-    const { createNodeWebhookHandler } = await import('../../src/client/webhooks.js');
+    const { Deduplicator } = await import('../../packages/client/src/dedup.js');
+    const { createNodeWebhookHandler } = await import('../../packages/client/src/webhooks.js');
     const { accountId, token } = await createAccountWithKey(server);
 
     const dedup = new Deduplicator();

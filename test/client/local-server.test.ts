@@ -5,8 +5,8 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { TpxClient } from '../../src/client/client.js';
-import type { TpxEvent } from '../../src/client/types.js';
+import { TpxClient } from '../../packages/client/src/client.js';
+import type { TpxEvent } from '../../packages/client/src/types.js';
 
 interface Script {
   onSubscribe?(ws: WebSocket, payload: { rooms: string[]; after_seq?: number }, connIndex: number): void;

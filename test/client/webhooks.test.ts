@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Deduplicator } from '../../src/client/dedup.js';
-import { WebhookVerificationError } from '../../src/client/errors.js';
+import { Deduplicator } from '../../packages/client/src/dedup.js';
+import { WebhookVerificationError } from '../../packages/client/src/errors.js';
 import {
   createNodeWebhookHandler,
   expressWebhookHandler,
@@ -12,8 +12,8 @@ import {
   parseWebhookEvent,
   signWebhook,
   verifyWebhook,
-} from '../../src/client/webhooks.js';
-import type { TpxEvent } from '../../src/client/types.js';
+} from '@tpx-realtime/client/webhooks';
+import type { TpxEvent } from '../../packages/client/src/types.js';
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 const otherSecret = `whsec_${randomBytes(32).toString('base64')}`;

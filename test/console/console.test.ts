@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_TYPES } from '../../src/protocol/constants.js';
+import { EVENT_TYPES } from '@tpx-realtime/protocol';
 import { samplePayload } from '../helpers/payloads.js';
 import { api, publish, REPO_ROOT, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { WsTestClient } from '../helpers/ws-client.js';

@@ -68,7 +68,7 @@ interface Spawned {
 function spawnServer(env: Record<string, string>, append: (s: string) => void, getOutput: () => string): Promise<Spawned> {
   // TPX_TEST_SERVER_ENTRY (optional) replaces `src/cli/main.ts serve`, e.g. a built `bin/tpx.js serve`.
   const entry = process.env.TPX_TEST_SERVER_ENTRY ? process.env.TPX_TEST_SERVER_ENTRY.split(' ') : ['src/cli/main.ts', 'serve'];
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...entry], {
+  const proc = spawn(process.execPath, ['--conditions=tpx-source', '--import', 'tsx', ...entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

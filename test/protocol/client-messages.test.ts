@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, parseClientMessage } from '../../src/protocol/index.js';
+import { ErrorCode, parseClientMessage } from '@tpx-realtime/protocol';
 
 function expectError(text: string, code: string) {
   const r = parseClientMessage(text);

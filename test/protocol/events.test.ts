@@ -8,7 +8,7 @@ import {
   requiredFields,
   samplePayload,
   validateEventPayload,
-} from '../../src/protocol/index.js';
+} from '@tpx-realtime/protocol';
 
 const ASSET_BLOCK = ['asset_type', 'external_ids', 'asset_details', 'config_details', 'item_details'];
 const VARIANTS = ['TICKET', 'SEALED_TCG'] as const;

@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CloseCode, EVENT_TYPES, requiredFields } from '../../src/protocol/index.js';
-import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '../../src/protocol/json-schema.js';
+import { CloseCode, EVENT_TYPES, requiredFields } from '@tpx-realtime/protocol';
+import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '@tpx-realtime/protocol/json-schema';
 
 describe('protocolJsonSchemas', () => {
   const schemas = protocolJsonSchemas();

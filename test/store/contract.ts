@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EVENT_TYPES, type EventType } from '../../src/protocol/constants.js';
+import { EVENT_TYPES, type EventType } from '@tpx-realtime/protocol';
 import {
   StoreConflictError,
   StoreValidationError,

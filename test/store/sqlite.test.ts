@@ -193,7 +193,7 @@ describe('SQLite store specifics', () => {
         }
         process.kill(process.pid, 'SIGKILL'); // no close, no timer tick: the rows are only staged
       `;
-      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+      const child = spawnSync(process.execPath, ['--conditions=tpx-source', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
       expect(child.signal).toBe('SIGKILL');
       expect(pendingCount(file)).toBe(6);
 

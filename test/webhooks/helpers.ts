@@ -11,7 +11,7 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { createStore } from '../../src/store/index.js';
 import type { Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../src/store/types.js';
-import type { EventType } from '../../src/protocol/constants.js';
+import type { EventType } from '@tpx-realtime/protocol';
 
 export interface Received {
   at: number;

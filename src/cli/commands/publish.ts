@@ -1,7 +1,7 @@
 /** `tpx publish <TYPE>` and `tpx publish-batch` — POST /v1/events and /v1/events/batch. */
 import type { Command } from 'commander';
-import { samplePayload } from '../../protocol/samples.js';
-import { validateEventPayload } from '../../protocol/events.js';
+import { samplePayload } from '@tpx-realtime/protocol';
+import { validateEventPayload } from '@tpx-realtime/protocol';
 import { adminClient } from '../context.js';
 import { CliError } from '../errors.js';
 import { notice, printJson } from '../format.js';

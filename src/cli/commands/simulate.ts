@@ -11,8 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import type { EventType } from '../../protocol/constants.js';
-import { sampleAssetBlock, samplePayload } from '../../protocol/samples.js';
+import type { EventType } from '@tpx-realtime/protocol';
+import { sampleAssetBlock, samplePayload } from '@tpx-realtime/protocol';
 import { adminClient } from '../context.js';
 import { colourer, notice, stdoutColours } from '../format.js';
 import { collectIds, durationArg, positiveIntArg, rateArg } from '../validate.js';

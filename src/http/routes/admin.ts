@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Bus } from '../../bus/types.js';
 import type { Gateway } from '../../gateway/gateway.js';
-import { ALL_ROOM, EVENT_TYPES, type EventType } from '../../protocol/constants.js';
+import { ALL_ROOM, EVENT_TYPES, type EventType } from '@tpx-realtime/protocol';
 import type { Store } from '../../store/types.js';
 import { HttpError, notFound } from '../errors.js';
 import { parseBody } from '../validation.js';

@@ -1,6 +1,6 @@
 /** Publish API (SPEC §3.1) and the partner's HTTP read of its event log (SPEC §2.8). */
 import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
-import { ErrorCode, isRoom, ALL_ROOM, type EventType } from '../../protocol/constants.js';
+import { ErrorCode, isRoom, ALL_ROOM, type EventType } from '@tpx-realtime/protocol';
 import { Publisher } from '../../publish/publisher.js';
 import { MAX_BATCH, validatePublish, type FieldError, type PublishRequest } from '../../publish/validate.js';
 import { UnknownAccountsError, type Store } from '../../store/types.js';

@@ -26,7 +26,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { EVENT_TYPES, isEventType, type EventType } from '../../protocol/constants.js';
+import { EVENT_TYPES, isEventType, type EventType } from '@tpx-realtime/protocol';
 import { generateToken, hashToken, hashesEqual, isWellFormedToken, tokenPrefix } from '../keys.js';
 import {
   StoreConflictError,

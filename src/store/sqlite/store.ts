@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { EVENT_TYPES, isEventType, type EventType } from '../../protocol/constants.js';
+import { EVENT_TYPES, isEventType, type EventType } from '@tpx-realtime/protocol';
 import { generateToken, hashToken, hashesEqual, isWellFormedToken, tokenPrefix } from '../keys.js';
 import {
   StoreConflictError,

@@ -1,5 +1,5 @@
 /** A scriptable in-memory WebSocket for state-machine tests (works under fake timers). */
-import type { WebSocketFactory, WebSocketLike } from '../../../src/client/transport.js';
+import type { WebSocketFactory, WebSocketLike } from '../../../packages/client/src/transport.js';
 
 export class FakeSocket implements WebSocketLike {
   readyState = 0;

@@ -1,5 +1,5 @@
 /** Public types of the SDK. Type-only imports from the protocol module (no runtime cost). */
-import type { EventPayloadMap, EventType, Room } from '../protocol/index.js';
+import type { EventPayloadMap, EventType, Room } from '@tpx-realtime/protocol';
 import type { TpxConnectionError, TpxError } from './errors.js';
 
 export type { EventPayloadMap, EventType, Room };

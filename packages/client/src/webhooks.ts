@@ -7,7 +7,7 @@
  * Pure WebCrypto (`globalThis.crypto.subtle`): runs in Node ≥ 20, browsers, Deno, Bun and
  * edge runtimes. The Node/Express adapters are typed structurally (no `node:` imports).
  */
-import { isEventType } from '../protocol/constants.js';
+import { isEventType } from '@tpx-realtime/protocol';
 import type { Deduplicator } from './dedup.js';
 import { WebhookVerificationError } from './errors.js';
 import type { Awaitable, TpxEvent } from './types.js';

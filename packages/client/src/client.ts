@@ -16,8 +16,8 @@
  * Events with `seq ≤ lastSeq` are skipped, and a shared `Deduplicator` keyed by `msg_id`
  * makes an event that also arrives by webhook run once.
  */
-import { ALL_ROOM, FATAL_CLOSE_CODES, isEventType, isRoom } from '../protocol/constants.js';
-import type { EventType, Room } from '../protocol/index.js';
+import { ALL_ROOM, FATAL_CLOSE_CODES, isEventType, isRoom } from '@tpx-realtime/protocol';
+import type { EventType, Room } from '@tpx-realtime/protocol';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { Deduplicator } from './dedup.js';
 import { TpxAuthError, TpxConnectionError, TpxError, TpxHandlerError, TpxProtocolError, TpxServerError } from './errors.js';

@@ -1,7 +1,7 @@
 /**
- * `tpx-realtime/client`: the TPX partner SDK (Node ≥ 20 and browsers).
+ * `@tpx-realtime/client`: the TPX partner SDK (Node ≥ 20 and browsers).
  *
- *   import { TpxClient, Deduplicator } from 'tpx-realtime/client';
+ *   import { TpxClient, Deduplicator } from '@tpx-realtime/client';
  *   const client = new TpxClient({ url: 'wss://rt.example/ws', token: process.env.TPX_TOKEN!, rooms: ['ALL'] });
  *   client.on('BID_REQUEST', async (e) => { ... e.payload.conversation_id ... });
  *   await client.connect();
@@ -56,4 +56,4 @@ export type {
   EventType,
   Room,
 } from './types.js';
-export { EVENT_TYPES, ROOMS, ALL_ROOM, ErrorCode, CloseCode } from '../protocol/constants.js';
+export { EVENT_TYPES, ROOMS, ALL_ROOM, ErrorCode, CloseCode } from '@tpx-realtime/protocol';
