@@ -8,10 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, publish, REPO_ROOT, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { samplePayload } from '../helpers/payloads.js';
+import { typeErrors } from '../helpers/typecheck.js';
 
 let server: TestServer;
 const tmp = mkdtempSync(path.join(tmpdir(), 'tpx-examples-'));
@@ -45,19 +45,7 @@ function runExample(file: string, env: Record<string, string>) {
 describe('examples', () => {
   it('type-check (strict, as in a partner project)', () => {
     const files = ['node-consumer.ts', 'ws-and-webhooks.ts'].map((f) => path.join(REPO_ROOT, 'examples', f));
-    const program = ts.createProgram(files, {
-      strict: true,
-      noEmit: true,
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      customConditions: ['tpx-source'],
-      lib: ['lib.es2023.d.ts', 'lib.dom.d.ts'],
-      types: ['node'],
-      skipLibCheck: true,
-    });
-    const errors = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
-    expect(errors).toEqual([]);
+    expect(typeErrors(files, { types: ['node'] })).toEqual([]);
   }, 120_000);
 
   it('node-consumer.ts: typed lines, a checkpoint file, exit 0 on Ctrl-C; a bad key exits 1 with a message', async () => {
