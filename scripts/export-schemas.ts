@@ -1,7 +1,7 @@
 /**
  * Write the protocol's JSON Schemas to docs/schemas/<name>.json and the AsyncAPI 3.0 document of
  * the /ws channel to docs/asyncapi.yaml (generated, so both stay in sync with packages/protocol).
- * Run: `npx tsx scripts/export-schemas.ts [docsDir]` (default docs).
+ * Run: `npm run schema` (or `npx tsx --conditions=tpx-source scripts/export-schemas.ts [docsDir]`, default docs).
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -174,7 +174,7 @@ function asyncApi(): Yaml {
       description:
         'WebSocket push of TPX partner events (SPEC.md §2). Every frame is one UTF-8 JSON text frame ' +
         '`{ "msg_type", "payload" }`; server frames also carry `sent_at` (epoch ms). Event payload schemas are generated ' +
-        'from packages/protocol/src/events.ts (JSON Schema draft 2020-12, docs/schemas/). Regenerate with `npx tsx scripts/export-schemas.ts`.\n\n' +
+        'from packages/protocol/src/events.ts (JSON Schema draft 2020-12, docs/schemas/). Regenerate with `npm run schema`.\n\n' +
         'Close codes:\n' +
         closeCodes.map((c) => `- ${c.code}: ${c.meaning}`).join('\n'),
     },

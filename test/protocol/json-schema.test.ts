@@ -44,7 +44,7 @@ describe('protocolJsonSchemas', () => {
     expect(() => JSON.stringify(schemas)).not.toThrow();
   });
 
-  it('the committed docs/schemas are up to date (run `npx tsx scripts/export-schemas.ts`)', () => {
+  it('the committed docs/schemas are up to date (run `npm run schema`)', () => {
     for (const [name, schema] of Object.entries(schemas)) {
       const file = new URL(`../../docs/schemas/${name}.json`, import.meta.url);
       expect(existsSync(file), name).toBe(true);
