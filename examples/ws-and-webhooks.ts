@@ -4,13 +4,17 @@
  * TPX delivers every event twice: pushed over the WebSocket (fast) and POSTed to your webhook
  * endpoint (durable, retried). Sharing one `Deduplicator` between the client and the webhook
  * handler means whichever copy arrives first is handled and the other is acknowledged and
- * dropped. Both paths produce the same `TpxEvent` shape (`via` tells them apart).
+ * dropped. Both paths produce the same `TpxEvent` shape (`via` tells them apart; `seq` is the
+ * same number on both). One Deduplicator per account: it keys on msg_id, which all the
+ * recipients of one event share (docs/decisions.md).
  *
- *   TPX_URL=ws://127.0.0.1:8080/ws TPX_TOKEN=tp_live_… TPX_WEBHOOK_SECRET=whsec_… PORT=3000 \
- *     node --import tsx examples/ws-and-webhooks.ts
+ *   TPX_URL=http://127.0.0.1:8080 TPX_API_KEY=tp_live_… TPX_WEBHOOK_SECRET=whsec_… PORT=3000 \
+ *     npx tsx examples/ws-and-webhooks.ts
  *
- * Register the endpoint: tpx webhooks add --account <id> --url http://127.0.0.1:3000/tpx/webhooks
- * (loopback endpoints need TPX_WEBHOOK_ALLOW_PRIVATE=true on the server).
+ * Register the endpoint: npx tpx webhooks add --account <id> --url http://127.0.0.1:3000/tpx/webhooks
+ * (loopback endpoints need TPX_WEBHOOK_ALLOW_PRIVATE=true on the server), or leave it
+ * unregistered and let `npx tpx webhooks forward --to http://127.0.0.1:3000/tpx/webhooks` sign
+ * and post each event (it prints the secret to use as TPX_WEBHOOK_SECRET). See examples/README.md.
  *
  * Express instead of node:http:
  *   app.post('/tpx/webhooks', express.raw({ type: 'application/json' }),
@@ -19,12 +23,12 @@
 import { createServer } from 'node:http';
 import { createNodeWebhookHandler, Deduplicator, TpxClient, type TpxEvent } from '@tpx-realtime/client';
 
-const url = process.env.TPX_URL ?? 'ws://127.0.0.1:8080/ws';
-const token = process.env.TPX_TOKEN;
+const url = process.env.TPX_URL ?? 'http://127.0.0.1:8080';
+const token = process.env.TPX_API_KEY;
 const secret = process.env.TPX_WEBHOOK_SECRET;
 const port = Number(process.env.PORT ?? 3000);
 if (!token || !secret) {
-  console.error('set TPX_TOKEN and TPX_WEBHOOK_SECRET');
+  console.error('set TPX_API_KEY and TPX_WEBHOOK_SECRET');
   process.exit(2);
 }
 
@@ -41,7 +45,7 @@ async function handle(event: TpxEvent): Promise<void> {
       console.log(`[${event.via}] payment ${event.payload.payment_id} failed: ${event.payload.failure_reason}`);
       break;
     default:
-      console.log(`[${event.via}] ${event.msg_type} ${event.msg_id}`);
+      console.log(`[${event.via}] #${event.seq} ${event.msg_type} ${event.msg_id}`);
   }
 }
 
@@ -66,4 +70,7 @@ process.once('SIGINT', () => {
   http.close();
 });
 
-await client.connect().catch((err) => console.error(`websocket stopped: ${err.code}`));
+client.on('closed', (info) => {
+  if (info.reason === 'fatal') console.error(`websocket stopped for good (${info.error?.code}); webhooks keep arriving`);
+});
+await client.connect().catch(() => undefined); // fatal errors are reported by the listeners above

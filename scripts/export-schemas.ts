@@ -1,13 +1,13 @@
 /**
  * Write the protocol's JSON Schemas to docs/schemas/<name>.json and the AsyncAPI 3.0 document of
  * the /ws channel to docs/asyncapi.yaml (generated, so both stay in sync with packages/protocol).
- * Run: `npx tsx scripts/export-schemas.ts [docsDir]` (default docs).
+ * Run: `npm run schema` (or `npx tsx --conditions=tpx-source scripts/export-schemas.ts [docsDir]`, default docs).
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CloseCode, ErrorCode, EVENT_TYPES, ROOMS } from '@tpx-realtime/protocol';
-import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '@tpx-realtime/protocol/json-schema';
+import { CloseCode, ErrorCode, EVENT_TYPES } from '@tpx-realtime/protocol';
+import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas, SERVER_FRAME_SCHEMA_NAMES } from '@tpx-realtime/protocol/json-schema';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const docsDir = path.resolve(root, process.argv[2] ?? 'docs');
@@ -79,14 +79,6 @@ const WS_ERROR_CODES = [
 ];
 
 const sentAt = { type: 'integer', minimum: 0, description: 'Server send time, epoch milliseconds' };
-const rooms = { type: 'array', items: { type: 'string', enum: [...ROOMS] } };
-function controlFrame(msgType: string, payload: Yaml, required: string[] = ['msg_type', 'sent_at', 'payload']): Yaml {
-  return {
-    type: 'object',
-    required,
-    properties: { msg_type: { type: 'string', const: msgType }, sent_at: sentAt, payload },
-  };
-}
 
 function asyncApi(): Yaml {
   const messages: Record<string, Yaml> = {};
@@ -118,47 +110,26 @@ function asyncApi(): Yaml {
     };
   }
 
-  // Server → client control frames
-  schemas.AuthenticatedFrame = controlFrame('authenticated', {
-    type: 'object',
-    required: ['account_id', 'auth_method'],
-    properties: { account_id: { type: 'string', format: 'uuid' }, auth_method: { type: 'string', const: 'api_key' } },
-  });
-  schemas.SubscribedFrame = controlFrame('subscribed', {
-    type: 'object',
-    required: ['rooms'],
-    properties: {
-      rooms: { ...rooms, description: 'The rooms of this request now subscribed (de-duplicated, request order)' },
-      resumed_from: { type: 'integer', minimum: 0, description: 'Echo of after_seq when resuming' },
-      gap: {
-        type: 'object',
-        description: 'Events after after_seq already pruned from the log: reconcile this range',
-        required: ['from_seq', 'to_seq'],
-        properties: { from_seq: { type: 'integer' }, to_seq: { type: 'integer' } },
-      },
-    },
-  });
-  schemas.UnsubscribedFrame = controlFrame('unsubscribed', { type: 'object', required: ['rooms'], properties: { rooms } });
-  schemas.ServerPingFrame = controlFrame('ping', { type: 'object' });
-  schemas.ServerPongFrame = controlFrame('pong', { type: 'object' });
-  schemas.ErrorFrame = controlFrame('error', {
-    type: 'object',
-    required: ['error', 'code'],
-    additionalProperties: true,
-    properties: {
-      error: { type: 'string', description: 'Human-readable text' },
-      code: { type: 'string', enum: WS_ERROR_CODES },
-      rooms: { type: 'array', items: { type: 'string' }, description: 'INVALID_ROOM: the offending names' },
-    },
-  });
-  const control: [string, string, string][] = [
+  // Server → client control frames (schemas generated from packages/protocol/src/server-messages.ts)
+  const control: [string, (typeof SERVER_FRAME_SCHEMA_NAMES)[number], string][] = [
     ['server_authenticated', 'AuthenticatedFrame', 'The connection is authenticated.'],
-    ['server_subscribed', 'SubscribedFrame', 'Rooms subscribed; with after_seq, replay of stored events follows, then live events.'],
+    [
+      'server_subscribed',
+      'SubscribedFrame',
+      'Rooms subscribed. last_seq is the account’s newest seq at that moment: a client with no saved position resumes from it. ' +
+        'With after_seq, replay of stored events follows (resumed_from echoes it; gap names a pruned range), then live events.',
+    ],
     ['server_unsubscribed', 'UnsubscribedFrame', 'Rooms removed.'],
+    [
+      'server_gap',
+      'GapFrame',
+      'Seqs from_seq..to_seq will never be delivered (pruned while a replay was running); sent at that point of the stream. A skip is never silent.',
+    ],
     ['server_ping', 'ServerPingFrame', 'Sent every ping interval (default 30 s); answer with pong within the pong timeout or the connection closes with 4003.'],
     ['server_pong', 'ServerPongFrame', 'Answer to a client ping.'],
     ['server_error', 'ErrorFrame', 'An error; auth errors are followed by close 4001, INVALID_JSON/INVALID_MESSAGE leave the connection usable.'],
   ];
+  for (const [, name] of control) schemas[name] = ref(`./schemas/${name}.json`);
   for (const [id, schema, summary] of control) {
     messages[id] = {
       name: id.replace('server_', ''),
@@ -203,7 +174,7 @@ function asyncApi(): Yaml {
       description:
         'WebSocket push of TPX partner events (SPEC.md §2). Every frame is one UTF-8 JSON text frame ' +
         '`{ "msg_type", "payload" }`; server frames also carry `sent_at` (epoch ms). Event payload schemas are generated ' +
-        'from packages/protocol/src/events.ts (JSON Schema draft 2020-12, docs/schemas/). Regenerate with `npx tsx scripts/export-schemas.ts`.\n\n' +
+        'from packages/protocol/src/events.ts (JSON Schema draft 2020-12, docs/schemas/). Regenerate with `npm run schema`.\n\n' +
         'Close codes:\n' +
         closeCodes.map((c) => `- ${c.code}: ${c.meaning}`).join('\n'),
     },
@@ -218,7 +189,11 @@ function asyncApi(): Yaml {
         title: 'Partner event stream',
         description:
           'Authenticate first (only authenticate, ping and pong are accepted before; anything else gets AUTH_REQUIRED). ' +
-          'Then subscribe to rooms (event types or ALL). Events are routed per account and room.',
+          'Then subscribe to rooms (event types or ALL). Events are routed per account and room. ' +
+          'Resume (SPEC §2.8): every subscribed carries last_seq (the account’s newest seq when the subscription took effect); ' +
+          'keep the seq of the last event you processed, or last_seq before any, and send it as after_seq on the next subscribe: ' +
+          'the server replays what you missed, then goes live, with no gap and no duplicate. Seqs that can no longer be delivered ' +
+          '(pruned) are announced, never skipped silently: in subscribed.gap, or by a gap frame at that point of the stream.',
         messages: Object.fromEntries([...clientIds, ...serverIds].map((id) => [id, ref(`#/components/messages/${id}`)])),
         bindings: { ws: { method: 'GET', bindingVersion: '0.1.0' } },
         'x-close-codes': closeCodes,

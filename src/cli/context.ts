@@ -74,6 +74,26 @@ export function wsUrlFor(httpUrl: string): string {
   return u.toString();
 }
 
+/** The one environment variable of a partner API key, in the CLI, the examples and the docs. */
+export const API_KEY_ENV = 'TPX_API_KEY';
+/** Names used by older docs and examples, still read (with a warning) so old scripts keep working. */
+const DEPRECATED_API_KEY_ENVS = ['TPX_TOKEN', 'TPX_KEY'] as const;
+
+/** `--token`, else TPX_API_KEY, else a deprecated alias (with a notice on stderr). */
+export function resolveApiKey(token: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (token?.trim()) return token.trim();
+  const value = env[API_KEY_ENV]?.trim();
+  if (value) return value;
+  for (const name of DEPRECATED_API_KEY_ENVS) {
+    const old = env[name]?.trim();
+    if (old) {
+      process.stderr.write(`warning: ${name} is deprecated; set ${API_KEY_ENV} instead\n`);
+      return old;
+    }
+  }
+  throw new CliError(`missing API key: pass --token <tp_live_…> or set ${API_KEY_ENV} (create one with \`npx tpx keys create --account <id>\`)`);
+}
+
 export function adminTokenFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.TPX_DATA_DIR || './data', 'admin-token');
 }

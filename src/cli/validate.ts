@@ -4,6 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import { parseDuration } from '../config/duration.js';
 import { EVENT_TYPES, ROOMS, isEventType, isRoom, type EventType, type Room } from '@tpx-realtime/protocol';
 import { CliError } from './errors.js';
+import { closestName, didYouMean } from './suggest.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -45,7 +46,8 @@ export function parseRooms(value: string): Room[] {
   if (names.length === 0) throw new CliError('--rooms must list at least one room');
   const bad = names.filter((n) => !isRoom(n));
   if (bad.length) {
-    throw new CliError(`unknown room${bad.length > 1 ? 's' : ''} ${bad.join(', ')} (rooms are case-sensitive; valid: ${ROOMS.join(', ')})`);
+    const named = bad.map((n) => `${n}${didYouMean(n, ROOMS)}`).join(', ');
+    throw new CliError(`unknown room${bad.length > 1 ? 's' : ''} ${named}; rooms are case-sensitive, valid: ${ROOMS.join(', ')}`);
   }
   return [...new Set(names)] as Room[];
 }
@@ -67,14 +69,27 @@ export function accessRoomsArg(value: string): string[] {
 
 export function checkEventType(value: string): EventType {
   if (isEventType(value)) return value;
-  const upper = value.toUpperCase().replace(/-/g, '_');
-  const hint = isEventType(upper) ? ` (did you mean ${upper}? types are case-sensitive)` : '';
+  const match = closestName(value, EVENT_TYPES);
+  const caseOnly = match !== undefined && value.toUpperCase().replace(/-/g, '_') === match;
+  const hint = match ? ` (did you mean ${match}?${caseOnly ? ' types are case-sensitive' : ''})` : '';
   throw new CliError(`unknown event type "${value}"${hint}. Valid types:\n  ${EVENT_TYPES.join('\n  ')}`);
+}
+
+/**
+ * A duration option in milliseconds. Units as in the configuration (`500ms`, `30s`, `5m`,
+ * `2h`, `1d`); a plain number means SECONDS on the command line (`--duration 30` is 30 s),
+ * never milliseconds.
+ */
+export function parseCliDuration(value: string): number {
+  const v = value.trim();
+  const ms = /^\d+(?:\.\d+)?$/.test(v) ? Math.round(Number(v) * 1000) : parseDuration(v);
+  if (!Number.isFinite(ms)) throw new Error(`Invalid duration: "${value}"`);
+  return ms;
 }
 
 export function durationArg(value: string): number {
   try {
-    const ms = parseDuration(value);
+    const ms = parseCliDuration(value);
     if (ms <= 0) throw new Error(`duration must be positive, got "${value}"`);
     return ms;
   } catch (err) {
@@ -146,17 +161,26 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** `-` (stdin), inline JSON (starts with `{` or `[`), or a file path. */
-export async function readJsonSource(spec: string): Promise<unknown> {
+/**
+ * `-` (stdin), inline JSON (starts with `{` or `[`), or a file path. A value that is neither
+ * valid JSON nor an existing file is reported as what it most likely is: a file name (ends
+ * with .json or has a directory) that does not exist, or JSON that does not parse.
+ */
+export async function readJsonSource(spec: string, option = '--payload'): Promise<unknown> {
   if (spec === '-') return parseJsonText(await readStdin(), 'stdin');
   const t = spec.trim();
-  if (t.startsWith('{') || t.startsWith('[')) return parseJsonText(t, '--payload');
+  if (t.startsWith('{') || t.startsWith('[')) return parseJsonText(t, option);
   let text: string;
   try {
     text = readFileSync(spec, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ENOENT' ? `file not found: ${spec}` : `cannot read ${spec}: ${(err as Error).message}`);
+    if (code !== 'ENOENT') throw new CliError(`cannot read ${spec}: ${(err as Error).message}`);
+    if (/\.json$/i.test(t) || /[\\/]/.test(t)) throw new CliError(`file not found: ${spec}`);
+    throw new CliError(
+      `${option} ${JSON.stringify(spec.length > 60 ? `${spec.slice(0, 57)}…` : spec)} is neither JSON nor a file: ` +
+        `pass a JSON object such as '{"conversation_id":"c-1"}', the path of a JSON file, or - to read stdin`,
+    );
   }
   return parseJsonText(text, spec);
 }

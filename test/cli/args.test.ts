@@ -97,9 +97,32 @@ describe('tpx argument validation', () => {
     expectCleanFailure(r, /unknown room bid_request .*case-sensitive.*BID_REQUEST/);
   });
 
-  it('listen: --token is required', async () => {
+  it('listen and webhooks forward: an API key is required (--token or TPX_API_KEY)', async () => {
     const r = await runCli(['listen'], { env: NO_SERVER });
-    expectCleanFailure(r, /required option '--token <key>' not specified/);
+    expectCleanFailure(r, /missing API key: pass --token <tp_live_…> or set TPX_API_KEY/);
+    const f = await runCli(['webhooks', 'forward', '--to', 'http://127.0.0.1:9/hook'], { env: NO_SERVER });
+    expectCleanFailure(f, /missing API key: pass --token <tp_live_…> or set TPX_API_KEY/);
+  });
+
+  it('did you mean: near-miss event types, rooms and commands', async () => {
+    const t = await runCli(['publish', 'BID_REQEST', '--broadcast', '--sample'], { env: NO_SERVER });
+    expectCleanFailure(t, /unknown event type "BID_REQEST" \(did you mean BID_REQUEST\?\)/);
+    const far = await runCli(['publish', 'HELLO', '--broadcast', '--sample'], { env: NO_SERVER });
+    expectCleanFailure(far, /unknown event type "HELLO"\. Valid types:/);
+    const r = await runCli(['listen', '--token', 'tp_live_x', '--rooms', 'BID_OUTBIT,PAYMENT_SETTLD'], { env: NO_SERVER });
+    expectCleanFailure(r, /unknown rooms BID_OUTBIT \(did you mean BID_OUTBID\?\), PAYMENT_SETTLD \(did you mean PAYMENT_SETTLED\?\)/);
+    const a = await runCli(['accounts', 'create', '--rooms', 'payment_failed'], { env: NO_SERVER });
+    expectCleanFailure(a, /unknown room payment_failed \(did you mean PAYMENT_FAILED\?\)/);
+    const c = await runCli(['accounts', 'craete'], { env: NO_SERVER });
+    expectCleanFailure(c, /unknown command 'craete'[\s\S]*Did you mean create\?/);
+    const o = await runCli(['publish', 'BID_REQUEST', '--broadcast', '--sampel'], { env: NO_SERVER });
+    expectCleanFailure(o, /unknown option '--sampel'[\s\S]*Did you mean --sample\?/);
+  });
+
+  it('publish: a --payload that is neither JSON nor a file says so (not "file not found")', async () => {
+    const r = await runCli(['publish', 'BID_REQUEST', '--broadcast', '--payload', 'not json'], { env: NO_SERVER });
+    expectCleanFailure(r, /--payload "not json" is neither JSON nor a file: pass a JSON object such as/);
+    expect(r.stderr).not.toMatch(/file not found/);
   });
 
   it('listen: --after-seq must be an integer ≥ 0', async () => {
@@ -107,6 +130,13 @@ describe('tpx argument validation', () => {
     expect(r.code).toBe(1);
     const r2 = await runCli(['listen', '--token', 'tp_live_x', '--after-seq', '1.5'], { env: NO_SERVER });
     expectCleanFailure(r2, /expected an integer ≥ 0, got "1\.5"/);
+  });
+
+  it('durations: a plain number means seconds (simulate --duration 30 runs 30 s, not 30 ms)', async () => {
+    const r = await runCli(['simulate', '--account', 'a1', '--duration', '30', '--rate', '50/s'], { env: NO_SERVER });
+    expect(r.stderr).toMatch(/simulating 50\/s to 1 account\(s\), for 30s/);
+    const ms = await runCli(['simulate', '--account', 'a1', '--duration', '1500ms', '--rate', '50/s'], { env: NO_SERVER });
+    expect(ms.stderr).toMatch(/for 1\.5s/);
   });
 
   it('simulate: bad rate and duration', async () => {

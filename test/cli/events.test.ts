@@ -90,6 +90,28 @@ describe('tpx listen', () => {
     expect(l.stdout()).not.toContain('"cb_1"');
   });
 
+  it('takes the key from TPX_API_KEY; the old names still work, with a deprecation warning', async () => {
+    const { accountId, token } = await createAccountWithKey(server);
+    const viaEnv = spawnCli(['listen', '--json'], { env: { ...env, TPX_API_KEY: token } });
+    const viaOld = spawnCli(['listen', '--json'], { env: { ...env, TPX_TOKEN: token } });
+    await viaEnv.waitFor(/subscribed to ALL/, 'stderr');
+    await viaOld.waitFor(/subscribed to ALL/, 'stderr');
+    expect(viaOld.stderr()).toContain('warning: TPX_TOKEN is deprecated; set TPX_API_KEY instead');
+    expect(viaEnv.stderr()).not.toContain('deprecated');
+    const published = await publish(server, { msg_type: 'CONDITIONAL_BID_STATUS_CHANGE', account_ids: [accountId], payload: { conditional_bid_id: 'cb_9', status: 'FILLED' } });
+    for (const l of [viaEnv, viaOld]) expect(JSON.parse(await l.waitFor(/CONDITIONAL_BID_STATUS_CHANGE/)).msg_id).toBe(published.msg_id);
+    expect(await viaEnv.stop('SIGINT')).toBe(0);
+    expect(await viaOld.stop('SIGINT')).toBe(0);
+  });
+
+  it('a URL with no WebSocket endpoint exits 1 at once with a hint (no silent retry loop)', async () => {
+    const { token } = await createAccountWithKey(server);
+    const l = spawnCli(['listen', '--token', token, '--url', `${server.url}/api`], { env });
+    expect(await l.exited()).toBe(1);
+    expect(l.stderr()).toContain(`error HANDSHAKE_REJECTED: no WebSocket endpoint at ws://127.0.0.1:${server.port}/api (HTTP 404); did you mean ws://127.0.0.1:${server.port}/ws?`);
+    expect(l.stderr()).not.toMatch(/reconnecting/);
+  });
+
   it('an invalid key prints the error code and exits 2 (close 4001)', async () => {
     const l = spawnCli(['listen', '--token', 'tp_live_not_a_real_key'], { env });
     expect(await l.exited()).toBe(2);
@@ -142,7 +164,8 @@ describe('tpx webhooks forward', () => {
     expect(verified).toMatchObject({ msg_type: 'BID_OUTBID', msg_id: published.msg_id, destination_id: accountId });
     expect(Number.isInteger(verified.sent_at)).toBe(true);
     expect(String(verified.sent_at)).toHaveLength(10); // seconds, not milliseconds
-    expect(Object.keys(verified).sort()).toEqual(['destination_id', 'msg_id', 'msg_type', 'payload', 'sent_at', 'source_id']);
+    expect(Object.keys(verified)).toEqual(['msg_type', 'msg_id', 'seq', 'sent_at', 'source_id', 'destination_id', 'payload']);
+    expect(verified.seq).toBe(1);
     expect(req.headers['content-type']).toBe('application/json');
 
     expect(await fwd.stop('SIGINT')).toBe(0);

@@ -1,49 +1,76 @@
 /**
- * `tpx serve`: stdout carries only JSON log lines, the banner goes to stderr with the generated
- * admin token, the client commands find that token in <data dir>/admin-token, and SIGTERM
+ * `tpx serve` and a first run: stdout carries only JSON log lines, the banner goes to stderr
+ * with the generated admin token, the console URL and commands that work when pasted
+ * (`npx tpx … --url <the real URL>`); the client commands find the token in
+ * <data dir>/admin-token; a loopback webhook URL refused by the SSRF guard gets a hint; SIGTERM
  * exits 0.
  */
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { startTestServer, stopAll } from '../helpers/server.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { runCli } from './run-cli.js';
 
 // Each step spawns a CLI process; on a loaded 2-core machine that can take seconds.
 vi.setConfig({ testTimeout: 120_000 });
 
+let server: TestServer;
+let stdout = '';
+let stderr = '';
+
+beforeAll(async () => {
+  // Empty TPX_ADMIN_TOKEN = unset: the server generates one and saves it in the data dir.
+  // Private webhook URLs refused, as in production.
+  server = await startTestServer({ env: { TPX_ADMIN_TOKEN: '', TPX_WEBHOOK_ALLOW_PRIVATE: 'false' } });
+  server.proc.stdout!.on('data', (d: string) => (stdout += d));
+  server.proc.stderr!.on('data', (d: string) => (stderr += d));
+});
 afterAll(() => stopAll());
 
 describe('tpx serve', () => {
-  it('banner on stderr with the generated token; clients read the token file; SIGTERM exits 0', async () => {
-    // Empty TPX_ADMIN_TOKEN = unset: the server generates one and saves it in the data dir.
-    const server = await startTestServer({ env: { TPX_ADMIN_TOKEN: '' } });
-    const proc = server.proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stdout!.on('data', (d: string) => (stdout += d));
-    proc.stderr!.on('data', (d: string) => (stderr += d));
+  it('the banner: URLs, the console, the generated token, and commands to paste with the real URL', async () => {
+    const all = server.output();
+    const base = `http://127.0.0.1:${server.port}`;
+    expect(all).toContain(`tpx-realtime is listening on ${base}`);
+    expect(all).toMatch(new RegExp(`WebSocket:\\s+ws://127\\.0\\.0\\.1:${server.port}/ws`));
+    expect(all).toMatch(new RegExp(`Console:\\s+${base}/console`));
+    expect(all).toMatch(/Admin token \(generated, saved to .*admin-token\):\n\s+(\S+)/);
+    // The data dir is not ./data, so the banner says how the CLI gets the token.
+    expect(all).toContain(`export TPX_ADMIN_TOKEN=$(cat ${server.dataDir}/admin-token)`);
+    for (const cmd of ['accounts create', 'keys create --account <account_id>', 'listen --token <tp_live_…> --rooms ALL', 'publish BID_REQUEST', 'simulate']) {
+      expect(all).toMatch(new RegExp(`\\n    npx tpx ${cmd.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* --url ${base}\\n`));
+    }
+  });
 
+  it('the client commands read the token file; each pasted banner command parses', async () => {
     // The CLI finds the token through TPX_DATA_DIR alone.
     const r = await runCli(['accounts', 'create', '--name', 'via token file', '--json'], {
       env: { TPX_URL: server.url, TPX_DATA_DIR: server.dataDir, TPX_ADMIN_TOKEN: undefined },
     });
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).name).toBe('via token file');
+    const accountId = JSON.parse(r.stdout).account_id as string;
+    const token = /Admin token \(generated[^\n]*\n\s+(\S+)/.exec(server.output())![1]!;
+    // The banner's publish line, pasted with the placeholder filled in.
+    const line = /\n {4}npx tpx (publish BID_REQUEST [^\n]*)\n/.exec(server.output())![1]!;
+    const args = line.replace('<account_id>', accountId).split(' ');
+    const viaBanner = await runCli([...args, '--admin-token', token]);
+    expect(viaBanner.code, viaBanner.stderr).toBe(0);
+    expect(viaBanner.stdout).toMatch(/^published BID_REQUEST msg_id=\S+ recipients=1\n$/);
+  });
 
-    const all = server.output();
-    expect(all).toMatch(/tpx-realtime is listening on http:\/\//);
-    expect(all).toMatch(/Admin token \(generated, saved to .*admin-token\):\n\s+(\S+)/);
-    const token = /Admin token \(generated[^\n]*\n\s+(\S+)/.exec(all)![1];
-    const viaFlag = await runCli(['accounts', 'list', '--admin-token', token], { env: { TPX_URL: server.url } });
-    expect(viaFlag.code, viaFlag.stderr).toBe(0);
-    expect(all).toContain('tpx accounts create');
-    expect(all).toContain('tpx keys create');
-    expect(all).toMatch(/WebSocket:\s+ws:\/\/.*\/ws/);
+  it('a loopback webhook URL refused by the SSRF guard gets a hint: TPX_WEBHOOK_ALLOW_PRIVATE or webhooks forward', async () => {
+    const env = { TPX_URL: server.url, TPX_DATA_DIR: server.dataDir };
+    const acc = JSON.parse((await runCli(['accounts', 'create', '--json'], { env })).stdout).account_id as string;
+    const r = await runCli(['webhooks', 'add', '--account', acc, '--url', 'http://localhost:3000/hook'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: UNSAFE_WEBHOOK_URL: .*\[HTTP 400\]\n/);
+    expect(r.stderr).toContain('start the server with TPX_WEBHOOK_ALLOW_PRIVATE=true');
+    expect(r.stderr).toContain('npx tpx webhooks forward --token <tp_live_…> --to http://localhost:3000/hook');
+  });
 
+  it('SIGTERM exits 0; stdout holds only JSON log lines', async () => {
     const info = await server.stop('SIGTERM');
     expect(info.code).toBe(0);
-    // Everything on stdout is a JSON log line.
     for (const line of stdout.split('\n').filter((l) => l.trim())) expect(() => JSON.parse(line)).not.toThrow();
     expect(stdout).not.toContain('Admin token');
-    expect(stderr + all).toContain('shutting down gracefully');
+    expect(stderr + server.output()).toContain('shutting down gracefully');
   });
 });

@@ -18,10 +18,11 @@ import type { TpxEvent } from '../../packages/client/src/types.js';
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 const otherSecret = `whsec_${randomBytes(32).toString('base64')}`;
 
-function body(msgId: string, sentAtSec: number, type = 'BID_OUTBID'): string {
+function body(msgId: string, sentAtSec: number, type = 'BID_OUTBID', seq: number | null = 41): string {
   return JSON.stringify({
     msg_type: type,
     msg_id: msgId,
+    ...(seq === null ? {} : { seq }),
     sent_at: sentAtSec,
     source_id: 'tradepost_realtime',
     destination_id: 'partner_acme',
@@ -40,6 +41,20 @@ function libSigned(msgId: string, raw: string, at = new Date(), key = secret): R
 }
 
 describe('webhook verification (Standard Webhooks)', () => {
+  it('returns the seq of the body (SPEC §4); a body without one (older server) has none; a malformed one is refused', async () => {
+    const id = randomUUID();
+    const now = Math.floor(Date.now() / 1000);
+    const withSeq = body(id, now, 'BID_OUTBID', 7);
+    expect((await verifyWebhook({ headers: libSigned(id, withSeq), body: withSeq }, { secret })).seq).toBe(7);
+    const withoutSeq = body(id, now, 'BID_OUTBID', null);
+    const event = await verifyWebhook({ headers: libSigned(id, withoutSeq), body: withoutSeq }, { secret });
+    expect('seq' in event).toBe(false);
+    for (const bad of [0, -1, 1.5, '7', null]) {
+      const raw = JSON.stringify({ ...JSON.parse(withSeq), seq: bad });
+      await expect(verifyWebhook({ headers: libSigned(id, raw), body: raw }, { secret }), String(bad)).rejects.toMatchObject({ code: 'WEBHOOK_BAD_BODY' });
+    }
+  });
+
   it('accepts what the standardwebhooks library signs and parses to the WebSocket event shape', async () => {
     const id = randomUUID();
     const now = Math.floor(Date.now() / 1000);
@@ -48,6 +63,7 @@ describe('webhook verification (Standard Webhooks)', () => {
     expect(event).toEqual({
       msg_type: 'BID_OUTBID',
       msg_id: id,
+      seq: 41,
       sent_at: now * 1000,
       payload: { conversation_id: 'c1', bid_id: 'b1' },
       via: 'webhook',

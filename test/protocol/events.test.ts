@@ -5,6 +5,7 @@ import {
   type EventType,
   ISO_DATETIME_OFFSET_RE,
   isValidEventPayload,
+  loose,
   requiredFields,
   samplePayload,
   validateEventPayload,
@@ -40,12 +41,33 @@ describe('samples', () => {
     expect(a.bid_amount_cents).toBe(12_345);
     expect(a.conversation_id).toBe('conv-1');
     const b = samplePayload('BID_OUTBID', { fields: { extra: 1, external_reference_id: undefined } });
-    expect(b.extra).toBe(1);
+    expect(loose(b).extra).toBe(1);
     expect('external_reference_id' in b).toBe(false);
     const r1 = samplePayload('PAYMENT_CHARGED', { randomIds: true });
     const r2 = samplePayload('PAYMENT_CHARGED', { randomIds: true });
     expect(r1.payment_id).not.toBe(r2.payment_id);
     expect(validateEventPayload('PAYMENT_CHARGED', r1).ok).toBe(true);
+  });
+
+  it('times are relative to now: a BID_REQUEST sample expires 5 minutes ahead, never in the past', () => {
+    const before = Date.now();
+    const p = samplePayload('BID_REQUEST');
+    const expires = Date.parse(p.expires_at!);
+    expect(expires).toBeGreaterThan(before + 4 * 60_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 5 * 60_000);
+    expect(Date.parse(p.asset_details.event_date_utc!)).toBeGreaterThan(before + 29 * 86_400_000);
+    expect(Date.parse(samplePayload('CONDITIONAL_BID_EXPIRING_SOON').expires_at)).toBeGreaterThan(before);
+  });
+
+  it('with a fixed now, sample times are deterministic and consistent', () => {
+    const now = Date.parse('2030-01-10T08:00:00.500Z');
+    const p = samplePayload('BID_REQUEST', { now });
+    expect(p.expires_at).toBe('2030-01-10T08:05:00Z');
+    expect(p.asset_details.event_date_utc).toBe('2030-02-09T23:30:00Z');
+    expect(p.asset_details.event_date_local).toBe('2030-02-09T19:30:00');
+    expect(p.config_details.event_date_utc).toBe(p.asset_details.event_date_utc);
+    expect(samplePayload('PAYMENT_SETTLED', { now: new Date(now) }).settled_at).toBe('2030-01-10T08:00:00Z');
+    expect(samplePayload('BID_REQUEST', { now })).toEqual(p);
   });
 
   it('returns a fresh object every call', () => {
@@ -236,7 +258,7 @@ describe('types and enums', () => {
       expect(ISO_DATETIME_OFFSET_RE.test(t), t).toBe(false);
     }
     const p = samplePayload('BID_REQUEST');
-    expect((p.asset_details as Record<string, unknown>).event_date_local).toBe('2025-06-15T15:30:00');
+    expect(p.asset_details.event_date_local).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/);
     expect(validateEventPayload('BID_REQUEST', p).ok).toBe(true);
     (p.asset_details as Record<string, unknown>).event_date_utc = '2025-06-15T19:30:00';
     expect(fieldsOf(validateEventPayload('BID_REQUEST', p))).toEqual(['payload.asset_details.event_date_utc']);

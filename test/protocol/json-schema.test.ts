@@ -1,15 +1,28 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CloseCode, EVENT_TYPES, requiredFields } from '@tpx-realtime/protocol';
-import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas } from '@tpx-realtime/protocol/json-schema';
+import { CLIENT_MESSAGE_SCHEMA_NAMES, protocolJsonSchemas, SERVER_FRAME_SCHEMA_NAMES } from '@tpx-realtime/protocol/json-schema';
 
 describe('protocolJsonSchemas', () => {
   const schemas = protocolJsonSchemas();
 
-  it('contains all 11 event schemas and every client message', () => {
+  it('contains all 11 event schemas, every client message, every server control frame and the webhook body', () => {
     for (const type of EVENT_TYPES) expect(schemas[type], type).toBeDefined();
     for (const name of CLIENT_MESSAGE_SCHEMA_NAMES) expect(schemas[name], name).toBeDefined();
-    expect(Object.keys(schemas)).toHaveLength(EVENT_TYPES.length + CLIENT_MESSAGE_SCHEMA_NAMES.length);
+    for (const name of SERVER_FRAME_SCHEMA_NAMES) expect(schemas[name], name).toBeDefined();
+    expect(schemas.WebhookBody).toBeDefined();
+    expect(Object.keys(schemas)).toHaveLength(EVENT_TYPES.length + CLIENT_MESSAGE_SCHEMA_NAMES.length + SERVER_FRAME_SCHEMA_NAMES.length + 1);
+  });
+
+  it('subscribed requires last_seq; the gap frame and the webhook body’s seq are described (SPEC §2.8, §4)', () => {
+    const sub = schemas.SubscribedFrame as { properties: { payload: { required: string[]; properties: Record<string, unknown> } } };
+    expect([...sub.properties.payload.required].sort()).toEqual(['last_seq', 'rooms']);
+    expect(Object.keys(sub.properties.payload.properties).sort()).toEqual(['gap', 'last_seq', 'resumed_from', 'rooms']);
+    const gap = schemas.GapFrame as { properties: { msg_type: { const: string }; payload: { required: string[] } } };
+    expect(gap.properties.msg_type.const).toBe('gap');
+    expect([...gap.properties.payload.required].sort()).toEqual(['from_seq', 'to_seq']);
+    const body = schemas.WebhookBody as { required: string[] };
+    expect([...body.required].sort()).toEqual(['destination_id', 'msg_id', 'msg_type', 'payload', 'sent_at', 'seq', 'source_id']);
   });
 
   it('event schemas list the required fields and allow extra fields', () => {
@@ -31,7 +44,7 @@ describe('protocolJsonSchemas', () => {
     expect(() => JSON.stringify(schemas)).not.toThrow();
   });
 
-  it('the committed docs/schemas are up to date (run `npx tsx scripts/export-schemas.ts`)', () => {
+  it('the committed docs/schemas are up to date (run `npm run schema`)', () => {
     for (const [name, schema] of Object.entries(schemas)) {
       const file = new URL(`../../docs/schemas/${name}.json`, import.meta.url);
       expect(existsSync(file), name).toBe(true);
@@ -45,6 +58,9 @@ describe('protocolJsonSchemas', () => {
     expect(doc).toContain('address: "/ws"');
     for (const type of EVENT_TYPES) expect(doc).toContain(`./schemas/${type}.json`);
     for (const name of CLIENT_MESSAGE_SCHEMA_NAMES.filter((n) => n !== 'ClientMessage')) expect(doc).toContain(`./schemas/${name}.json`);
+    for (const name of SERVER_FRAME_SCHEMA_NAMES) expect(doc).toContain(`./schemas/${name}.json`);
+    expect(doc).toContain('name: "gap"');
+    expect(doc).toContain('last_seq');
     for (const code of Object.values(CloseCode)) expect(doc).toContain(`code: ${code}`);
     for (const code of ['AUTH_INVALID_API_KEY', 'AUTH_REQUIRED', 'INVALID_ROOM', 'NO_VALID_ROOMS', 'INVALID_MESSAGE', 'INVALID_JSON']) {
       expect(doc).toContain(`"${code}"`);

@@ -13,13 +13,29 @@
  * handlers, `event` handlers, async iterators) is awaited before the next event starts.
  * `lastSeq` advances only after the handlers of that event ran; each (re)subscribe sends
  * `after_seq: lastSeq`, so the server replays exactly what was not processed (SPEC §2.8).
- * Events with `seq ≤ lastSeq` are skipped, and a shared `Deduplicator` keyed by `msg_id`
- * makes an event that also arrives by webhook run once.
+ * Without a saved position, `lastSeq` starts at the `last_seq` of the first `subscribed`, so a
+ * first connection that drops before any event arrived misses nothing either. Ranges the
+ * server can no longer deliver (`subscribed.gap`, `gap` frames) are emitted as `gap` in stream
+ * order. Events with `seq ≤ lastSeq` are skipped, and a shared `Deduplicator` keyed by
+ * `msg_id` makes an event that also arrives by webhook run once.
+ *
+ * Failing loudly: a 4001 / `AUTH_…` error, an upgrade answered 3xx/4xx (wrong URL, proxy) and
+ * a runtime without WebSocket are fatal: `error`, then `closed`, and `connect()` rejects (that
+ * promise is marked handled, so ignoring it never crashes the process with an unhandled
+ * rejection; without any `error` listener the error is written to the console instead).
  */
-import { ALL_ROOM, FATAL_CLOSE_CODES, isEventType, isRoom } from '@tpx-realtime/protocol';
-import type { EventType, Room } from '@tpx-realtime/protocol';
+import { ALL_ROOM, FATAL_CLOSE_CODES, isEventType, isRoom } from '@tpx-realtime/protocol/core';
+import type { EventType, Room } from '@tpx-realtime/protocol/core';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { Deduplicator } from './dedup.js';
+import {
+  handshakeRejection,
+  isFatalHandshakeStatus,
+  isNetworkFailure,
+  normalizeEndpoint,
+  probeUpgradeStatus,
+  statusFromSocketError,
+} from './endpoint.js';
 import { TpxAuthError, TpxConnectionError, TpxError, TpxHandlerError, TpxProtocolError, TpxServerError } from './errors.js';
 import { defaultWebSocketFactory, frameText, WS_OPEN, type WebSocketFactory, type WebSocketLike } from './transport.js';
 import type {
@@ -41,7 +57,10 @@ export interface ReconnectOptions extends BackoffOptions {
 }
 
 export interface TpxClientOptions {
-  /** `ws://host:port/ws` or `wss://…`. */
+  /**
+   * The server: its base URL (`https://host:port`, `wss://host:port`: `/ws` is appended) or the
+   * WebSocket URL itself (`wss://host:port/ws`, or another path behind a proxy).
+   */
   url: string;
   /** API key (`tp_live_…`). One key = one account stream. */
   token: string;
@@ -71,6 +90,14 @@ export interface TpxClientOptions {
   maxBufferedEvents?: number;
   /** Custom WebSocket construction (tests, proxies, custom TLS). Default: global WebSocket, else `ws`. */
   webSocketFactory?: WebSocketFactory;
+  /**
+   * When the WebSocket failed before opening without telling why (the WHATWG WebSocket of
+   * Node ≥ 22 hides the HTTP status), ask the server with one plain upgrade request over
+   * `node:http(s)` which status it answers, so a 404 or 403 becomes a fatal error instead of
+   * endless retries. Node only. Default: true with the built-in transport, false with a
+   * `webSocketFactory` (whose headers or TLS settings the probe would not have).
+   */
+  diagnoseHandshake?: boolean;
 }
 
 type TypedEventHandlers = { [K in EventType]: (event: TpxEvent<K>) => Awaitable<void> };
@@ -124,6 +151,7 @@ export class TpxClient {
   private readonly keepaliveGraceMs: number;
   private readonly connectTimeoutMs: number;
   private readonly factory: WebSocketFactory;
+  private readonly diagnoseHandshake: boolean;
   private readonly maxBufferedEvents: number;
 
   private _state: ClientState = 'idle';
@@ -159,7 +187,7 @@ export class TpxClient {
   constructor(options: TpxClientOptions) {
     if (!options || typeof options.url !== 'string' || options.url.length === 0) throw new TypeError('TpxClient: options.url is required');
     if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('TpxClient: options.token is required');
-    this.url = options.url;
+    this.url = normalizeEndpoint(options.url);
     this.token = options.token;
     const rooms = options.rooms ?? DEFAULT_ROOMS;
     this.desired = new Set(validateRooms(rooms));
@@ -176,6 +204,7 @@ export class TpxClient {
     this.keepaliveGraceMs = options.keepaliveGraceMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.factory = options.webSocketFactory ?? defaultWebSocketFactory;
+    this.diagnoseHandshake = options.diagnoseHandshake ?? options.webSocketFactory === undefined;
     this.maxBufferedEvents = options.maxBufferedEvents ?? 10_000;
   }
 
@@ -185,7 +214,11 @@ export class TpxClient {
   get state(): ClientState {
     return this._state;
   }
-  /** The last `seq` whose handlers have run (persist it and pass it back as `afterSeq`). */
+  /**
+   * The resume position: the last `seq` whose handlers have run, or the end of a gap that was
+   * reported, or (before any event) the `last_seq` of the first `subscribed`. Persist it and
+   * pass it back as `afterSeq`.
+   */
   get lastSeq(): number | undefined {
     return this._lastSeq;
   }
@@ -220,12 +253,15 @@ export class TpxClient {
   /**
    * Start connecting. Resolves once the first connection is open (authenticated and
    * subscribed), or when `close()` is called first; rejects with the fatal error if the
-   * client stops because of one (4001 auth failure, reconnect attempts exhausted).
-   * Transient failures are retried meanwhile.
+   * client stops because of one (4001 auth failure, upgrade refused with a 3xx/4xx, no
+   * WebSocket implementation, reconnect attempts exhausted). Transient failures are retried
+   * meanwhile. The same error is emitted on `error` and `closed`; the returned promise is
+   * marked handled, so `void client.connect()` never causes an unhandled rejection.
    */
   connect(): Promise<void> {
     if (this._state === 'open') return Promise.resolve();
     const promise = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    promise.catch(() => undefined);
     if (this._state === 'idle' || this._state === 'closed') {
       this.backoff.reset();
       this.gen++;
@@ -377,7 +413,9 @@ export class TpxClient {
     try {
       ws = await this.factory(this.url);
     } catch (err) {
-      this.onDrop(gen, { error: new TpxConnectionError('CONNECT_FAILED', errorMessage(err), { cause: err }) });
+      if (gen !== this.gen) return;
+      if (err instanceof TpxError && err.fatal) this.shutdown({ reason: 'fatal', error: err });
+      else this.onDrop(gen, { error: new TpxConnectionError('CONNECT_FAILED', errorMessage(err), { cause: err }) });
       return;
     }
     if (gen !== this.gen) {
@@ -385,8 +423,10 @@ export class TpxClient {
       return;
     }
     this.socket = ws;
+    let opened = false;
     ws.onopen = () => {
       if (gen !== this.gen) return;
+      opened = true;
       this.armKeepalive(gen);
       this.send({ msg_type: 'authenticate', payload: { token: this.token } });
     };
@@ -402,8 +442,29 @@ export class TpxClient {
     ws.onclose = (ev) => {
       if (gen !== this.gen) return;
       this.socket = undefined;
-      this.onDrop(gen, { closeCode: ev.code, closeReason: ev.reason });
+      if (opened) this.onDrop(gen, { closeCode: ev.code, closeReason: ev.reason });
+      else void this.onHandshakeFailed(gen, ev.code, ev.reason);
     };
+  }
+
+  /**
+   * The socket closed before it opened: a network failure (retry) or an HTTP answer to the
+   * upgrade. A 3xx/4xx answer will not change by itself: fatal, with a hint (see endpoint.ts).
+   */
+  private async onHandshakeFailed(gen: number, closeCode: number, closeReason: string): Promise<void> {
+    const cause = this.socketError;
+    let status = statusFromSocketError(cause);
+    if (status === undefined && this.diagnoseHandshake && !isNetworkFailure(cause)) status = await probeUpgradeStatus(this.url);
+    if (gen !== this.gen || this._state === 'closed') return; // closed or timed out meanwhile
+    if (status !== undefined && isFatalHandshakeStatus(status)) {
+      this.shutdown({ reason: 'fatal', error: handshakeRejection(this.url, status) });
+      return;
+    }
+    const error =
+      status === undefined
+        ? undefined
+        : new TpxConnectionError(`HTTP_${status}`, `the WebSocket upgrade at ${this.url} was answered HTTP ${status}`, { httpStatus: status, cause });
+    this.onDrop(gen, { closeCode, closeReason, error });
   }
 
   /** Give up on the current socket without waiting for a closing handshake (dead peer, timeout). */
@@ -484,7 +545,11 @@ export class TpxClient {
     this.ready = false;
     this.queue.length = 0; // not processed → replayed on the next start from lastSeq
     this.setState('closed');
-    if (info.error) this.emit('error', info.error);
+    if (info.error) {
+      // Never silent: with nobody listening, say why the client stopped.
+      if (!this.handlers.get('error')?.size) console.error(`[tpx-client] stopped: ${info.error.code}: ${info.error.message}`);
+      this.emit('error', info.error);
+    }
     this.emit('closed', info);
     // close() before the first open settles connect() quietly; fatal endings reject it.
     for (const w of this.connectWaiters.splice(0)) {
@@ -592,11 +657,17 @@ export class TpxClient {
       case 'subscribed': {
         if (Array.isArray(payload.rooms)) for (const r of payload.rooms) if (isRoom(r)) this.granted.add(r);
         if (typeof payload.resumed_from === 'number') this.resumedFrom = payload.resumed_from;
-        const gap = payload.gap as Partial<GapInfo> | undefined;
-        if (gap && typeof gap.from_seq === 'number' && typeof gap.to_seq === 'number') {
-          this.enqueue({ kind: 'gap', gap: { from_seq: gap.from_seq, to_seq: gap.to_seq } });
-        }
+        this.adoptLastSeq(payload.last_seq, payload.resumed_from);
+        const gap = gapOf(payload.gap);
+        if (gap) this.enqueue({ kind: 'gap', gap });
         this.markOpen();
+        return;
+      }
+      case 'gap': {
+        // Seqs the server skips at this point of the stream (pruned while replaying): never silent.
+        const gap = gapOf(payload);
+        if (gap) this.enqueue({ kind: 'gap', gap });
+        else this.emit('error', new TpxProtocolError('gap frame without from_seq/to_seq'));
         return;
       }
       case 'unsubscribed':
@@ -644,6 +715,33 @@ export class TpxClient {
     this.enqueue({ kind: 'event', event });
   }
 
+  /**
+   * `last_seq` of a `subscribed` (SPEC §2.8): the account's newest seq when the subscription took
+   * effect. With no position yet (no `afterSeq`, nothing received), it becomes the resume
+   * position: everything after it reaches this connection, and a reconnect asks for exactly
+   * that. If it is below the position we resumed from, the server's stream is behind our
+   * checkpoint (its store was reset, or this is another environment): say so, and follow the
+   * server, or every new event up to our old checkpoint would be skipped as a duplicate.
+   */
+  private adoptLastSeq(lastSeq: unknown, resumedFrom: unknown): void {
+    if (typeof lastSeq !== 'number' || !Number.isSafeInteger(lastSeq) || lastSeq < 0) return; // server without last_seq
+    if (this.resumePoint() === undefined) {
+      this._lastSeq = lastSeq;
+      return;
+    }
+    if (typeof resumedFrom === 'number' && lastSeq < resumedFrom && this._lastSeq !== undefined && this._lastSeq > lastSeq) {
+      this.emit(
+        'error',
+        new TpxError(
+          'protocol',
+          'RESUME_BEYOND_STREAM',
+          `resumed after seq ${resumedFrom} but the server's stream ends at ${lastSeq} (store reset or another environment?): continuing from ${lastSeq}`,
+        ),
+      );
+      this._lastSeq = lastSeq;
+    }
+  }
+
   // ------------------------------------------------------------------------------------------
   // In-order processing
 
@@ -666,6 +764,7 @@ export class TpxClient {
     }
   }
 
+  /** Run the `gap` handlers; then the range counts as dealt with, so a reconnect resumes after it. */
   private async dispatchGap(gap: GapInfo): Promise<void> {
     for (const h of [...(this.handlers.get('gap') ?? [])]) {
       try {
@@ -674,6 +773,7 @@ export class TpxClient {
         this.emit('error', new TpxError('handler', 'HANDLER_FAILED', `gap handler failed: ${errorMessage(err)}`, { cause: err }));
       }
     }
+    if (this._lastSeq === undefined || gap.to_seq > this._lastSeq) this._lastSeq = gap.to_seq;
   }
 
   private async process(event: TpxEvent): Promise<void> {
@@ -713,6 +813,13 @@ export class TpxClient {
       }
     }
   }
+}
+
+function gapOf(value: unknown): GapInfo | undefined {
+  const g = value as Partial<GapInfo> | undefined;
+  if (!g || typeof g !== 'object') return undefined;
+  if (!Number.isSafeInteger(g.from_seq) || !Number.isSafeInteger(g.to_seq)) return undefined;
+  return { from_seq: g.from_seq!, to_seq: g.to_seq! };
 }
 
 function validateRooms(rooms: readonly string[]): Room[] {

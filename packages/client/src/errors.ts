@@ -45,15 +45,27 @@ export class TpxAuthError extends TpxServerError {
   }
 }
 
-/** The connection dropped or could not be established (retried unless `fatal`). */
+/**
+ * The connection dropped or could not be established (retried unless `fatal`). Fatal codes:
+ * `HANDSHAKE_REJECTED` (the upgrade was answered with a 3xx/4xx status, in `httpStatus`: wrong
+ * URL, or a proxy refusing WebSockets), `NO_WEBSOCKET` (no WebSocket implementation in this
+ * runtime), `MAX_ATTEMPTS`.
+ */
 export class TpxConnectionError extends TpxError {
   readonly closeCode: number | undefined;
   readonly closeReason: string | undefined;
-  constructor(code: string, message: string, options: { closeCode?: number; closeReason?: string; fatal?: boolean; cause?: unknown } = {}) {
+  /** HTTP status the server answered the upgrade with, when known. */
+  readonly httpStatus: number | undefined;
+  constructor(
+    code: string,
+    message: string,
+    options: { closeCode?: number; closeReason?: string; fatal?: boolean; cause?: unknown; httpStatus?: number } = {},
+  ) {
     super('connection', code, message, options);
     this.name = 'TpxConnectionError';
     this.closeCode = options.closeCode;
     this.closeReason = options.closeReason;
+    this.httpStatus = options.httpStatus;
   }
 }
 

@@ -1,10 +1,13 @@
 /**
  * `@tpx-realtime/client`: the TPX partner SDK (Node ≥ 20 and browsers).
  *
- *   import { TpxClient, Deduplicator } from '@tpx-realtime/client';
- *   const client = new TpxClient({ url: 'wss://rt.example/ws', token: process.env.TPX_TOKEN!, rooms: ['ALL'] });
+ *   import { TpxClient } from '@tpx-realtime/client';
+ *   const client = new TpxClient({ url: 'https://rt.example', token: process.env.TPX_API_KEY!, rooms: ['ALL'] });
  *   client.on('BID_REQUEST', async (e) => { ... e.payload.conversation_id ... });
- *   await client.connect();
+ *   client.on('error', (err) => console.error(err.code, err.message));
+ *   await client.connect();   // rejects on a fatal error (bad key, wrong URL)
+ *
+ * At run time this module imports only the zod-free constants of the protocol package.
  */
 export { TpxClient } from './client.js';
 export type { TpxClientOptions, TpxClientEvents, TpxClientEventName, TpxClientStats, ReconnectOptions } from './client.js';
@@ -56,4 +59,19 @@ export type {
   EventType,
   Room,
 } from './types.js';
-export { EVENT_TYPES, ROOMS, ALL_ROOM, ErrorCode, CloseCode } from '@tpx-realtime/protocol';
+export type {
+  AnyEventPayload,
+  BidRequestPayload,
+  BidOutbidPayload,
+  AuctionResultPayload,
+  ConditionalBidAppliedPayload,
+  ConditionalBidStatusChangePayload,
+  ConditionalBidExpiringSoonPayload,
+  InstantCashOfferStatusChangePayload,
+  TransferConfirmationReceivedPayload,
+  PaymentChargedPayload,
+  PaymentFailedPayload,
+  PaymentSettledPayload,
+  Known,
+} from '@tpx-realtime/protocol';
+export { EVENT_TYPES, ROOMS, ALL_ROOM, ErrorCode, CloseCode, loose } from '@tpx-realtime/protocol/core';

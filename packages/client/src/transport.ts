@@ -1,8 +1,11 @@
 /**
  * The WebSocket the client uses: the platform's global `WebSocket` when present (browsers,
- * Deno, Bun, Node ≥ 22), otherwise the `ws` package, loaded lazily with a dynamic import so
- * browser bundles never include it (scripts/build-browser.mjs marks it external).
+ * Deno, Bun, Node ≥ 22), otherwise the `ws` package (Node < 22: an optional peer dependency,
+ * installed by the application). `ws` is loaded lazily through a variable specifier marked
+ * ignored, so no bundler (webpack, Vite, Rollup, esbuild) tries to put it in a browser build.
  */
+import { TpxConnectionError } from './errors.js';
+
 
 /** The subset of the WHATWG WebSocket API the client relies on (`ws` implements it too). */
 export interface WebSocketLike {
@@ -33,16 +36,19 @@ async function resolveCtor(): Promise<WebSocketCtor> {
     return globalCtor;
   }
   try {
-    const mod = (await import('ws')) as unknown as { WebSocket?: WebSocketCtor; default?: WebSocketCtor };
+    const specifier = 'ws';
+    const mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)) as { WebSocket?: WebSocketCtor; default?: WebSocketCtor };
     const ctor = mod.WebSocket ?? mod.default;
     if (typeof ctor !== 'function') throw new Error('the "ws" module exports no WebSocket class');
     cachedCtor = ctor;
     return ctor;
   } catch (err) {
-    throw new Error(
-      `No WebSocket implementation: globalThis.WebSocket is missing and the "ws" package could not be loaded (${
-        err instanceof Error ? err.message : String(err)
-      }). Install "ws" or pass options.WebSocket.`,
+    // Fatal: retrying cannot install a package.
+    throw new TpxConnectionError(
+      'NO_WEBSOCKET',
+      'this runtime has no global WebSocket (Node < 22) and the "ws" package cannot be loaded ' +
+        `(${err instanceof Error ? err.message : String(err)}): run \`npm install ws\`, use Node ≥ 22, or pass options.webSocketFactory`,
+      { fatal: true, cause: err },
     );
   }
 }

@@ -1,5 +1,5 @@
 /** Public types of the SDK. Type-only imports from the protocol module (no runtime cost). */
-import type { EventPayloadMap, EventType, Room } from '@tpx-realtime/protocol';
+import type { EventPayloadMap, EventType, GapRange, Room } from '@tpx-realtime/protocol';
 import type { TpxConnectionError, TpxError } from './errors.js';
 
 export type { EventPayloadMap, EventType, Room };
@@ -9,8 +9,10 @@ export type DeliveryPath = 'websocket' | 'webhook';
 
 /**
  * One event, the same shape on both paths. `sent_at` is epoch **milliseconds** on both
- * (webhook bodies carry seconds; the SDK converts). `seq` is present on WebSocket events
- * only (webhook bodies carry none).
+ * (webhook bodies carry seconds; the SDK converts). `seq` is the event's position in the
+ * account's stream, the same number on both paths (SPEC §4; absent only in webhook bodies of
+ * servers older than that). `payload` declares the fields EVENTS.md lists, and only those:
+ * read anything else through `loose(event.payload)`.
  */
 export type TpxEvent<T extends EventType = EventType> = {
   [K in T]: {
@@ -36,11 +38,12 @@ export interface EventFrameLike {
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
-/** Events retained on the server were pruned: `from_seq..to_seq` can no longer be replayed. */
-export interface GapInfo {
-  from_seq: number;
-  to_seq: number;
-}
+/**
+ * Seqs `from_seq..to_seq` (inclusive) of the account's stream will never be delivered: they
+ * were pruned (retention) before this client could get them. Reconcile that range, e.g. with
+ * `GET /v1/events` (which reports the same gap) or your own systems.
+ */
+export type GapInfo = GapRange;
 
 export interface ConnectingInfo {
   /** 0 for the first connection attempt, then 1, 2, … since the last stable connection. */

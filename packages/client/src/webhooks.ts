@@ -7,7 +7,7 @@
  * Pure WebCrypto (`globalThis.crypto.subtle`): runs in Node ≥ 20, browsers, Deno, Bun and
  * edge runtimes. The Node/Express adapters are typed structurally (no `node:` imports).
  */
-import { isEventType } from '@tpx-realtime/protocol';
+import { isEventType } from '@tpx-realtime/protocol/core';
 import type { Deduplicator } from './dedup.js';
 import { WebhookVerificationError } from './errors.js';
 import type { Awaitable, TpxEvent } from './types.js';
@@ -162,8 +162,9 @@ export async function verifyWebhookSignature(req: WebhookRequest, options: Verif
 }
 
 /**
- * Parse a webhook body `{ msg_type, msg_id, sent_at (s), source_id, destination_id, payload }`
- * into the WebSocket event shape (`sent_at` in ms, `via: 'webhook'`, no `seq`).
+ * Parse a webhook body `{ msg_type, msg_id, seq, sent_at (s), source_id, destination_id, payload }`
+ * into the WebSocket event shape (`sent_at` in ms, `via: 'webhook'`). `seq` is the event's seq
+ * in the account's stream, the same number as on the WebSocket (absent from older servers).
  */
 export function parseWebhookEvent(body: string | Uint8Array): TpxEvent {
   let raw: unknown;
@@ -177,6 +178,9 @@ export function parseWebhookEvent(body: string | Uint8Array): TpxEvent {
   if (!isEventType(b.msg_type)) throw new WebhookVerificationError('WEBHOOK_BAD_BODY', `unknown msg_type ${String(b.msg_type)}`);
   if (typeof b.msg_id !== 'string' || b.msg_id.length === 0) throw new WebhookVerificationError('WEBHOOK_BAD_BODY', 'msg_id missing');
   if (!b.payload || typeof b.payload !== 'object' || Array.isArray(b.payload)) throw new WebhookVerificationError('WEBHOOK_BAD_BODY', 'payload missing');
+  if (b.seq !== undefined && !(Number.isSafeInteger(b.seq) && (b.seq as number) >= 1)) {
+    throw new WebhookVerificationError('WEBHOOK_BAD_BODY', 'seq must be an integer ≥ 1');
+  }
   const event = {
     msg_type: b.msg_type,
     msg_id: b.msg_id,
@@ -186,7 +190,7 @@ export function parseWebhookEvent(body: string | Uint8Array): TpxEvent {
   } as TpxEvent;
   if (typeof b.source_id === 'string') event.source_id = b.source_id;
   if (typeof b.destination_id === 'string') event.destination_id = b.destination_id;
-  if (typeof b.seq === 'number') event.seq = b.seq;
+  if (b.seq !== undefined) event.seq = b.seq as number;
   return event;
 }
 

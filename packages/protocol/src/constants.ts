@@ -45,6 +45,7 @@ export const SERVER_CONTROL_MSG_TYPES = [
   'ping',
   'pong',
   'error',
+  'gap',
 ] as const;
 export type ServerControlMsgType = (typeof SERVER_CONTROL_MSG_TYPES)[number];
 

@@ -272,22 +272,39 @@ export const PaymentSettledPayloadSchema = z.looseObject({
   ...optionalAssetBlock,
 });
 
-export type ExternalIds = z.infer<typeof ExternalIdsSchema>;
-export type AssetDetails = z.infer<typeof AssetDetailsSchema>;
-export type ConfigDetails = z.infer<typeof ConfigDetailsSchema>;
-export type ItemDetails = z.infer<typeof ItemDetailsSchema>;
+// ---------------------------------------------------------------------------------------------
+// TypeScript types: the fields EVENTS.md lists, and only those
+// ---------------------------------------------------------------------------------------------
 
-export type BidRequestPayload = z.infer<typeof BidRequestPayloadSchema>;
-export type BidOutbidPayload = z.infer<typeof BidOutbidPayloadSchema>;
-export type AuctionResultPayload = z.infer<typeof AuctionResultPayloadSchema>;
-export type ConditionalBidAppliedPayload = z.infer<typeof ConditionalBidAppliedPayloadSchema>;
-export type ConditionalBidStatusChangePayload = z.infer<typeof ConditionalBidStatusChangePayloadSchema>;
-export type ConditionalBidExpiringSoonPayload = z.infer<typeof ConditionalBidExpiringSoonPayloadSchema>;
-export type InstantCashOfferStatusChangePayload = z.infer<typeof InstantCashOfferStatusChangePayloadSchema>;
-export type TransferConfirmationReceivedPayload = z.infer<typeof TransferConfirmationReceivedPayloadSchema>;
-export type PaymentChargedPayload = z.infer<typeof PaymentChargedPayloadSchema>;
-export type PaymentFailedPayload = z.infer<typeof PaymentFailedPayloadSchema>;
-export type PaymentSettledPayload = z.infer<typeof PaymentSettledPayloadSchema>;
+/**
+ * `T` without the `[key: string]: unknown` index signatures zod adds to loose objects, at every
+ * depth. The schemas let unlisted fields pass through at run time (EVENTS.md), but the types
+ * declare only the listed fields, so a typo such as `payload.conversation_idd` does not compile.
+ * Index signatures with a real value type (`external_ids: Record<string, string>`) are kept.
+ * Read an unlisted field through the explicit escape hatch `loose(payload).field` (`unknown`).
+ */
+export type Known<T> = T extends readonly (infer U)[]
+  ? Known<U>[]
+  : T extends object
+    ? { [K in keyof T as string extends K ? (unknown extends T[K] ? never : K) : number extends K ? never : K]: Known<T[K]> }
+    : T;
+
+export type ExternalIds = z.infer<typeof ExternalIdsSchema>;
+export type AssetDetails = Known<z.infer<typeof AssetDetailsSchema>>;
+export type ConfigDetails = Known<z.infer<typeof ConfigDetailsSchema>>;
+export type ItemDetails = Known<z.infer<typeof ItemDetailsSchema>>;
+
+export type BidRequestPayload = Known<z.infer<typeof BidRequestPayloadSchema>>;
+export type BidOutbidPayload = Known<z.infer<typeof BidOutbidPayloadSchema>>;
+export type AuctionResultPayload = Known<z.infer<typeof AuctionResultPayloadSchema>>;
+export type ConditionalBidAppliedPayload = Known<z.infer<typeof ConditionalBidAppliedPayloadSchema>>;
+export type ConditionalBidStatusChangePayload = Known<z.infer<typeof ConditionalBidStatusChangePayloadSchema>>;
+export type ConditionalBidExpiringSoonPayload = Known<z.infer<typeof ConditionalBidExpiringSoonPayloadSchema>>;
+export type InstantCashOfferStatusChangePayload = Known<z.infer<typeof InstantCashOfferStatusChangePayloadSchema>>;
+export type TransferConfirmationReceivedPayload = Known<z.infer<typeof TransferConfirmationReceivedPayloadSchema>>;
+export type PaymentChargedPayload = Known<z.infer<typeof PaymentChargedPayloadSchema>>;
+export type PaymentFailedPayload = Known<z.infer<typeof PaymentFailedPayloadSchema>>;
+export type PaymentSettledPayload = Known<z.infer<typeof PaymentSettledPayloadSchema>>;
 
 /** Payload type of each event type. */
 export interface EventPayloadMap {

@@ -7,10 +7,14 @@
  * `./json-schema.js` is deliberately NOT re-exported: only the schema export script and docs
  * tooling need JSON Schema, and keeping it out means browser bundles never carry the
  * JSON Schema converter even without tree-shaking. Import it directly:
- * `import { protocolJsonSchemas } from './protocol/json-schema.js'`.
+ * `import { protocolJsonSchemas } from '@tpx-realtime/protocol/json-schema'`.
+ *
+ * `@tpx-realtime/protocol/core` is the zod-free part (event types, rooms, error and close codes,
+ * `loose`): the partner SDK imports only that at run time, so loading the SDK never loads zod.
  */
-export * from './constants.js';
+export * from './core.js';
 export * from './frames.js';
 export * from './client-messages.js';
+export * from './server-messages.js';
 export * from './events.js';
 export * from './samples.js';

@@ -14,6 +14,7 @@ import {
   UnsubscribeMessage,
 } from './client-messages.js';
 import { EVENT_PAYLOAD_SCHEMAS } from './events.js';
+import { SERVER_FRAME_SCHEMAS, WebhookBodySchema } from './server-messages.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -42,15 +43,28 @@ function toSchema(schema: z.ZodType, id: string, title: string, description?: st
   return { $schema, $id: id, title, ...(description ? { description } : {}), ...rest };
 }
 
+/** Names of the server control-frame schemas, in document order. */
+export const SERVER_FRAME_SCHEMA_NAMES = Object.keys(SERVER_FRAME_SCHEMAS) as Array<keyof typeof SERVER_FRAME_SCHEMAS>;
+
 /**
- * Every schema by name: the client messages (`ClientMessage`, `AuthenticateMessage`, …) and
- * one per event payload, named after the event type (`BID_REQUEST`, …). Fresh objects per call.
+ * Every schema by name: the client messages (`ClientMessage`, `AuthenticateMessage`, …), the
+ * server control frames (`SubscribedFrame`, `GapFrame`, …), the webhook body (`WebhookBody`)
+ * and one per event payload, named after the event type (`BID_REQUEST`, …). Fresh objects per call.
  */
 export function protocolJsonSchemas(): Record<string, JsonSchema> {
   const out: Record<string, JsonSchema> = {};
   for (const name of CLIENT_MESSAGE_SCHEMA_NAMES) {
     out[name] = toSchema(CLIENT_SCHEMAS[name], `${name}.json`, name, 'Client → server WebSocket message (SPEC §2.1)');
   }
+  for (const name of SERVER_FRAME_SCHEMA_NAMES) {
+    out[name] = toSchema(SERVER_FRAME_SCHEMAS[name], `${name}.json`, name, 'Server → client WebSocket control frame (SPEC §2.2, §2.8)');
+  }
+  out.WebhookBody = toSchema(
+    WebhookBodySchema,
+    'WebhookBody.json',
+    'WebhookBody',
+    'Body of a webhook delivery (SPEC §4); the payload is the event payload (see the event schemas). sent_at is in unix seconds.',
+  );
   for (const type of EVENT_TYPES) {
     out[type] = toSchema(
       EVENT_PAYLOAD_SCHEMAS[type],

@@ -2,6 +2,10 @@
  * Realistic, valid sample payloads of the 11 event types (TICKET and SEALED_TCG variants).
  * Used by tests, `tpx simulate`, `tpx publish` and the benchmarks. Pure: no Node-only imports
  * (ids come from the Web Crypto `crypto.randomUUID`, present in Node ≥ 19 and browsers).
+ *
+ * Times are relative to `now` (default: the current time), as a real event would carry them:
+ * a BID_REQUEST expires 5 minutes after it is sent, the ticketed event is 30 days ahead, a
+ * payment is charged and settled "now". A sample is never born expired.
  */
 import type { EventType } from './constants.js';
 import type { AssetType, EventPayloadMap } from './events.js';
@@ -10,6 +14,8 @@ import { EVENT_REQUIRED_FIELDS } from './events.js';
 export interface SampleOptions {
   /** Asset variant of the item-level blocks. Default `TICKET`. */
   assetType?: AssetType;
+  /** The moment the sample's times are relative to (epoch ms or Date). Default: now. */
+  now?: number | Date;
   /** `conversation_id` to use (keep one per simulated deal). Default: fixed id, or random with `randomIds`. */
   conversationId?: string;
   /** Mint fresh UUIDs for the ids (bid, payment, transfer, …) instead of the fixed sample ones. */
@@ -23,7 +29,27 @@ export interface SampleOptions {
   [field: string]: unknown;
 }
 
-const OPTION_KEYS = new Set(['assetType', 'conversationId', 'randomIds', 'fields']);
+const OPTION_KEYS = new Set(['assetType', 'now', 'conversationId', 'randomIds', 'fields']);
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** ISO-8601 UTC to the second: `2025-06-15T19:30:00Z`. */
+function isoUtc(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The ticketed event: 30 days ahead at 23:30 UTC, i.e. 19:30 at the venue (US Eastern, summer time). */
+function eventDates(now: number): { utc: string; local: string } {
+  const at = Math.floor(now / DAY) * DAY + 30 * DAY + 23.5 * HOUR;
+  return { utc: isoUtc(at), local: isoUtc(at - 4 * HOUR).slice(0, -1) };
+}
+
+function nowMs(now: number | Date | undefined): number {
+  if (now === undefined) return Date.now();
+  return typeof now === 'number' ? now : now.getTime();
+}
 
 const FIXED = {
   conversation_id: '550e8400-e29b-41d4-a716-446655440000',
@@ -60,7 +86,7 @@ function ids(opts: SampleOptions) {
 }
 
 /** The five asset-block keys (`asset_type`, `external_ids`, `asset_details`, `config_details`, `item_details`). */
-export function sampleAssetBlock(assetType: AssetType = 'TICKET', keyId: string = FIXED.key_id, quantity = 2) {
+export function sampleAssetBlock(assetType: AssetType = 'TICKET', keyId: string = FIXED.key_id, quantity = 2, now: number | Date = Date.now()) {
   if (assetType === 'SEALED_TCG') {
     return {
       asset_type: 'SEALED_TCG' as const,
@@ -85,6 +111,7 @@ export function sampleAssetBlock(assetType: AssetType = 'TICKET', keyId: string 
       },
     };
   }
+  const date = eventDates(nowMs(now));
   return {
     asset_type: 'TICKET' as const,
     external_ids: { SEATGEEK: '17346315', TICKETMASTER: 'vvG1YZ4bJalaRJ' },
@@ -95,8 +122,8 @@ export function sampleAssetBlock(assetType: AssetType = 'TICKET', keyId: string 
       venue_city: 'East Rutherford',
       venue_state: 'NJ',
       venue_country: 'US',
-      event_date_utc: '2025-06-15T19:30:00Z',
-      event_date_local: '2025-06-15T15:30:00',
+      event_date_utc: date.utc,
+      event_date_local: date.local,
       subject_names: ['Taylor Swift'],
       primary_category: 'Concerts',
       categories: ['Concerts', 'Pop'],
@@ -105,8 +132,8 @@ export function sampleAssetBlock(assetType: AssetType = 'TICKET', keyId: string 
       id: '741335d5-c78c-414c-9f46-5b3577beea5f',
       event_type: 'PRIMARY' as const,
       event_name: 'Taylor Swift - The Eras Tour',
-      event_date_utc: '2025-06-15T19:30:00Z',
-      event_date_local: '2025-06-15T15:30:00',
+      event_date_utc: date.utc,
+      event_date_local: date.local,
     },
     item_details: {
       key_id: keyId,
@@ -123,7 +150,8 @@ export function sampleAssetBlock(assetType: AssetType = 'TICKET', keyId: string 
 
 function build(type: EventType, opts: SampleOptions): Record<string, unknown> {
   const i = ids(opts);
-  const asset = sampleAssetBlock(opts.assetType ?? 'TICKET', i.key_id);
+  const now = nowMs(opts.now);
+  const asset = sampleAssetBlock(opts.assetType ?? 'TICKET', i.key_id, 2, now);
   const assetType = asset.asset_type;
   switch (type) {
     case 'BID_REQUEST':
@@ -132,7 +160,7 @@ function build(type: EventType, opts: SampleOptions): Record<string, unknown> {
         reference_type: 'INSTANT_CASH_OFFER',
         reference_id: i.reference_id,
         ...asset,
-        expires_at: '2025-06-01T12:05:00Z',
+        expires_at: isoUtc(now + 5 * MINUTE),
       };
     case 'BID_OUTBID':
       return {
@@ -183,7 +211,7 @@ function build(type: EventType, opts: SampleOptions): Record<string, unknown> {
     case 'CONDITIONAL_BID_EXPIRING_SOON':
       return {
         conditional_bid_id: i.conditional_bid_id,
-        expires_at: '2025-06-14T19:30:00Z',
+        expires_at: isoUtc(now + DAY),
         status: 'PARTIALLY_FILLED',
         current_filled_quantity: 2,
         max_filled_quantity: 10,
@@ -210,7 +238,7 @@ function build(type: EventType, opts: SampleOptions): Record<string, unknown> {
         ...asset,
         transfer_method: assetType === 'SEALED_TCG' ? 'PHYSICAL' : 'DIGITAL',
         quantity: 2,
-        confirmed_at: '2025-06-02T09:15:00Z',
+        confirmed_at: isoUtc(now - 2 * MINUTE),
       };
     case 'PAYMENT_CHARGED':
       return {
@@ -220,7 +248,7 @@ function build(type: EventType, opts: SampleOptions): Record<string, unknown> {
         ...asset,
         payment_rail: 'ACH',
         payment_strategy: 'ON_CONFIRMATION',
-        charged_at: '2025-06-02T09:20:00Z',
+        charged_at: isoUtc(now),
       };
     case 'PAYMENT_FAILED':
       return {
@@ -241,7 +269,7 @@ function build(type: EventType, opts: SampleOptions): Record<string, unknown> {
         platform_fee_cents: 2_580,
         processing_fee_cents: 1_220,
         seller_payout_cents: 43_000,
-        settled_at: '2025-06-04T00:00:00Z',
+        settled_at: isoUtc(now),
         ...asset,
       };
     default: {

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
-import { positiveIntArg } from '../validate.js';
+import { durationArg, positiveIntArg } from '../validate.js';
 
 type RunBench = typeof import('../../../bench/run.js').runBench;
 
@@ -60,7 +60,8 @@ export function register(program: Command): void {
     .option('--scenarios <list>', `comma-separated: ${SCENARIOS.join(', ')} (default: all but soak)`)
     .option('--out <file>', 'also write the JSON report to this file')
     .option('--workers <n>', 'load-generator worker threads', positiveIntArg)
-    .option('--soak-duration <duration>', 'soak length, e.g. 10m')
+    // Parsed here like every CLI duration (a plain number is seconds), handed over in ms.
+    .option('--soak-duration <duration>', 'soak length, e.g. 10m (a plain number is seconds)', (v: string) => `${durationArg(v)}ms`)
     .option('--profile', 'record and summarise a CPU profile of the tpx server')
     .option('--servers <list>', 'which servers to run: tpx,baseline (default both)')
     .option('--json', 'print the JSON report on stdout instead of the table')

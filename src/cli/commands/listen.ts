@@ -1,13 +1,18 @@
 /**
- * `tpx listen`: a human-friendly live view of an account's events over /ws. Events go to
- * stdout (one line each, or one JSON frame per line with --json); connection status and
- * errors go to stderr. Exit code 2 when the server rejects the key (close 4001).
+ * `tpx listen`: a human-friendly live view of an account's events over /ws, on the partner SDK
+ * (live.ts). Events go to stdout (one line each, or one JSON frame per line with --json);
+ * connection status and errors go to stderr. Exit code 2 when the server rejects the key.
  */
+import type { TpxEvent } from '@tpx-realtime/client';
+import type { Room } from '@tpx-realtime/protocol';
 import type { Command } from 'commander';
-import { globalOpts, resolveUrl, wsUrlFor } from '../context.js';
+import { API_KEY_ENV, globalOpts, resolveApiKey, resolveUrl } from '../context.js';
 import { colourer, notice, stdoutColours, type Colour } from '../format.js';
-import { openStream, type EventFrame } from '../stream.js';
+import { frameOf, runLive } from '../live.js';
 import { nonNegativeIntArg, roomsArg } from '../validate.js';
+
+/** Payload fields read for display: every event type's fields are optional here. */
+type AnyFields = Record<string, unknown>;
 
 const TYPE_COLOURS: Record<string, Colour> = {
   BID_REQUEST: 'cyan',
@@ -32,8 +37,8 @@ function short(id: unknown): string | undefined {
 }
 
 /** The few fields that matter for each event, as `key=value` pairs. */
-export function keyFields(ev: EventFrame): string[] {
-  const p = ev.payload ?? {};
+export function keyFields(ev: Pick<TpxEvent, 'payload'>): string[] {
+  const p = (ev.payload ?? {}) as AnyFields;
   const out: string[] = [];
   const add = (k: string, v: string | undefined) => {
     if (v !== undefined && v !== '') out.push(`${k}=${v}`);
@@ -57,7 +62,7 @@ export function keyFields(ev: EventFrame): string[] {
   return out;
 }
 
-export function formatEventLine(ev: EventFrame, colours: boolean): string {
+export function formatEventLine(ev: Pick<TpxEvent, 'msg_type' | 'seq' | 'sent_at' | 'payload'>, colours: boolean): string {
   const c = colourer(colours);
   const when = new Date(typeof ev.sent_at === 'number' ? ev.sent_at : Date.now()).toISOString().slice(11, 23);
   const type = ev.msg_type.padEnd(32);
@@ -68,36 +73,26 @@ export function register(program: Command): void {
   program
     .command('listen')
     .description('print live events of an account (connects to /ws with an API key)')
-    .requiredOption('--token <key>', 'partner API key (tp_live_…) (env TPX_API_KEY)', process.env.TPX_API_KEY)
+    .option('--token <key>', `partner API key (tp_live_…) (env ${API_KEY_ENV})`)
     .option('--rooms <rooms>', 'comma-separated rooms (event types or ALL)', roomsArg, ['ALL'])
     .option('--after-seq <n>', 'first replay stored events with seq > n', nonNegativeIntArg)
     .option('--json', 'print each event frame as one JSON line')
-    .action(async (opts: { token: string; rooms: string[]; afterSeq?: number; json?: boolean }, cmd: Command) => {
-      const wsUrl = wsUrlFor(resolveUrl(globalOpts(cmd)));
+    .action(async (opts: { token?: string; rooms: Room[]; afterSeq?: number; json?: boolean }, cmd: Command) => {
+      const token = resolveApiKey(opts.token);
+      const url = resolveUrl(globalOpts(cmd));
       const colours = !opts.json && stdoutColours();
       const c = colourer(process.stderr.isTTY === true && !process.env.NO_COLOR);
-      notice(c('gray', `connecting to ${wsUrl} …`));
-      const stream = openStream({
-        wsUrl,
-        token: opts.token,
+      const result = await runLive({
+        url,
+        token,
         rooms: opts.rooms,
         afterSeq: opts.afterSeq,
-        onAuthenticated: (id) => notice(c('gray', `authenticated as account ${id}`)),
+        status: (line, kind) => notice(c(kind === 'error' ? 'red' : kind === 'warn' ? 'yellow' : 'gray', line)),
         onEvent: (ev) => {
-          process.stdout.write((opts.json ? JSON.stringify(ev) : formatEventLine(ev, colours)) + '\n');
-        },
-        onStatus: (m) => notice(c('gray', m)),
-        onError: (e) => {
-          const extra = Array.isArray(e.rooms) ? ` (${e.rooms.join(', ')})` : '';
-          notice(c('red', `error ${e.code}: ${e.error}${extra}`));
+          process.stdout.write((opts.json ? JSON.stringify(frameOf(ev)) : formatEventLine(ev, colours)) + '\n');
         },
       });
-      const stop = () => stream.stop();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      const code = await stream.done;
-      const last = stream.lastSeq();
-      if (code === 0 && last !== undefined) notice(c('gray', `stopped; resume with --after-seq ${last}`));
-      process.exit(code);
+      if (result.code === 0 && result.lastSeq !== undefined) notice(c('gray', `stopped; resume with --after-seq ${result.lastSeq}`));
+      process.exitCode = result.code;
     });
 }

@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option('--json', 'print the raw JSON answer')
     .addHelpText('after', '\nEach event: { "msg_type": "BID_REQUEST", "account_ids": ["…"] | "broadcast": true, "payload": {…}, "msg_id"?: "…" }')
     .action(async (opts: { file: string; json?: boolean }, cmd: Command) => {
-      const data = await readJsonSource(opts.file);
+      const data = await readJsonSource(opts.file, '--file');
       const events = Array.isArray(data) ? data : (data as { events?: unknown })?.events;
       if (!Array.isArray(events) || events.length === 0) throw new CliError(`${opts.file}: expected a non-empty array of events or { "events": [...] }`);
       events.forEach((e, i) => {

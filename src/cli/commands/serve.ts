@@ -4,6 +4,7 @@
  * human banner goes to stderr. SIGTERM/SIGINT close gracefully and exit 0; a second signal
  * exits 1 at once.
  */
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../../config/index.js';
 import { CliError } from '../errors.js';
@@ -19,29 +20,43 @@ interface ServeOptions {
   dataDir?: string;
 }
 
-export function banner(server: RunningServer, config: Config): string {
-  const ws = server.url.replace(/^http/, 'ws').replace(/\/+$/, '') + '/ws';
+/**
+ * The start banner: where the server is, and commands that work when pasted into another
+ * terminal (`npx tpx` is what runs the CLI in a clone; `--url` carries the real port).
+ */
+export function banner(server: RunningServer, config: Config, cwd = process.cwd()): string {
+  const base = server.url.replace(/\/+$/, '');
+  const ws = base.replace(/^http/, 'ws') + '/ws';
   const lines = [
     '',
-    `  tpx-realtime is listening on ${server.url}`,
+    `  tpx-realtime is listening on ${base}`,
     `  WebSocket:  ${ws}`,
+    `  Console:    ${base}/console`,
     `  Data dir:   ${config.dataDir}${config.databaseUrl ? ` (store: ${config.databaseUrl.replace(/\/\/[^@/]*@/, '//***@')})` : ''}`,
   ];
+  const tokenFile = server.adminTokenFile ?? null;
   if (server.adminTokenGenerated) {
     lines.push(
       '',
-      `  Admin token (generated, saved to ${server.adminTokenFile ?? `${config.dataDir}/admin-token`}):`,
+      `  Admin token (generated, saved to ${tokenFile ?? `${config.dataDir}/admin-token`}):`,
       `    ${server.adminToken}`,
       '  Keep it secret: it authorizes the publish and admin APIs. Set TPX_ADMIN_TOKEN to choose your own.',
     );
   }
+  // The CLI reads the admin token from TPX_ADMIN_TOKEN, else ./data/admin-token (TPX_DATA_DIR).
+  let setup: string | undefined;
+  if (!tokenFile) setup = '    export TPX_ADMIN_TOKEN=<the admin token this server was started with>';
+  else if (path.resolve(cwd, tokenFile) !== path.resolve(cwd, 'data', 'admin-token')) setup = `    export TPX_ADMIN_TOKEN=$(cat ${path.resolve(cwd, tokenFile)})`;
+  const url = `--url ${base}`;
   lines.push(
     '',
-    '  Next steps (in another terminal, same directory or with TPX_URL / TPX_ADMIN_TOKEN set):',
-    '    tpx accounts create --name "Acme" --partner-id partner_acme',
-    '    tpx keys create --account <account_id>',
-    `    tpx listen --token <tp_live_…> --rooms ALL${server.url.endsWith(':8080') ? '' : ` --url ${server.url}`}`,
-    '    tpx publish BID_REQUEST --account <account_id> --sample',
+    `  Try it from another terminal${setup ? '' : ' in this directory'}:`,
+    ...(setup ? [setup] : []),
+    `    npx tpx accounts create --name "Acme" --partner-id partner_acme ${url}`,
+    `    npx tpx keys create --account <account_id> ${url}`,
+    `    npx tpx listen --token <tp_live_…> --rooms ALL ${url}`,
+    `    npx tpx publish BID_REQUEST --account <account_id> --sample ${url}`,
+    `    npx tpx simulate --account <account_id> --duration 30s ${url}`,
     '',
   );
   return lines.join('\n') + '\n';

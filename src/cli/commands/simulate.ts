@@ -2,11 +2,14 @@
  * `tpx simulate`: drive a realistic stream of auctions through the publish API. Several deals
  * run interleaved; each follows the life of a real auction with one conversation_id:
  *
- *   BID_REQUEST (all accounts) → BID_OUTBID… (losing bidders) → AUCTION_RESULT (everyone,
- *   is_winner for one) → [CONDITIONAL_BID_APPLIED + _STATUS_CHANGE when a standing bid won]
+ *   BID_REQUEST (all accounts) → BID_OUTBID… (each to the account that lost the lead; an
+ *   outbid account drops out) → AUCTION_RESULT (every account; is_winner only for the final
+ *   leader, which may be a buyer outside TPX, so single-account runs see losses too)
+ *   → if an account won: [CONDITIONAL_BID_APPLIED + _STATUS_CHANGE when a standing bid won]
  *   → INSTANT_CASH_OFFER_STATUS_CHANGE (accepted) → PAYMENT_CHARGED → TRANSFER_CONFIRMATION_RECEIVED
  *   → PAYMENT_SETTLED, or PAYMENT_FAILED (~10%); now and then CONDITIONAL_BID_EXPIRING_SOON.
  *
+ * Times in the payloads are relative to now (a BID_REQUEST expires 5 minutes after it is sent).
  * Bounded by --count (events) and/or --duration (default 30 s when neither is given).
  */
 import { randomUUID } from 'node:crypto';
@@ -25,6 +28,9 @@ export interface SimEvent {
 }
 
 type Rng = () => number;
+
+/** The leader of an auction when a buyer outside TPX holds the high bid. */
+const OUTSIDE = '(outside TPX)';
 
 function pick<T>(rng: Rng, items: readonly T[]): T {
   return items[Math.floor(rng() * items.length)];
@@ -51,43 +57,55 @@ export function* dealEvents(accounts: readonly string[], rng: Rng = Math.random)
     }),
   };
 
-  // Bidding war: each outbid goes to the account that held the high bid.
+  // Bidding war between the accounts and buyers outside TPX (OUTSIDE: they receive nothing).
+  // Each outbid goes to the account that held the high bid, which then drops out: its
+  // AUCTION_RESULT is a loss.
   let price = 10_000 + Math.floor(rng() * 50_000);
-  let leader = pick(rng, accounts);
-  let leaderBid = randomUUID();
-  const outbids = accounts.length > 1 ? Math.floor(rng() * 4) : Math.floor(rng() * 2);
-  for (let i = 0; i < outbids; i++) {
+  const bids = new Map<string, { bidId: string; amount: number }>();
+  const inRace = new Set(accounts);
+  let leader: string = rng() < 0.3 ? OUTSIDE : pick(rng, accounts);
+  if (leader !== OUTSIDE) bids.set(leader, { bidId: randomUUID(), amount: price });
+  const rounds = Math.floor(rng() * 4);
+  for (let i = 0; i < rounds; i++) {
+    const challengers = [...inRace].filter((a) => a !== leader);
+    if (leader !== OUTSIDE) challengers.push(OUTSIDE); // someone outside can always bid more
+    if (challengers.length === 0) break;
     const previous = leader;
-    const previousBid = leaderBid;
-    const others = accounts.filter((a) => a !== previous);
-    leader = others.length ? pick(rng, others) : previous;
-    leaderBid = randomUUID();
+    leader = pick(rng, challengers);
     price += 500 + Math.floor(rng() * 2_500);
-    yield {
-      msg_type: 'BID_OUTBID',
-      account_ids: [previous],
-      payload: base('BID_OUTBID', { bid_id: previousBid, bid_amount_cents: price, conditional_bid_id: null, external_reference_id: ext }),
-    };
+    if (leader !== OUTSIDE) bids.set(leader, { bidId: randomUUID(), amount: price });
+    if (previous !== OUTSIDE) {
+      inRace.delete(previous);
+      const beaten = bids.get(previous)!;
+      yield {
+        msg_type: 'BID_OUTBID',
+        account_ids: [previous],
+        payload: base('BID_OUTBID', { bid_id: beaten.bidId, bid_amount_cents: beaten.amount, conditional_bid_id: null, external_reference_id: ext }),
+      };
+    }
   }
 
-  const winner = leader;
+  const winner = leader === OUTSIDE ? undefined : leader;
   const viaConditional = rng() < 0.25;
   const conditionalBidId = viaConditional ? randomUUID() : null;
   for (const account of accounts) {
     const isWinner = account === winner;
+    const bid = bids.get(account);
     yield {
       msg_type: 'AUCTION_RESULT',
       account_ids: [account],
       payload: base('AUCTION_RESULT', {
         is_winner: isWinner,
-        bid_id: isWinner ? leaderBid : undefined,
+        bid_id: bid?.bidId,
         conditional_bid_id: isWinner ? conditionalBidId : null,
-        bid_amount_cents: isWinner ? price : undefined,
+        bid_amount_cents: bid?.amount,
         quantity: isWinner ? quantity : undefined,
-        external_reference_id: isWinner ? ext : undefined,
+        external_reference_id: bid ? ext : undefined,
       }),
     };
   }
+  if (winner === undefined) return; // the lot went to a buyer outside TPX
+  const leaderBid = bids.get(winner)!.bidId;
 
   if (conditionalBidId) {
     const max = quantity * (2 + Math.floor(rng() * 4));
@@ -271,7 +289,7 @@ export function register(program: Command): void {
     .description('publish a realistic stream of auctions, outbids, results and payments')
     .requiredOption('--account <account_id>', 'participating account; repeat or comma-separate for several bidders', collectIds('account id'))
     .option('--rate <rate>', 'events per second, e.g. 5/s, 120/m', rateArg, 5)
-    .option('--duration <duration>', 'stop after this long, e.g. 30s, 5m (default 30s unless --count)', durationArg)
+    .option('--duration <duration>', 'stop after this long, e.g. 30s, 5m; a plain number is seconds (default 30s unless --count)', durationArg)
     .option('--count <n>', 'stop after n events', positiveIntArg)
     .option('--concurrency <n>', 'deals in progress at once', positiveIntArg, 3)
     .option('--quiet', 'print only the summary')

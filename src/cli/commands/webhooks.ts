@@ -1,14 +1,17 @@
 /**
  * `tpx webhooks add|list|remove|rotate-secret` (admin API) and `tpx webhooks forward`
- * (Stripe-CLI-style local development: take events from /ws and re-post them as
- * Standard-Webhooks-signed POSTs to a local URL).
+ * (Stripe-CLI-style local development: take events from /ws with the partner SDK and re-post
+ * them as Standard-Webhooks-signed POSTs to a local URL).
  */
+import type { TpxEvent } from '@tpx-realtime/client';
+import type { Room } from '@tpx-realtime/protocol';
 import type { Command } from 'commander';
-import { adminClient, globalOpts, resolveUrl, wsUrlFor } from '../context.js';
+import { ApiError } from '../api.js';
+import { adminClient, API_KEY_ENV, globalOpts, resolveApiKey, resolveUrl } from '../context.js';
 import { CliError } from '../errors.js';
 import { colourer, listOf, notice, printJson, printRecord, printTable, stdoutColours } from '../format.js';
+import { runLive } from '../live.js';
 import { generateSecret, isValidSecret, signPayload } from '../signing.js';
-import { openStream, type EventFrame } from '../stream.js';
 import { checkId, durationArg, idArg, nonNegativeIntArg, roomsArg, urlArg } from '../validate.js';
 
 interface WebhookRow {
@@ -18,6 +21,22 @@ interface WebhookRow {
   enabled?: boolean;
   created_at?: string;
   [k: string]: unknown;
+}
+
+/**
+ * The server refuses loopback and private endpoints unless TPX_WEBHOOK_ALLOW_PRIVATE=true (SSRF
+ * guard, SPEC §5); during development the usual intent is "send my webhooks to localhost".
+ */
+function unsafeUrlHint(err: unknown, url: string): never {
+  if (err instanceof ApiError && err.code === 'UNSAFE_WEBHOOK_URL') {
+    throw new CliError(
+      `${err.message}\n` +
+        'hint: loopback and private addresses are refused by default (SSRF guard). For local development, either\n' +
+        '  - start the server with TPX_WEBHOOK_ALLOW_PRIVATE=true (never in production), or\n' +
+        `  - leave the endpoint unregistered and run: npx tpx webhooks forward --token <tp_live_…> --to ${url}`,
+    );
+  }
+  throw err;
 }
 
 function secretArg(value: string): string {
@@ -39,7 +58,9 @@ export function register(program: Command): void {
       const body: Record<string, unknown> = { url: opts.url };
       if (opts.secret !== undefined) body.secret = secretArg(opts.secret);
       // `--url` is also the global server-URL option; the subcommand's own value wins here.
-      const w = await adminClient(cmd, { ignoreLocalUrl: true }).post<WebhookRow>(`/admin/accounts/${encodeURIComponent(opts.account)}/webhooks`, body);
+      const w = await adminClient(cmd, { ignoreLocalUrl: true })
+        .post<WebhookRow>(`/admin/accounts/${encodeURIComponent(opts.account)}/webhooks`, body)
+        .catch((err: unknown) => unsafeUrlHint(err, opts.url));
       if (opts.json) return printJson(w);
       printRecord(w, ['webhook_id', 'url', 'secret', 'enabled'].filter((k) => k in w));
       notice('\nVerify deliveries with this secret (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).');
@@ -91,30 +112,33 @@ export function register(program: Command): void {
   webhooks
     .command('forward')
     .description('receive live events over /ws and re-post each as a signed webhook to a local URL (like `stripe listen --forward-to`)')
-    .requiredOption('--token <key>', 'partner API key (tp_live_…)')
+    .option('--token <key>', `partner API key (tp_live_…) (env ${API_KEY_ENV})`)
     .requiredOption('--to <url>', 'local endpoint, e.g. http://localhost:3000/hook', urlArg)
     .option('--rooms <rooms>', 'comma-separated rooms', roomsArg, ['ALL'])
     .option('--secret <whsec>', 'signing secret to use (default: a fresh one, printed at start)')
     .option('--source-id <id>', 'source_id of the forwarded bodies', 'tradepost_realtime')
     .option('--destination-id <id>', 'destination_id of the forwarded bodies (default: the account id)')
     .option('--after-seq <n>', 'replay stored events after this seq first', nonNegativeIntArg)
-    .option('--timeout <duration>', 'per-request timeout', durationArg, 10_000)
+    .option('--timeout <duration>', 'per-request timeout, e.g. 10s (a plain number is seconds)', durationArg, 10_000)
     .action(async (opts: {
-      token: string; to: string; rooms: string[]; secret?: string; sourceId: string; destinationId?: string; afterSeq?: number; timeout: number;
+      token?: string; to: string; rooms: Room[]; secret?: string; sourceId: string; destinationId?: string; afterSeq?: number; timeout: number;
     }, cmd: Command) => {
+      const token = resolveApiKey(opts.token);
       const secret = opts.secret !== undefined ? secretArg(opts.secret) : generateSecret();
-      const wsUrl = wsUrlFor(resolveUrl(globalOpts(cmd)));
+      const url = resolveUrl(globalOpts(cmd));
       const c = colourer(stdoutColours());
       process.stdout.write(`Ready! Your webhook signing secret is ${c('bold', secret)}\n`);
-      process.stdout.write(`Forwarding events from ${wsUrl} to ${opts.to}\n`);
+      process.stdout.write(`Forwarding events from ${url} to ${opts.to}\n`);
       let accountId = '';
-      let queue = Promise.resolve();
 
-      const forward = async (ev: EventFrame) => {
+      // One event at a time, in seq order: the SDK awaits this before handing over the next.
+      const forward = async (ev: TpxEvent) => {
+        // The body the webhook dispatcher sends (SPEC §4), field for field.
         const body = JSON.stringify({
           msg_type: ev.msg_type,
           msg_id: ev.msg_id,
-          sent_at: Math.floor((typeof ev.sent_at === 'number' ? ev.sent_at : Date.now()) / 1000),
+          seq: ev.seq,
+          sent_at: Math.floor(ev.sent_at / 1000),
           source_id: opts.sourceId,
           destination_id: opts.destinationId ?? accountId,
           payload: ev.payload,
@@ -142,26 +166,17 @@ export function register(program: Command): void {
         }
       };
 
-      const stream = openStream({
-        wsUrl,
-        token: opts.token,
+      const result = await runLive({
+        url,
+        token,
         rooms: opts.rooms,
         afterSeq: opts.afterSeq,
-        onAuthenticated: (id) => {
+        status: (line) => notice(line),
+        onOpen: (id) => {
           accountId = id;
-          notice(`authenticated as account ${id}`);
         },
-        onEvent: (ev) => {
-          queue = queue.then(() => forward(ev));
-        },
-        onStatus: (m) => notice(m),
-        onError: (e) => notice(`error ${e.code}: ${e.error}`),
+        onEvent: forward,
       });
-      const stop = () => stream.stop();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      const code = await stream.done;
-      await queue;
-      process.exit(code);
+      process.exitCode = result.code;
     });
 }

@@ -1,0 +1,161 @@
+/**
+ * Where the client connects, and why a connection attempt failed before the WebSocket opened.
+ *
+ * - `normalizeEndpoint` accepts the server's base URL (`http(s)://host:port`, `ws(s)://host:port`)
+ *   as well as the `/ws` URL, so the URL the CLI uses (`TPX_URL=http://…`) works in the SDK too.
+ * - An upgrade the server answered with a 3xx or 4xx status (404: no WebSocket endpoint there;
+ *   401/403: a proxy refuses; 301: use the final URL) will be answered the same way next time:
+ *   retrying it forever would hide the mistake. `handshakeRejection` turns it into one fatal
+ *   error with a hint. 408, 429 and every 5xx (e.g. 503 while a node drains) stay retryable.
+ * - `ws` (Node < 22) reports the status in its error message. The WHATWG WebSocket of browsers
+ *   and Node ≥ 22 hides it; in Node, `probeUpgradeStatus` then asks the server itself with one
+ *   plain upgrade request over `node:http(s)`. Browsers cannot find out and keep retrying.
+ */
+import { TpxConnectionError } from './errors.js';
+
+/** `http://h:p` → `ws://h:p/ws`; `https://h:p/` → `wss://h:p/ws`; `ws(s)://…/path` is kept. Throws TypeError. */
+export function normalizeEndpoint(input: string): string {
+  let url: URL;
+  try {
+    url = new URL(input.trim());
+  } catch {
+    throw new TypeError(`TpxClient: invalid url "${input}" (expected e.g. https://realtime.example.com or wss://realtime.example.com/ws)`);
+  }
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new TypeError(`TpxClient: url must use ws://, wss://, http:// or https:// (got "${input}")`);
+  }
+  if (url.pathname === '' || url.pathname === '/') url.pathname = '/ws';
+  url.hash = '';
+  return url.toString();
+}
+
+/** The `/ws` URL the user probably meant, when `url` is not already one. */
+export function suggestedEndpoint(url: string): string | undefined {
+  const u = new URL(url);
+  if (u.pathname.replace(/\/+$/, '').endsWith('/ws')) return undefined;
+  u.pathname = '/ws';
+  u.search = '';
+  return u.toString();
+}
+
+/** Statuses after which another attempt would get the same answer. */
+export function isFatalHandshakeStatus(status: number): boolean {
+  if (status >= 300 && status < 400) return true;
+  return status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
+/** The fatal error for an upgrade answered with `status`, with a hint on what to change. */
+export function handshakeRejection(url: string, status: number): TpxConnectionError {
+  let message: string;
+  if (status === 404 || status === 410) {
+    const suggestion = suggestedEndpoint(url);
+    message = suggestion
+      ? `no WebSocket endpoint at ${url} (HTTP ${status}); did you mean ${suggestion}?`
+      : `no WebSocket endpoint at ${url} (HTTP ${status}): is this a tpx-realtime server, and does the proxy in front of it forward WebSocket upgrades?`;
+  } else if (status === 401 || status === 403 || status === 407) {
+    message =
+      `the WebSocket upgrade at ${url} was refused (HTTP ${status}) before it reached tpx-realtime, which authenticates ` +
+      'with the API key inside the connection: a proxy or firewall in front of it blocks WebSockets or wants credentials';
+  } else if (status >= 300 && status < 400) {
+    message = `the WebSocket upgrade at ${url} was redirected (HTTP ${status}): use the final URL (e.g. wss:// instead of ws://)`;
+  } else {
+    message = `the WebSocket upgrade at ${url} was refused (HTTP ${status})`;
+  }
+  return new TpxConnectionError('HANDSHAKE_REJECTED', message, { fatal: true, httpStatus: status });
+}
+
+/** The HTTP status `ws` puts in its handshake error ("Unexpected server response: 404"). */
+export function statusFromSocketError(err: unknown): number | undefined {
+  const text = err instanceof Error ? err.message : typeof err === 'string' ? err : undefined;
+  const m = text ? /Unexpected server response: (\d{3})/.exec(text) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+]);
+
+/** A failure below HTTP (no server answered): nothing to learn from a probe. */
+export function isNetworkFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && NETWORK_CODES.has(code);
+}
+
+/** The part of `node:http` / `node:https` the probe uses (structural: the SDK needs no @types/node). */
+interface NodeHttpLike {
+  request(
+    options: { protocol: string; hostname: string; port: string | number; path: string; method: string; headers: Record<string, string> },
+    onResponse: (res: { statusCode?: number; resume(): void }) => void,
+  ): {
+    on(event: 'upgrade', listener: (res: unknown, socket: { destroy(): void }) => void): unknown;
+    on(event: 'error', listener: (err: unknown) => void): unknown;
+    end(): void;
+    destroy(): void;
+  };
+}
+
+/**
+ * Node only: send the upgrade request our WebSocket sent, read the status the server answers.
+ * 101 (the server accepts upgrades now) and any failure give `undefined`: retry as usual.
+ */
+export async function probeUpgradeStatus(url: string, timeoutMs = 5_000): Promise<number | undefined> {
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  if (!proc?.versions?.node) return undefined;
+  const u = new URL(url);
+  const secure = u.protocol === 'wss:';
+  let mod: NodeHttpLike;
+  try {
+    // A variable specifier, marked ignored, so browser bundlers never try to include node:http.
+    const specifier = secure ? 'node:https' : 'node:http';
+    mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)) as NodeHttpLike;
+  } catch {
+    return undefined;
+  }
+  const key = btoa(String.fromCharCode(...globalThis.crypto.getRandomValues(new Uint8Array(16))));
+  return new Promise<number | undefined>((resolve) => {
+    let settled = false;
+    const done = (status: number | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(status);
+    };
+    const req = mod.request(
+      {
+        protocol: secure ? 'https:' : 'http:',
+        hostname: u.hostname.replace(/^\[|\]$/g, ''),
+        port: u.port || (secure ? 443 : 80),
+        path: u.pathname + u.search,
+        method: 'GET',
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': key,
+        },
+      },
+      (res) => {
+        res.resume();
+        done(res.statusCode);
+      },
+    );
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      done(undefined);
+    });
+    req.on('error', () => done(undefined));
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    req.end();
+  });
+}
