@@ -5,6 +5,7 @@
  */
 import { isEventType, type EventType } from '@tpx-realtime/protocol';
 import { validateEventPayload } from '@tpx-realtime/protocol';
+import { MAX_PAYLOAD_DEPTH, nestsDeeperThan } from './limits.js';
 
 export interface PublishRequest {
   msg_type: EventType;
@@ -45,6 +46,11 @@ export function validatePublish(body: unknown, limits: PublishLimits, prefix = '
     return { ok: false, status: 400, errors: [{ field: prefix ? prefix.replace(/\.$/, '') : 'body', message: 'must be a JSON object' }] };
   }
   const b = body as Record<string, unknown>;
+  // Before anything recursive (the schema, JSON.stringify, error texts) touches the values.
+  const tooDeep = Object.keys(b).filter((key) => nestsDeeperThan(b[key], MAX_PAYLOAD_DEPTH));
+  if (tooDeep.length > 0) {
+    return { ok: false, status: 400, errors: tooDeep.map((key) => ({ field: at(key), message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` })) };
+  }
   for (const key of Object.keys(b)) {
     if (!KNOWN_KEYS.has(key)) errors.push({ field: at(key), message: 'unknown field' });
   }
