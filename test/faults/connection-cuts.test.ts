@@ -5,11 +5,11 @@
  * no duplicate at any replay/live switch.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccountWithKey, publishBatch, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
+import { createAccountWithKey, publishBatch, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { eventBody, EVENT_TYPES } from '../helpers/payloads.js';
 import { closeAllClients } from '../helpers/ws-client.js';
 import { TcpProxy } from '../client/helpers/tcp-proxy.js';
-import { between, compareStream, figures, prng, readLog, SEED } from './helpers.js';
+import { between, checkResumingClients, figures, prng, readLog, SEED } from './helpers.js';
 import { ResumingClient } from './resuming-client.js';
 
 const CUTS = 20;
@@ -60,20 +60,8 @@ describe('random connection cuts with resume', () => {
     const log = await readLog(server, token);
     expect(log.length).toBe(published);
     const expectedFor = (rooms: string[]) => (rooms.includes('ALL') ? log : log.filter((e) => rooms.includes(e.msg_type)));
-    const lastOf = (rooms: string[]) => expectedFor(rooms).at(-1)!.seq;
-    await waitFor(
-      () => clients.every((c, i) => c.lastSeq >= lastOf(i === 1 ? subset : ['ALL'])),
-      20_000,
-      'every client caught up after the last cut',
-    );
-    let lost = 0;
-    let duplicates = 0;
-    for (const [i, c] of clients.entries()) {
-      await c.stop();
-      const r = compareStream(c.received, expectedFor(i === 1 ? subset : ['ALL']), `client ${i} (${c.connections} connections)`);
-      lost += r.lost;
-      duplicates += r.duplicates;
-    }
+    const expected = clients.map((_, i) => expectedFor(i === 1 ? subset : ['ALL']));
+    const { lost, duplicates } = await checkResumingClients(clients, expected, 'after the last cut');
     figures('connection-cuts', {
       cuts: proxy.cuts,
       events_published: published,

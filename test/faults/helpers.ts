@@ -8,27 +8,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
-import { api, type TestServer } from '../helpers/server.js';
+import { api, waitFor, type TestServer } from '../helpers/server.js';
 import type { Frame } from '../helpers/ws-client.js';
+import type { ResumingClient } from './resuming-client.js';
+
+export { between, prng } from '../helpers/random.js';
 
 /** The suite's seed: TPX_FAULT_SEED reproduces a run; printed with every figure line. */
 export const SEED = Number(process.env.TPX_FAULT_SEED ?? 20_260_901);
-
-/** mulberry32: small, fast, good enough to pick moments and targets reproducibly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function between(random: () => number, min: number, max: number): number {
-  return min + Math.floor(random() * (max - min + 1));
-}
 
 /** Prints one line of figures the lead can quote (visible in the vitest output). */
 export function figures(suite: string, values: Record<string, number | string>): void {
@@ -184,3 +171,20 @@ export class RssSampler {
 }
 
 export const MiB = 1024 * 1024;
+
+/**
+ * Waits until each resuming client has received the last expected seq, stops them all, and checks
+ * each stream exactly once, in order. `expected[i]` is client i's expected stream.
+ */
+export async function checkResumingClients(clients: ResumingClient[], expected: LogEntry[][], what: string): Promise<{ lost: number; duplicates: number }> {
+  await waitFor(() => clients.every((c, i) => c.lastSeq >= (expected[i]!.at(-1)?.seq ?? 0)), 20_000, `every client caught up (${what})`);
+  let lost = 0;
+  let duplicates = 0;
+  for (const [i, c] of clients.entries()) {
+    await c.stop();
+    const r = compareStream(c.received, expected[i]!, `${what}: client ${i} (${c.connections} connections)`);
+    lost += r.lost;
+    duplicates += r.duplicates;
+  }
+  return { lost, duplicates };
+}

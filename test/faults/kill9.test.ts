@@ -110,7 +110,7 @@ async function readAll(): Promise<Map<string, LogEntry[]>> {
 }
 
 describe('kill -9 under concurrent publish load (SQLite)', () => {
-  it(`${ROUNDS} kills at seeded random moments: nothing 202'd lost, seqs contiguous, re-posts idempotent, webhooks at least once`, async () => {
+  it(`${ROUNDS} kills at seeded random moments: nothing 202'd lost, seqs contiguous, re-posts idempotent, webhooks at least once`, { timeout: 120_000 }, async () => {
     const random = prng(SEED);
     const sent: Sent[] = [];
     const killedAt: number[] = [];

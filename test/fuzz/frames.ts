@@ -14,20 +14,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
+import { EVENT_TYPES } from '../helpers/payloads.js';
 
-export const EVENT_TYPES = [
-  'BID_REQUEST',
-  'BID_OUTBID',
-  'AUCTION_RESULT',
-  'CONDITIONAL_BID_APPLIED',
-  'CONDITIONAL_BID_STATUS_CHANGE',
-  'CONDITIONAL_BID_EXPIRING_SOON',
-  'INSTANT_CASH_OFFER_STATUS_CHANGE',
-  'TRANSFER_CONFIRMATION_RECEIVED',
-  'PAYMENT_CHARGED',
-  'PAYMENT_FAILED',
-  'PAYMENT_SETTLED',
-];
 export const ROOMS = [...EVENT_TYPES, 'ALL'];
 /** SPEC §2.7's codes (RATE_LIMITED with 1008 included). */
 export const SPEC_ERROR_CODES = new Set([

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
-import { api, createAccountWithKey, publish, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
+import { api, createAccountWithKey, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { barrier, msgIds } from '../helpers/expect.js';
 import { eventBody, samplePayload } from '../helpers/payloads.js';
 import { closeAllClients, connectAuthed } from '../helpers/ws-client.js';
@@ -70,7 +70,7 @@ describe('TPX_MAX_EVENT_BYTES (default 262144)', () => {
     for (const e of [...small, huge]) {
       const again = await api(server, 'POST', '/v1/events', { ...e, payload: samplePayload('PAYMENT_SETTLED') });
       expect(again.status, again.text).toBe(202);
-      expect(again.body.msg_id).toBe(e.msg_id); // a fresh id: it was never stored
+      expect(again.body.msg_id).toBe((e as Record<string, unknown>).msg_id); // a fresh id: it was never stored
     }
     // A resume from 0 replays the account's stream without being closed for a slow consumer.
     const resumed = await connectAuthed(server.wsUrl, token);
