@@ -49,7 +49,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
       opts.logger.error({ err, method: request.method, url: request.url }, 'unhandled error');
     }
     opts.metrics.errors.inc({ code: String(body.code) });
-    reply.code(status).send(body);
+    return reply.code(status).send(body);
   });
 
   app.setNotFoundHandler((request, reply) => {
