@@ -7,13 +7,16 @@
  * - re-posting a 202'd msg_id (single or batch) answers the same result and stores nothing new;
  * - an event whose publish got no answer (in flight at the kill) is stored at most once, and
  *   re-posting it completes it exactly once;
- * - every stored event's webhook reaches a real HTTP receiver at least once.
+ * - every stored event's webhook reaches a real HTTP receiver at least once;
+ * - WebSocket clients connected throughout (resuming with after_seq after each restart) hold
+ *   exactly the stored stream: no event they saw before a crash vanished or had its seq reused.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { eventBody, EVENT_TYPES } from '../helpers/payloads.js';
-import { between, expectContiguous, figures, prng, readLog, SEED, WebhookReceiver, type LogEntry } from './helpers.js';
+import { between, checkResumingClients, expectContiguous, figures, prng, readLog, SEED, WebhookReceiver, type LogEntry } from './helpers.js';
+import { ResumingClient } from './resuming-client.js';
 
 const ROUNDS = 3;
 const SINGLE_PUBLISHERS = 4;
@@ -113,6 +116,12 @@ describe('kill -9 under concurrent publish load (SQLite)', () => {
   it(`${ROUNDS} kills at seeded random moments: nothing 202'd lost, seqs contiguous, re-posts idempotent, webhooks at least once`, { timeout: 120_000 }, async () => {
     const random = prng(SEED);
     const sent: Sent[] = [];
+    const subset = ['BID_REQUEST', 'PAYMENT_CHARGED', 'PAYMENT_SETTLED'];
+    const listeners = [
+      new ResumingClient(() => server.wsUrl, accounts[0]!.token, ['ALL']),
+      new ResumingClient(() => server.wsUrl, accounts[1]!.token, subset),
+    ];
+    await Promise.all(listeners.map((l) => l.start()));
     const killedAt: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       let running = true;
@@ -167,6 +176,13 @@ describe('kill -9 under concurrent publish load (SQLite)', () => {
       expect(final.get(accountId)!.length).toBe(sent.filter((s) => s.accounts.includes(accountId)).length);
     }
 
+    // The listeners, through every crash: exactly the stored stream, once, in order.
+    await checkResumingClients(
+      listeners,
+      [final.get(accounts[0]!.accountId)!, final.get(accounts[1]!.accountId)!.filter((e) => subset.includes(e.msg_type))],
+      'WebSocket listeners across the kills',
+    );
+
     // Webhooks: every stored event of every account reached the receiver at least once.
     await waitFor(
       () => accounts.every(({ accountId }) => receiver.missing(accountId, final.get(accountId)!.map((e) => e.msg_id)).length === 0),
@@ -188,6 +204,7 @@ describe('kill -9 under concurrent publish load (SQLite)', () => {
       account_events_stored: stored,
       lost,
       duplicates,
+      listener_connections: listeners.map((l) => l.connections).join('/'),
       webhooks_received: receiver.total,
       webhook_redeliveries: receiver.redeliveries(),
     });
