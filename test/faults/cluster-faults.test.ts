@@ -6,6 +6,7 @@
  * - A node killed (kill -9) in the middle of fan-out: its clients resume (after_seq) on the
  *   other node, publishes that failed on it are retried on the other node with the same msg_id;
  *   nothing lost, nothing duplicated, seqs contiguous.
+ * - The same msg_id posted at once through both nodes (singles and batches) is stored once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, sleep, waitFor, type TestServer } from '../helpers/server.js';
@@ -173,5 +174,30 @@ describe('a node killed mid-fan-out', () => {
       lost,
       duplicates,
     });
+  });
+});
+
+describe('the same msg_id published at once through both nodes', () => {
+  it('is stored once with one seq; every answer is the same 202', { timeout: 60_000 }, async () => {
+    if (B.proc.exitCode !== null || B.proc.signalCode !== null) await B.restart(); // killed by the previous test
+    const { accountId, token } = await createAccountWithKey(A, { name: 'idempotency-race' });
+    const ids = Array.from({ length: 30 }, () => crypto.randomUUID());
+    const answers = await Promise.all(
+      ids.flatMap((id, i) => {
+        const body = eventBody(EVENT_TYPES[i % EVENT_TYPES.length]!, [accountId], { msg_id: id });
+        // Four copies of each: two per node, singles and one-event batches mixed.
+        return [A, B, A, B].map(async (node, k) => {
+          const res = k < 2 ? await api(node, 'POST', '/v1/events', body) : await api(node, 'POST', '/v1/events/batch', { events: [body] });
+          expect(res.status, res.text).toBe(202);
+          const r = k < 2 ? res.body : res.body.results[0];
+          return { id, msg_id: r.msg_id as string, recipients: r.recipients as number };
+        });
+      }),
+    );
+    for (const a of answers) expect({ msg_id: a.msg_id, recipients: a.recipients }).toEqual({ msg_id: a.id, recipients: 1 });
+    const log = await readLog(A, token);
+    expectContiguous(log, 'racing publishes');
+    expect(log.map((e) => e.msg_id).sort()).toEqual([...ids].sort());
+    figures('idempotency-race', { msg_ids: ids.length, concurrent_posts: answers.length, stored: log.length, duplicates: log.length - ids.length });
   });
 });
