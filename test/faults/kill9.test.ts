@@ -168,6 +168,8 @@ describe('kill -9 under concurrent publish load (SQLite)', () => {
     for (const s of unanswered) {
       const res = await api(server, 'POST', '/v1/events', s.body);
       expect(res.status, res.text).toBe(202);
+      // Stored before the crash or not, the answer is the event's: its id, its recipients.
+      expect(res.body).toEqual({ msg_id: s.body.msg_id, recipients: s.accounts.length });
       s.answer = res.body;
     }
     const final = await readAll();
