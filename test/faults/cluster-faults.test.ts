@@ -32,32 +32,40 @@ afterAll(async () => {
 
 type Phase = 'normal' | 'redis-stopped' | 'redis-down' | 'node-down';
 
-interface Load {
-  published: number;
-  byPhase: Record<string, number>;
-  failures: string[];
+interface Publisher {
+  seed: number;
+  via: () => TestServer;
+  /** Node kill: a failed request is re-sent with the same msg_ids here, so its outcome is known. */
+  retry?: () => TestServer;
+  /** Events per batch, min and max. */
+  batch?: [number, number];
 }
 
-/**
- * Publishes small batches through `via()` until stopped. `retry` (node kill): a failed request is
- * re-sent with the same msg_ids through `retry()`, so its outcome is known and idempotent.
- */
-function publishLoop(
-  random: () => number,
-  accountId: string,
-  via: () => TestServer,
-  phase: () => Phase,
-  running: () => boolean,
-  load: Load,
-  retry?: () => TestServer,
-  batch: [number, number] = [1, 6],
-): Promise<void> {
-  return (async () => {
-    while (running()) {
+/** Concurrent publishers of small batches to one account, counting what was accepted in each phase. */
+class Load {
+  phase: Phase = 'normal';
+  published = 0;
+  readonly byPhase: Record<string, number> = {};
+  readonly failures: string[] = [];
+  private running = true;
+  private readonly loops: Promise<void>[];
+
+  constructor(private readonly accountId: string, publishers: Publisher[]) {
+    this.loops = publishers.map((p) => this.loop(p));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  private async loop({ seed, via, retry, batch = [1, 6] }: Publisher): Promise<void> {
+    const random = prng(seed);
+    while (this.running) {
       const events = Array.from({ length: between(random, batch[0], batch[1]) }, () =>
-        eventBody(EVENT_TYPES[between(random, 0, EVENT_TYPES.length - 1)]!, [accountId], { msg_id: crypto.randomUUID() }),
+        eventBody(EVENT_TYPES[between(random, 0, EVENT_TYPES.length - 1)]!, [this.accountId], { msg_id: crypto.randomUUID() }),
       );
-      const p = phase();
+      const phase = this.phase;
       let res;
       try {
         res = await api(via(), 'POST', '/v1/events/batch', { events });
@@ -66,14 +74,14 @@ function publishLoop(
         res = await api(retry(), 'POST', '/v1/events/batch', { events });
       }
       if (res.status !== 202) {
-        load.failures.push(`${p}: ${res.status} ${res.text.slice(0, 200)}`);
+        this.failures.push(`${phase}: ${res.status} ${res.text.slice(0, 200)}`);
         continue;
       }
-      load.published += events.length;
-      load.byPhase[p] = (load.byPhase[p] ?? 0) + events.length;
+      this.published += events.length;
+      this.byPhase[phase] = (this.byPhase[phase] ?? 0) + events.length;
       await sleep(between(random, 0, 10));
     }
-  })();
+  }
 }
 
 describe('Redis hung and restarted empty during publishing', () => {
@@ -84,28 +92,24 @@ describe('Redis hung and restarted empty during publishing', () => {
     await Promise.all(clients.map((c) => c.start()));
     await cluster.waitSubscribers(accountId, 2);
 
-    let phase: Phase = 'normal';
-    let running = true;
-    const load: Load = { published: 0, byPhase: {}, failures: [] };
-    const loops = [
-      publishLoop(prng(SEED + 21), accountId, () => A, () => phase, () => running, load),
-      publishLoop(prng(SEED + 22), accountId, () => B, () => phase, () => running, load),
-    ];
+    const load = new Load(accountId, [
+      { seed: SEED + 21, via: () => A },
+      { seed: SEED + 22, via: () => B },
+    ]);
     await sleep(between(random, 300, 700));
-    phase = 'redis-stopped';
+    load.phase = 'redis-stopped';
     cluster.redis.signal('SIGSTOP');
     await sleep(between(random, 1500, 2500));
     cluster.redis.signal('SIGCONT');
-    phase = 'normal';
+    load.phase = 'normal';
     await sleep(between(random, 300, 700));
-    phase = 'redis-down';
+    load.phase = 'redis-down';
     await cluster.redis.down(); // SIGKILL
     await sleep(between(random, 800, 1500));
     await cluster.redis.up(); // same port, empty
-    phase = 'normal';
+    load.phase = 'normal';
     await sleep(between(random, 500, 1000));
-    running = false;
-    await Promise.all(loops);
+    await load.stop();
     expect(load.failures, 'every publish answered 202').toEqual([]);
 
     const log = await readLog(A, token);
@@ -141,22 +145,18 @@ describe('a node killed mid-fan-out', () => {
     await Promise.all(clients.map((c) => c.start()));
     await cluster.waitSubscribers(accountId, 2);
 
-    let phase: Phase = 'normal';
-    let running = true;
-    const load: Load = { published: 0, byPhase: {}, failures: [] };
-    const loops = [
-      // Larger batches: node b is busy fanning out when it dies.
-      publishLoop(prng(SEED + 31), accountId, () => A, () => phase, () => running, load, undefined, [5, 25]),
-      publishLoop(prng(SEED + 32), accountId, onB, () => phase, () => running, load, () => A, [5, 25]),
-      publishLoop(prng(SEED + 33), accountId, onB, () => phase, () => running, load, () => A, [5, 25]),
-    ];
+    // Larger batches: node b is busy fanning out when it dies.
+    const load = new Load(accountId, [
+      { seed: SEED + 31, via: () => A, batch: [5, 25] },
+      { seed: SEED + 32, via: onB, retry: () => A, batch: [5, 25] },
+      { seed: SEED + 33, via: onB, retry: () => A, batch: [5, 25] },
+    ]);
     await sleep(between(random, 400, 1200));
-    phase = 'node-down';
+    load.phase = 'node-down';
     await B.kill9();
     bDead = true;
     await sleep(between(random, 500, 1000));
-    running = false;
-    await Promise.all(loops);
+    await load.stop();
     expect(load.failures, 'every publish answered 202 (through A when B was gone)').toEqual([]);
 
     const log = await readLog(A, token);
