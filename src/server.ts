@@ -56,7 +56,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
   const adminGuard = makeAdminGuard(admin.token);
   healthRoutes(app, { store, bus, metrics, isShuttingDown: () => shuttingDown });
   consoleRoutes(app);
-  publishRoutes(app, { publisher, store, adminGuard });
+  publishRoutes(app, { publisher, store, adminGuard, limits: { maxEventBytes: config.maxEventBytes } });
   await app.register(
     async (scope) => {
       scope.addHook('onRequest', adminGuard);

@@ -20,6 +20,11 @@ export interface Config {
   maxMessageBytes: number;
   /** Per-connection outbound buffer limit; past it the connection is closed with 4009. */
   maxOutboundBytes: number;
+  /**
+   * Largest serialized event payload accepted by the publish API (TPX_MAX_EVENT_BYTES), capped so
+   * that an event frame always fits `maxOutboundBytes` (SPEC §3.1).
+   */
+  maxEventBytes: number;
   /** Inbound messages allowed per connection per second (token bucket), burst = 2×. */
   rateLimitPerSec: number;
   webhookTimeoutMs: number;
@@ -37,6 +42,12 @@ export interface Config {
   /** Name of this node in /admin/connections and logs. */
   nodeId: string;
 }
+
+/**
+ * Room kept in the outbound limit for an event frame's envelope (msg_type, msg_id, seq, sent_at,
+ * WebSocket header: under 200 bytes) so that the largest accepted event always fits it.
+ */
+export const EVENT_FRAME_OVERHEAD_BYTES = 1024;
 
 export const DEFAULT_RETRY_SCHEDULE = '5s,30s,2m,10m,30m,1h,3h,6h,12h';
 
@@ -75,6 +86,9 @@ export function loadConfig(env: Env = process.env): Config {
   } catch (err) {
     throw new Error(`TPX_WEBHOOK_RETRY_SCHEDULE: ${(err as Error).message}`);
   }
+  const maxOutboundBytes = int(env, 'TPX_MAX_OUTBOUND_BYTES', 4 * 1024 * 1024, 1024);
+  const frameRoom = Math.min(EVENT_FRAME_OVERHEAD_BYTES, Math.floor(maxOutboundBytes / 2));
+  const maxEventBytes = Math.min(int(env, 'TPX_MAX_EVENT_BYTES', 262_144, 1024), maxOutboundBytes - frameRoom);
   const port = int(env, 'TPX_PORT', 8080, 0);
   if (port > 65535) throw new Error('TPX_PORT must be ≤ 65535');
   return {
@@ -88,7 +102,8 @@ export function loadConfig(env: Env = process.env): Config {
     pongTimeoutMs: int(env, 'TPX_PONG_TIMEOUT_MS', 30_000, 10),
     authTimeoutMs: int(env, 'TPX_AUTH_TIMEOUT_MS', 10_000, 10),
     maxMessageBytes: int(env, 'TPX_MAX_MESSAGE_BYTES', 65_536, 64),
-    maxOutboundBytes: int(env, 'TPX_MAX_OUTBOUND_BYTES', 4 * 1024 * 1024, 1024),
+    maxOutboundBytes,
+    maxEventBytes,
     rateLimitPerSec: int(env, 'TPX_RATE_LIMIT_PER_SEC', 100, 1),
     webhookTimeoutMs: int(env, 'TPX_WEBHOOK_TIMEOUT_MS', 10_000, 1),
     webhookRetryScheduleMs: schedule,

@@ -2,6 +2,7 @@
  * The Fastify application: one port for HTTP APIs and the `/ws` upgrade (SPEC §3). Errors always
  * leave as `{ error, code }` with a meaningful status; request logging stays off the hot path.
  */
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -23,7 +24,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     return503OnClosing: true,
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
+  app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
     let status: number;
     let body: Record<string, unknown>;
     if (err instanceof HttpError) {
@@ -32,6 +33,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       body = { error: 'Request body is too large', code: 'PAYLOAD_TOO_LARGE' };
+      await discardRestOfBody(request.raw);
     } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       status = 415;
       body = { error: 'Content-Type must be application/json', code: 'UNSUPPORTED_MEDIA_TYPE' };
@@ -47,7 +49,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
       opts.logger.error({ err, method: request.method, url: request.url }, 'unhandled error');
     }
     opts.metrics.errors.inc({ code: String(body.code) });
-    reply.code(status).send(body);
+    return reply.code(status).send(body);
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -55,6 +57,41 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/** How much of a refused body is read and thrown away so that its sender gets to see the 413. */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+const DISCARD_MAX_MS = 10_000;
+
+/**
+ * Lingering close (as nginx does): the body over the limit is not read, and Node closes the
+ * connection after the answer. A client still writing its body then gets a reset (EPIPE) and
+ * never sees the 413. Reading the rest and discarding it, bounded in bytes and time, lets the
+ * answer arrive; past the bounds the answer goes out anyway.
+ */
+function discardRestOfBody(raw: IncomingMessage): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.off('end', done);
+      raw.off('error', done);
+      raw.off('close', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > DISCARD_MAX_BYTES) done();
+    };
+    const timer = setTimeout(done, DISCARD_MAX_MS);
+    raw.on('data', onData);
+    raw.once('end', done);
+    raw.once('error', done);
+    raw.once('close', done);
+    raw.resume();
+  });
 }
 
 export type { FastifyPluginAsync };

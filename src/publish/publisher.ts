@@ -37,7 +37,7 @@ export class Publisher {
     const events: NewEvent[] = requests.map((r) => ({
       msg_id: r.msg_id ?? uuidv7(),
       msg_type: r.msg_type,
-      payload_json: JSON.stringify(r.payload),
+      payload_json: r.payload_json,
       source_id: r.source_id,
       target: r.target,
       created_at_ms: now,

@@ -5,11 +5,14 @@
  */
 import { isEventType, type EventType } from '@tpx-realtime/protocol';
 import { validateEventPayload } from '@tpx-realtime/protocol';
+import { MAX_PAYLOAD_DEPTH, nestsDeeperThan } from './limits.js';
 
 export interface PublishRequest {
   msg_type: EventType;
   target: string[] | 'broadcast';
   payload: Record<string, unknown>;
+  /** The payload serialized once, here: its size is what TPX_MAX_EVENT_BYTES limits, and it is what is stored. */
+  payload_json: string;
   msg_id: string | null;
   source_id: string | null;
 }
@@ -25,13 +28,29 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SOURCE_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
 const KNOWN_KEYS = new Set(['msg_type', 'account_ids', 'broadcast', 'payload', 'msg_id', 'source_id']);
 
-export function validatePublish(body: unknown, prefix = ''): { ok: true; request: PublishRequest } | { ok: false; errors: FieldError[] } {
+export interface PublishLimits {
+  /** TPX_MAX_EVENT_BYTES: largest serialized payload, in UTF-8 bytes. */
+  maxEventBytes: number;
+}
+
+/**
+ * `status` says how a failure is answered: 413 when the payload is over TPX_MAX_EVENT_BYTES
+ * (checked before the schema: the size alone decides), 400 for everything else.
+ */
+export type ValidateResult = { ok: true; request: PublishRequest } | { ok: false; status: 400 | 413; errors: FieldError[] };
+
+export function validatePublish(body: unknown, limits: PublishLimits, prefix = ''): ValidateResult {
   const errors: FieldError[] = [];
   const at = (f: string) => prefix + f;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    return { ok: false, errors: [{ field: prefix ? prefix.replace(/\.$/, '') : 'body', message: 'must be a JSON object' }] };
+    return { ok: false, status: 400, errors: [{ field: prefix ? prefix.replace(/\.$/, '') : 'body', message: 'must be a JSON object' }] };
   }
   const b = body as Record<string, unknown>;
+  // Before anything recursive (the schema, JSON.stringify, error texts) touches the values.
+  const tooDeep = Object.keys(b).filter((key) => nestsDeeperThan(b[key], MAX_PAYLOAD_DEPTH));
+  if (tooDeep.length > 0) {
+    return { ok: false, status: 400, errors: tooDeep.map((key) => ({ field: at(key), message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` })) };
+  }
   for (const key of Object.keys(b)) {
     if (!KNOWN_KEYS.has(key)) errors.push({ field: at(key), message: 'unknown field' });
   }
@@ -69,6 +88,15 @@ export function validatePublish(body: unknown, prefix = ''): { ok: true; request
     else sourceId = b.source_id;
   }
 
+  let payloadJson = '';
+  if (b.payload !== undefined && b.payload !== null && typeof b.payload === 'object' && !Array.isArray(b.payload)) {
+    payloadJson = JSON.stringify(b.payload);
+    const bytes = Buffer.byteLength(payloadJson, 'utf8');
+    if (bytes > limits.maxEventBytes) {
+      const message = `is ${bytes} bytes serialized; the largest accepted event payload is ${limits.maxEventBytes} bytes (TPX_MAX_EVENT_BYTES)`;
+      return { ok: false, status: 413, errors: [{ field: at('payload'), message }] };
+    }
+  }
   if (b.payload === undefined) errors.push({ field: at('payload'), message: 'is required' });
   else if (isEventType(msgType)) {
     const result = validateEventPayload(msgType, b.payload);
@@ -77,9 +105,9 @@ export function validatePublish(body: unknown, prefix = ''): { ok: true; request
     errors.push({ field: at('payload'), message: 'must be an object' });
   }
 
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) return { ok: false, status: 400, errors };
   return {
     ok: true,
-    request: { msg_type: msgType as EventType, target, payload: b.payload as Record<string, unknown>, msg_id: msgId, source_id: sourceId },
+    request: { msg_type: msgType as EventType, target, payload: b.payload as Record<string, unknown>, payload_json: payloadJson, msg_id: msgId, source_id: sourceId },
   };
 }

@@ -10,11 +10,14 @@
  *     reach an internal address. IP-literal hosts never go through `lookup`, so they are checked
  *     directly (`assertLiteralAllowed`).
  *
- * Refused: unspecified, loopback, RFC 1918 private, CGNAT (100.64/10), link-local, IETF/benchmark/
- * documentation ranges, multicast, reserved/broadcast; IPv6 ::, ::1, unique-local fc00::/7,
- * link-local fe80::/10, site-local fec0::/10, multicast ff00::/8, documentation 2001:db8::/32,
- * discard 100::/64, and IPv4 embedded in IPv6 (mapped ::ffff:0:0/96, compatible ::/96, NAT64
- * 64:ff9b::/96, 6to4 2002::/16, Teredo 2001::/32) is judged by its IPv4 address.
+ * Refused: unspecified 0/8, loopback, RFC 1918 private, CGNAT (100.64/10), link-local, IETF/
+ * benchmark/documentation ranges, multicast, reserved and broadcast (240/4). IPv6 is allowed only
+ * in global unicast 2000::/3, minus Teredo 2001::/32, the rest of the IETF block 2001::/23,
+ * documentation 2001:db8::/32 and 3fff::/20, and 6to4 2002::/16 embedding a refused IPv4. Every
+ * form of IPv4 inside IPv6 outside 2000::/3 is refused whatever the IPv4: mapped ::ffff:0:0/96
+ * (also written ::ffff:7f00:1), translated ::ffff:0:0:0/96, compatible ::/96, NAT64 64:ff9b::/96
+ * and 64:ff9b:1::/48. IPv4 literals in any spelling (decimal 2130706433, octal 0177.0.0.1, hex
+ * 0x7f.1, short 127.1) reach this check already normalized by the WHATWG URL parser.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
@@ -96,22 +99,38 @@ function parseV6(text: string): number[] | null {
 }
 
 function classifyV6(w: number[]): string | null {
-  const embedded = (hi: number, lo: number) => ((hi << 16) | lo) >>> 0;
+  const v4 = () => ((w[6] << 16) | w[7]) >>> 0;
   const zero = (from: number, to: number) => w.slice(from, to).every((x) => x === 0);
   if (zero(0, 8)) return 'unspecified';
   if (zero(0, 7) && w[7] === 1) return 'loopback';
-  if (zero(0, 5) && w[5] === 0xffff) return mapped(classifyV4(embedded(w[6], w[7]))); // ::ffff:a.b.c.d
-  if (zero(0, 6)) return 'ipv4-compatible'; // deprecated ::a.b.c.d
-  if (w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)) return mapped(classifyV4(embedded(w[6], w[7]))); // NAT64
-  if (w[0] === 0x2002) return mapped(classifyV4(embedded(w[1], w[2]))); // 6to4
-  if (w[0] === 0x2001 && w[1] === 0) return mapped(classifyV4(embedded(~w[6] & 0xffff, ~w[7] & 0xffff))) ?? 'teredo';
-  if (w[0] === 0x2001 && w[1] === 0xdb8) return 'documentation';
-  if (w[0] === 0x100 && zero(1, 4)) return 'discard';
-  if ((w[0] & 0xfe00) === 0xfc00) return 'unique-local';
-  if ((w[0] & 0xffc0) === 0xfe80) return 'link-local';
-  if ((w[0] & 0xffc0) === 0xfec0) return 'site-local';
-  if ((w[0] & 0xff00) === 0xff00) return 'multicast';
+  // IPv4 embedded in IPv6. Refused whatever the IPv4 address: the kernel (mapped) or a translator
+  // on the path (NAT64, SIIT) turns them into IPv4 traffic we cannot vouch for, and no public
+  // webhook endpoint needs them. The label names the embedded address's class when it has one.
+  if (zero(0, 5) && w[5] === 0xffff) return embedded('ipv4-mapped', v4()); // ::ffff:0:0/96, any spelling
+  if (zero(0, 4) && w[4] === 0xffff && w[5] === 0) return embedded('ipv4-translated', v4()); // ::ffff:0:0:0/96 (SIIT)
+  if (zero(0, 6)) return 'ipv4-compatible'; // ::/96, deprecated ::a.b.c.d
+  if (w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)) return embedded('nat64', v4()); // 64:ff9b::/96
+  if (w[0] === 0x64 && w[1] === 0xff9b && w[2] === 1) return 'nat64-local'; // 64:ff9b:1::/48 (RFC 8215)
+  if ((w[0] & 0xe000) !== 0x2000) {
+    // Outside 2000::/3, the only range IANA allocates for global unicast.
+    if (w[0] === 0x100 && zero(1, 4)) return 'discard';
+    if ((w[0] & 0xfe00) === 0xfc00) return 'unique-local';
+    if ((w[0] & 0xffc0) === 0xfe80) return 'link-local';
+    if ((w[0] & 0xffc0) === 0xfec0) return 'site-local';
+    if ((w[0] & 0xff00) === 0xff00) return 'multicast';
+    return 'reserved';
+  }
+  if (w[0] === 0x2001 && w[1] === 0) return mapped(classifyV4(((~w[6] & 0xffff) << 16 | (~w[7] & 0xffff)) >>> 0)) ?? 'teredo'; // 2001::/32
+  if (w[0] === 0x2001 && w[1] === 0xdb8) return 'documentation'; // 2001:db8::/32
+  if (w[0] === 0x2001 && w[1] < 0x200) return 'ietf-protocol'; // 2001::/23: benchmarking 2001:2::/48, ORCHID, …
+  if (w[0] === 0x3fff && w[1] < 0x1000) return 'documentation'; // 3fff::/20 (RFC 9637)
+  if (w[0] === 0x2002) return mapped(classifyV4(((w[1] << 16) | w[2]) >>> 0)); // 6to4: judged by its IPv4
   return null;
+}
+
+function embedded(kind: string, v4: number): string {
+  const label = classifyV4(v4);
+  return label ? `ipv4-embedded ${label}` : kind;
 }
 
 function mapped(label: string | null): string | null {
@@ -182,7 +201,7 @@ export async function checkWebhookUrl(raw: string, opts: { allowPrivate: boolean
     assertLiteralAllowed(host);
     return url;
   }
-  if (/^localhost$|\.localhost$/i.test(host)) throw new UnsafeUrlError(`host ${host} is loopback`);
+  if (/^localhost\.?$|\.localhost\.?$/i.test(host)) throw new UnsafeUrlError(`host ${host} is loopback`);
   let addresses: string[];
   try {
     addresses = await (opts.resolve ?? defaultResolver)(host);

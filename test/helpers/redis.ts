@@ -27,6 +27,8 @@ export interface TestRedis {
   /** Start it again, empty, on the same port. */
   up(): Promise<void>;
   restart(): Promise<void>;
+  /** Signal the running server, e.g. SIGSTOP then SIGCONT: a hung Redis that keeps its sockets open. */
+  signal(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -106,6 +108,9 @@ export async function startRedis(): Promise<TestRedis> {
     async restart() {
       await down();
       await up();
+    },
+    signal(sig) {
+      current?.proc.kill(sig);
     },
     async stop() {
       await down();

@@ -35,12 +35,63 @@ const refused: Array<[string, string]> = [
   ['64:ff9b::a9fe:a9fe', 'ipv4-embedded link-local'],
   ['2002:c0a8:101::1', 'ipv4-embedded private'],
   ['::127.0.0.1', 'ipv4-compatible'],
+  ['::2:1', 'ipv4-compatible'],
   ['not-an-ip', 'invalid'],
 ];
-const allowed = ['8.8.8.8', '1.1.1.1', '93.184.216.34', '172.32.0.1', '100.128.0.1', '11.0.0.1', '2606:4700:4700::1111', '2a00:1450:4001::200e', '::ffff:8.8.8.8'];
+
+/**
+ * Issue 9: IPv4-in-IPv6 ranges and non-global IPv6 that the guard let through. Each of these was
+ * allowed (null) before.
+ */
+const refusedSinceIssue9: Array<[string, string]> = [
+  // ::ffff:0:0/96 (IPv4-mapped) is closed whole, in every spelling, whatever the IPv4.
+  ['::ffff:8.8.8.8', 'ipv4-mapped'],
+  ['::ffff:808:808', 'ipv4-mapped'],
+  ['0:0:0:0:0:ffff:0808:0808', 'ipv4-mapped'],
+  // ::ffff:0:0:0/96 (IPv4-translated, SIIT).
+  ['::ffff:0:7f00:1', 'ipv4-embedded loopback'],
+  ['::ffff:0:127.0.0.1', 'ipv4-embedded loopback'],
+  ['::ffff:0:a9fe:a9fe', 'ipv4-embedded link-local'],
+  ['::ffff:0:8.8.8.8', 'ipv4-translated'],
+  // NAT64: the well-known prefix is closed whole, the local-use /48 too (its IPv4 may sit anywhere).
+  ['64:ff9b::808:808', 'nat64'],
+  ['64:ff9b::8.8.8.8', 'nat64'],
+  ['64:ff9b:1::7f00:1', 'nat64-local'],
+  ['64:ff9b:1:7f00:1::', 'nat64-local'],
+  ['64:ff9b:1:ffff::a00:1', 'nat64-local'],
+  // Outside 2000::/3 nothing is global unicast.
+  ['::ffff:1:2:3', 'reserved'],
+  ['1::', 'reserved'],
+  ['5f00::1', 'reserved'],
+  ['4000::1', 'reserved'],
+  // IETF protocol assignments and documentation inside 2000::/3.
+  ['2001:2::1', 'ietf-protocol'],
+  ['2001:10::1', 'ietf-protocol'],
+  ['2001:20::1', 'ietf-protocol'],
+  ['3fff::1', 'documentation'],
+  ['3fff:fff:ffff::1', 'documentation'],
+];
+
+const allowed = [
+  '8.8.8.8',
+  '1.1.1.1',
+  '93.184.216.34',
+  '172.32.0.1',
+  '100.128.0.1',
+  '11.0.0.1',
+  '2606:4700:4700::1111',
+  '2a00:1450:4001::200e',
+  '2002:808:808::1', // 6to4 of a public IPv4
+  '2001:200::1', // just past 2001::/23
+  '3fff:1000::1', // just past 3fff::/20
+  '2c0f:f248::1',
+];
 
 describe('forbiddenAddressReason', () => {
   it.each(refused)('refuses %s (%s)', (addr, reason) => {
+    expect(forbiddenAddressReason(addr)).toBe(reason);
+  });
+  it.each(refusedSinceIssue9)('refuses %s (%s)', (addr, reason) => {
     expect(forbiddenAddressReason(addr)).toBe(reason);
   });
   it.each(allowed)('allows public %s', (addr) => {
@@ -66,6 +117,35 @@ describe('checkWebhookUrl', () => {
   it('refuses loopback, private and link-local literals and names', async () => {
     for (const u of ['http://127.0.0.1:8080/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/latest/meta-data', 'http://2130706433/', 'http://0x7f000001/', 'http://localhost/', 'http://api.localhost/']) {
       await expect(checkWebhookUrl(u, { allowPrivate: false }), u).rejects.toBeInstanceOf(UnsafeUrlError);
+    }
+  });
+  it('refuses IPv4-in-IPv6 and loopback-name literals in URLs, in every spelling', async () => {
+    for (const u of [
+      'http://[::ffff:7f00:1]/',
+      'http://[::ffff:0:7f00:1]/',
+      'http://[0:0:0:0:0:ffff:8.8.8.8]/',
+      'http://[64:ff9b::7f00:1]/',
+      'http://[64:ff9b:1::7f00:1]/',
+      'http://[64:ff9b::808:808]/',
+      'http://[2002:7f00:1::1]/',
+      'http://[fe80::1]/',
+      'http://0177.0.0.1/',
+      'http://0x7f.1/',
+      'http://127.1/',
+      'http://017700000001/',
+      'http://0x7f.0x0.0x0.0x1/',
+      'http://0/',
+      'http://100.64.0.1/',
+      'http://255.255.255.255/',
+      'http://localhost./',
+      'http://api.localhost./',
+    ]) {
+      await expect(checkWebhookUrl(u, { allowPrivate: false, resolve: async () => ['93.184.216.34'] }), u).rejects.toBeInstanceOf(UnsafeUrlError);
+    }
+  });
+  it('refuses a name resolving to an IPv4-mapped or NAT64 address', async () => {
+    for (const a of ['::ffff:127.0.0.1', '::ffff:8.8.8.8', '64:ff9b:1::a00:1']) {
+      await expect(checkWebhookUrl('https://evil.example/', { allowPrivate: false, resolve: async () => [a] }), a).rejects.toBeInstanceOf(UnsafeUrlError);
     }
   });
   it('refuses a name when any resolved address is private', async () => {

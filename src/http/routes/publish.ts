@@ -2,7 +2,8 @@
 import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
 import { ErrorCode, isRoom, ALL_ROOM, type EventType } from '@tpx-realtime/protocol';
 import { Publisher } from '../../publish/publisher.js';
-import { MAX_BATCH, validatePublish, type FieldError, type PublishRequest } from '../../publish/validate.js';
+import { batchBodyLimit, singleBodyLimit } from '../../publish/limits.js';
+import { MAX_BATCH, validatePublish, type FieldError, type PublishLimits, type PublishRequest } from '../../publish/validate.js';
 import { UnknownAccountsError, type Store } from '../../store/types.js';
 import { authFailure } from '../../gateway/auth-errors.js';
 import { eventFrameJson } from '../../gateway/frames.js';
@@ -13,14 +14,32 @@ function validationError(errors: FieldError[]): HttpError {
   return new HttpError(400, ErrorCode.VALIDATION_FAILED, `Invalid event: ${summary}${errors.length > 10 ? '; …' : ''}`, { fields: errors });
 }
 
+/** 413 for payloads over TPX_MAX_EVENT_BYTES, naming each (`events[i].payload` in a batch). */
+function tooLarge(errors: FieldError[], maxEventBytes: number): HttpError {
+  const which = errors.map((e) => e.field).join(', ');
+  return new HttpError(413, ErrorCode.PAYLOAD_TOO_LARGE, `Event payload too large: ${which} over ${maxEventBytes} bytes (TPX_MAX_EVENT_BYTES)`, {
+    fields: errors,
+    max_event_bytes: maxEventBytes,
+  });
+}
+
 function unknownAccounts(err: UnknownAccountsError): HttpError {
   return new HttpError(400, ErrorCode.UNKNOWN_ACCOUNT, `Unknown account id(s): ${err.accountIds.join(', ')}`, { account_ids: err.accountIds });
 }
 
-export function publishRoutes(app: FastifyInstance, deps: { publisher: Publisher; store: Store; adminGuard: preHandlerHookHandler }): void {
-  app.post('/v1/events', { preHandler: deps.adminGuard }, async (request, reply) => {
-    const result = validatePublish(request.body);
-    if (!result.ok) throw validationError(result.errors);
+export interface PublishRouteDeps {
+  publisher: Publisher;
+  store: Store;
+  adminGuard: preHandlerHookHandler;
+  limits: PublishLimits;
+}
+
+export function publishRoutes(app: FastifyInstance, deps: PublishRouteDeps): void {
+  const { maxEventBytes } = deps.limits;
+  // Body limits follow the event limit (docs/operations.md): a body over them is a 413 too.
+  app.post('/v1/events', { preHandler: deps.adminGuard, bodyLimit: singleBodyLimit(maxEventBytes) }, async (request, reply) => {
+    const result = validatePublish(request.body, deps.limits);
+    if (!result.ok) throw result.status === 413 ? tooLarge(result.errors, maxEventBytes) : validationError(result.errors);
     try {
       const outcome = await deps.publisher.publish(result.request);
       reply.code(202);
@@ -31,20 +50,24 @@ export function publishRoutes(app: FastifyInstance, deps: { publisher: Publisher
     }
   });
 
-  app.post('/v1/events/batch', { preHandler: deps.adminGuard, bodyLimit: 16 * 1024 * 1024 }, async (request, reply) => {
+  app.post('/v1/events/batch', { preHandler: deps.adminGuard, bodyLimit: batchBodyLimit(maxEventBytes) }, async (request, reply) => {
     const body = request.body as { events?: unknown } | null;
     const list = body && typeof body === 'object' ? body.events : undefined;
     if (!Array.isArray(list) || list.length === 0) {
       throw validationError([{ field: 'events', message: 'must be a non-empty array of events' }]);
     }
     if (list.length > MAX_BATCH) throw validationError([{ field: 'events', message: `must hold at most ${MAX_BATCH} events` }]);
+    // All or nothing: one oversized event refuses the whole batch (413 naming every such index),
+    // as one invalid event does (400): a caller never has to work out which half was stored.
     const requests: PublishRequest[] = [];
     const errors: FieldError[] = [];
+    const oversized: FieldError[] = [];
     list.forEach((item, i) => {
-      const r = validatePublish(item, `events[${i}].`);
+      const r = validatePublish(item, deps.limits, `events[${i}].`);
       if (r.ok) requests.push(r.request);
-      else errors.push(...r.errors);
+      else (r.status === 413 ? oversized : errors).push(...r.errors);
     });
+    if (oversized.length > 0) throw tooLarge(oversized, maxEventBytes);
     if (errors.length > 0) throw validationError(errors);
     try {
       const outcomes = await deps.publisher.publishMany(requests);
