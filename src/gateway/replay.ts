@@ -32,8 +32,6 @@ export interface ReplayRequest {
   /** Rooms of this `subscribe`, as answered in `subscribed`. */
   granted: Room[];
   afterSeq: number;
-  /** Event types this `subscribe` added to the connection (0 when it added none). */
-  addedMask: number;
 }
 
 export class Replayer {
@@ -87,14 +85,14 @@ export class Replayer {
 
   /**
    * `subscribed` of a resume. Its `gap` covers what was pruned after `after_seq` and, for a
-   * second subscribe whose `after_seq` is below the connection's position, the new rooms'
-   * history in between, which cannot be sent without breaking strictly increasing seq
-   * (docs/decisions.md).
+   * subscribe whose `after_seq` is below what this connection was already sent, the range in
+   * between: its history (of newly added rooms, or older than this connection's first
+   * subscription) cannot be sent without breaking strictly increasing seq (docs/decisions.md).
    */
   private subscribedPayload(req: ReplayRequest, positionBefore: number, page: { pruned_through: number; last_seq: number }): Record<string, unknown> {
     const payload: Record<string, unknown> = { rooms: req.granted, resumed_from: req.afterSeq, last_seq: Math.max(page.last_seq, req.afterSeq, positionBefore) };
     let gapTo = page.pruned_through;
-    if (req.addedMask !== 0 && positionBefore > req.afterSeq) gapTo = Math.max(gapTo, positionBefore);
+    if (positionBefore > req.afterSeq) gapTo = Math.max(gapTo, positionBefore);
     if (gapTo > req.afterSeq) payload.gap = { from_seq: req.afterSeq + 1, to_seq: gapTo };
     return payload;
   }

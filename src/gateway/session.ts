@@ -75,17 +75,14 @@ export class Session {
       conn.sendError(ErrorCode.NO_VALID_ROOMS, 'None of the requested rooms is accessible to this account', { rooms });
       return;
     }
-    const maskBefore = conn.subscribedMask;
-    const added = conn.subscribe(granted);
-    this.metrics.subscriptions.inc(added);
-    const addedMask = conn.subscribedMask & ~maskBefore;
+    this.metrics.subscriptions.inc(conn.subscribe(granted));
     if (afterSeq === undefined) {
       // Every event after this position reaches the connection (SPEC §2.8 `last_seq`).
       const lastSeq = Math.max(this.hub.positionOf(accountId), conn.lastSeq);
       conn.send('subscribed', controlFrame('subscribed', { rooms: granted, last_seq: lastSeq }));
       return;
     }
-    await this.replayer.run(conn, { granted, afterSeq, addedMask });
+    await this.replayer.run(conn, { granted, afterSeq });
   }
 
   unsubscribe(conn: Connection, requested: readonly string[]): void {

@@ -203,4 +203,30 @@ describe('per-account lifecycle on a node', () => {
     const sub = t.frames.filter((f) => f.msg_type === 'subscribed').at(-1)!;
     expect(sub.payload).toEqual({ rooms: ['BID_OUTBID'], resumed_from: 1, last_seq: 4, gap: { from_seq: 2, to_seq: 4 } });
   });
+
+  it('a range pruned while a multi-page replay waits for the reader is announced with a gap frame at that point (defect 8)', async () => {
+    const { h, accountId, token } = await setup({ TPX_MAX_OUTBOUND_BYTES: '4096' }); // pages of 16, paced at 1 KiB
+    const base = Date.now() - 60_000;
+    for (let i = 0; i < 60; i++) await appendEvent(h.store, [accountId], 'BID_REQUEST', base + i);
+    const t = new RecordingTransport();
+    const conn = h.gateway.open(t);
+    await h.gateway.session.authenticate(conn, token);
+    t.stalled = true; // the reader stops: the replay parks on waitForDrain
+    const replay = h.gateway.session.subscribe(conn, ['ALL'], 0);
+    await settle();
+    const sentBeforePrune = t.events().length;
+    expect(sentBeforePrune).toBeGreaterThan(0);
+    expect(sentBeforePrune).toBeLessThan(40);
+    await h.store.pruneEvents(base + 40); // seqs 1-40 gone while the replay waits
+    t.release();
+    await replay;
+    const stream = t.frames.filter((f) => f.msg_type === 'gap' || typeof f.seq === 'number');
+    const covered: number[] = [];
+    for (const f of stream) {
+      if (f.msg_type === 'gap') for (let s = f.payload.from_seq; s <= f.payload.to_seq; s++) covered.push(s);
+      else covered.push(f.seq!);
+    }
+    expect(covered).toEqual(Array.from({ length: 60 }, (_, i) => i + 1)); // every seq sent or announced, once, in order
+    expect(stream.some((f) => f.msg_type === 'gap')).toBe(true);
+  });
 });
