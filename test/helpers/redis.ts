@@ -4,6 +4,7 @@
  *   const redis = await startRedis();      // { url: 'redis://127.0.0.1:PORT', port, ... }
  *   await redis.down();  ...  await redis.up();   // outage, comes back EMPTY on the same port
  *   await redis.restart();                        // down + up
+ *   redis.pause(); ... redis.resume();            // SIGSTOP / SIGCONT: hung, connections open
  *   afterAll(() => redis.stop());
  *
  * `--save '' --appendonly no` means a restarted server holds nothing: exactly the "Redis restarted
@@ -27,6 +28,10 @@ export interface TestRedis {
   /** Start it again, empty, on the same port. */
   up(): Promise<void>;
   restart(): Promise<void>;
+  /** SIGSTOP: the server hangs with its TCP connections still open (a stalled dependency). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -106,6 +111,12 @@ export async function startRedis(): Promise<TestRedis> {
     async restart() {
       await down();
       await up();
+    },
+    pause() {
+      current?.proc.kill('SIGSTOP');
+    },
+    resume() {
+      current?.proc.kill('SIGCONT');
     },
     async stop() {
       await down();
