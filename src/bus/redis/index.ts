@@ -249,10 +249,8 @@ export class RedisBus implements Bus {
   }
 
   private onMessage(channel: string, message: string): void {
-    if (channel !== CONTROL_CHANNEL) {
-      // Cheap own-echo check before parsing: the origin is the first field we write.
-      if (message.startsWith(`{"o":"${this.origin}"`)) return;
-    }
+    // Cheap own-echo check before parsing events: the origin is the first field we write.
+    if (channel.startsWith(ACCOUNT_CHANNEL_PREFIX) && message.startsWith(`{"o":"${this.origin}"`)) return;
     let env: Envelope;
     try {
       env = JSON.parse(message) as Envelope;
