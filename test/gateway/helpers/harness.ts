@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { applyControl, type BroadcastResult, type Bus, type ControlHandler, type ControlMessage, type PresenceSnapshot } from '../../../src/bus/types.js';
+import { MemoryBus } from '../../../src/bus/memory/index.js';
 import { loadConfig, type Config } from '../../../src/config/index.js';
 import { Gateway } from '../../../src/gateway/gateway.js';
 import { Hub } from '../../../src/gateway/hub.js';
@@ -93,21 +93,15 @@ interface Delivery {
  * handlers at once (local-first), "remote" deliveries are queued until the test releases them and
  * only reach a node subscribed to the account at that moment; control messages apply locally.
  */
-export class ControlledBus implements Bus {
-  readonly kind = 'memory' as const;
-  hearing = true;
+export class ControlledBus extends MemoryBus {
+  override hearing = true;
   readonly refs = new Map<string, number>();
   readonly queue: Delivery[] = [];
-  private eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
-  private controlHandlers: ControlHandler[] = [];
   private reconnectHandlers: Array<() => void> = [];
   private hearingHandlers: Array<(h: boolean) => void> = [];
-  /** subscribeAccount/unsubscribeAccount wait for this many macrotasks (a slow broker). */
+  /** subscribeAccount waits for this many event-loop turns (a slow broker). */
   subscribeDelayTicks = 0;
 
-  async publishEvents(accountId: string, events: AccountEvent[]): Promise<void> {
-    for (const h of this.eventHandlers) h(accountId, events);
-  }
   /** An event published through another node: held until released. */
   remote(accountId: string, events: AccountEvent[]): void {
     this.queue.push({ accountId, events });
@@ -115,55 +109,27 @@ export class ControlledBus implements Bus {
   /** Release the i-th held delivery (reaches this node only if it subscribes the account). */
   release(i: number, keep = false): void {
     const d = keep ? this.queue[i] : this.queue.splice(i, 1)[0];
-    if (!d) return;
-    if ((this.refs.get(d.accountId) ?? 0) > 0) for (const h of this.eventHandlers) h(d.accountId, d.events);
+    if (d && (this.refs.get(d.accountId) ?? 0) > 0) void this.publishEvents(d.accountId, d.events);
   }
-  drop(i: number): void {
-    this.queue.splice(i, 1);
-  }
-  async subscribeAccount(accountId: string): Promise<void> {
+  override async subscribeAccount(accountId: string): Promise<void> {
     this.refs.set(accountId, (this.refs.get(accountId) ?? 0) + 1);
     for (let i = 0; i < this.subscribeDelayTicks; i++) await new Promise((r) => setImmediate(r));
   }
-  async unsubscribeAccount(accountId: string): Promise<void> {
+  override async unsubscribeAccount(accountId: string): Promise<void> {
     const n = (this.refs.get(accountId) ?? 0) - 1;
     if (n <= 0) this.refs.delete(accountId);
     else this.refs.set(accountId, n);
   }
-  async publishControl(message: ControlMessage): Promise<void> {
-    await applyControl(this.controlHandlers, message);
-  }
-  async broadcastControl(message: ControlMessage): Promise<BroadcastResult> {
-    const affected = await applyControl(this.controlHandlers, message);
-    return { published: true, receivers: 0, acknowledged: 0, affected };
-  }
-  onEvents(handler: (accountId: string, events: AccountEvent[]) => void): void {
-    this.eventHandlers.push(handler);
-  }
-  onControl(handler: ControlHandler): void {
-    this.controlHandlers.push(handler);
-  }
-  onReconnect(handler: () => void): void {
+  override onReconnect(handler: () => void): void {
     this.reconnectHandlers.push(handler);
   }
-  onHearing(handler: (h: boolean) => void): void {
+  override onHearing(handler: (h: boolean) => void): void {
     this.hearingHandlers.push(handler);
-  }
-  setHearing(h: boolean): void {
-    this.hearing = h;
-    for (const handler of this.hearingHandlers) handler(h);
-    if (h) for (const handler of this.reconnectHandlers) handler();
   }
   /** The bus came back after a drop: every node catches up from the store. */
   reconnect(): void {
     for (const handler of this.reconnectHandlers) handler();
   }
-  setPresenceProvider(_provider: () => PresenceSnapshot): void {}
-  async collectPresence(): Promise<{ nodes: PresenceSnapshot[]; missing: number }> {
-    return { nodes: [], missing: 0 };
-  }
-  async ping(): Promise<void> {}
-  async close(): Promise<void> {}
 }
 
 export interface Harness {
