@@ -353,7 +353,8 @@ export class RedisBus implements Bus {
   async subscribeAccount(accountId: string): Promise<void> {
     const n = this.refs.get(accountId) ?? 0;
     this.refs.set(accountId, n + 1);
-    if (n > 0 || this.sub.status !== 'ready' || !this.channelsReady) return; // onSubscriberReady subscribes it
+    // Not connected: onSubscriberReady subscribes it (its channel list is taken once 'ready').
+    if (n > 0 || this.sub.status !== 'ready') return;
     await withDeadline(this.sub.subscribe(ACCOUNT_CHANNEL_PREFIX + accountId), SUBSCRIBE_DEADLINE_MS);
   }
 
