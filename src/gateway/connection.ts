@@ -17,6 +17,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Account, AccountEvent } from '../store/types.js';
 import { controlFrame, errorFrame } from './frames.js';
 import { roomMask } from './rooms.js';
+import { Gap, ReplayHold } from './replay-hold.js';
 import { EventFrame, type ControlType, type Transport } from './transport.js';
 
 export type ConnectionState = 'awaiting_auth' | 'authenticating' | 'replaying' | 'streaming' | 'closing';
@@ -48,23 +49,6 @@ const REVOKED: Record<KeyDisableReason, { code: ErrorCode; text: string }> = {
   expired: { code: ErrorCode.AUTH_API_KEY_EXPIRED, text: 'API key expired' },
 };
 
-/** Live events buffered per connection during a replay; past this the replay re-reads the store. */
-const MAX_REPLAY_BUFFER = 10_000;
-
-/** A skipped range waiting in a replay buffer (announced when the replay ends). */
-class Gap {
-  constructor(
-    readonly from: number,
-    readonly to: number,
-  ) {}
-}
-
-interface ReplayBuffer {
-  items: Array<EventFrame | Gap>;
-  bytes: number;
-  overflow: boolean;
-}
-
 /** Ids unique across nodes (a disconnect request is routed to whichever node holds it). */
 const ID_PREFIX = `c${randomBytes(4).toString('hex')}-`;
 let nextId = 1;
@@ -82,7 +66,7 @@ export class Connection {
   private mask = 0;
   /** Highest seq sent (or announced as a gap): nothing at or below it is ever sent again. */
   private position = 0;
-  private replay: ReplayBuffer | null = null;
+  private replay: ReplayHold | null = null;
 
   // Deadlines, checked by one sweeper for all connections (tick): no timer per connection.
   private readonly authDeadline: number;
@@ -255,7 +239,7 @@ export class Connection {
     if (this.state !== 'streaming') return false;
     this.state = 'replaying';
     if (this.position < afterSeq) this.position = afterSeq;
-    this.replay = { items: [], bytes: 0, overflow: false };
+    this.replay = new ReplayHold(this.limits.replayBufferBytes);
     return true;
   }
 
@@ -299,8 +283,8 @@ export class Connection {
   finishReplay(): 'live' | 'again' | 'closed' {
     const held = this.replay;
     if (this.state !== 'replaying' || held === null) return 'closed';
-    if (held.overflow) {
-      this.replay = { items: [], bytes: 0, overflow: false };
+    if (held.overflowed) {
+      this.replay = new ReplayHold(this.limits.replayBufferBytes);
       return 'again';
     }
     this.replay = null;
@@ -314,18 +298,7 @@ export class Connection {
   }
 
   private hold(item: EventFrame | Gap): void {
-    const held = this.replay!;
-    if (held.overflow) return;
-    const bytes = item instanceof EventFrame ? item.event.payload_json.length + 200 : 0;
-    if (held.items.length >= MAX_REPLAY_BUFFER || held.bytes + bytes > this.limits.replayBufferBytes) {
-      // Everything held is in the store: drop it and let the replay read it again.
-      held.overflow = true;
-      held.items = [];
-      held.bytes = 0;
-      return;
-    }
-    held.items.push(item);
-    held.bytes += bytes;
+    this.replay!.add(item);
   }
 
   // ------------------------------------------------------------------ replies
