@@ -329,26 +329,36 @@ export class Connection {
   /** Send an error frame then close with `closeCode` (auth failures, revocation, rate limit). */
   fail(code: string, message: string, closeCode: number): void {
     if (this.state === 'closing') return;
-    this.sendError(code, message);
-    this.close(closeCode, message);
+    this.metrics.errors.inc({ code });
+    if (this.transport.sendControl('error', errorFrame(code, message))) {
+      this.close(closeCode, message);
+      return;
+    }
+    // No room for the error frame (the peer stopped reading): still close with the code that
+    // tells the client what happened (e.g. 4001: do not reconnect with this key).
+    this.end(closeCode);
+    this.transport.abort(closeCode, message);
   }
 
   /** Server-initiated close (counted by code). */
   close(code: number, reason = ''): void {
     if (this.state === 'closing') return;
-    this.state = 'closing';
-    this.replay = null;
-    this.metrics.closes.inc({ code: String(code) });
+    this.end(code);
     this.transport.close(code, reason);
   }
 
   /** The peer stopped reading: 4009, dropping what is queued (SPEC §2.7, §2.9). */
   slowConsumer(): void {
     if (this.state === 'closing') return;
+    this.end(CloseCode.SLOW_CONSUMER);
+    this.transport.abort(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer limit reached');
+  }
+
+  /** → closing, counted by close code. */
+  private end(code: number): void {
     this.state = 'closing';
     this.replay = null;
-    this.metrics.closes.inc({ code: String(CloseCode.SLOW_CONSUMER) });
-    this.transport.abort(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer limit reached');
+    this.metrics.closes.inc({ code: String(code) });
   }
 
   /** The transport is gone (peer closed, socket error). */

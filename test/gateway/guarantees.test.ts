@@ -24,6 +24,11 @@ async function closes(server: TestServer, code: number): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+async function rss(server: TestServer): Promise<number> {
+  const text = (await api(server, 'GET', '/metrics', undefined, { token: null })).text;
+  return Number(/^tpx_process_process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
 /** Publish `n` events of ~`kib` KiB each (unknown payload fields pass through), in batches. */
 async function publishLarge(server: TestServer, accountId: string, n: number, kib: number): Promise<void> {
   const padding = 'x'.repeat(kib * 1024);
@@ -74,12 +79,17 @@ describe('a client that stops reading (SPEC §2.7, defect 6)', () => {
     // reply lists them all (~4 KB).
     const rooms = Array.from({ length: 64 }, (_, i) => `NOPE_${i}_`.padEnd(60, 'x'));
     const before = await closes(server, 4009);
+    const rssBefore = await rss(server);
+    let sent = 0;
     const deadline = Date.now() + 15_000;
     while (c.isOpen && Date.now() < deadline && (await closes(server, 4009)) === before) {
-      for (let i = 0; i < 100 && c.isOpen; i++) c.send({ msg_type: 'subscribe', payload: { rooms } });
+      for (let i = 0; i < 100 && c.isOpen; i++, sent++) c.send({ msg_type: 'subscribe', payload: { rooms } });
       await sleep(120);
     }
     expect(await closes(server, 4009), 'closed with 4009 once replies passed the outbound limit').toBeGreaterThan(before);
+    const growth = (await rss(server)) - rssBefore;
+    console.log(`[non-reading client] ${sent} invalid subscribes (~${Math.round((sent * 4.3) / 1024)} MiB of replies) before 4009; server RSS grew ${Math.round(growth / 1048576)} MiB`);
+    expect(growth, 'server memory bounded').toBeLessThan(64 * 1024 * 1024);
     socketOf(c).resume();
     const closed = await c.waitClosed(10_000);
     expect([4009, 1006]).toContain(closed.code);

@@ -229,4 +229,20 @@ describe('per-account lifecycle on a node', () => {
     expect(covered).toEqual(Array.from({ length: 60 }, (_, i) => i + 1)); // every seq sent or announced, once, in order
     expect(stream.some((f) => f.msg_type === 'gap')).toBe(true);
   });
+
+  it('a key revoked while its connection’s outbound queue is full still closes with 4001 (not 4009)', async () => {
+    const { h, accountId, key, token } = await setup();
+    const t = new RecordingTransport(3000);
+    const conn = h.gateway.open(t);
+    await h.gateway.session.authenticate(conn, token);
+    await h.gateway.session.subscribe(conn, ['ALL'], undefined);
+    t.stalled = true;
+    // Fill the queue to just under the limit: no room left for an error frame.
+    const payload = JSON.stringify({ pad: 'x'.repeat(2800) });
+    await h.bus.publishEvents(accountId, await appendEvent(h.store, [accountId], 'BID_REQUEST', Date.now(), payload));
+    expect(conn.isLive).toBe(true);
+    await h.store.setApiKeyStatus(key.key_id, 'inactive');
+    await h.gateway.revokeKey(key.key_id, accountId, 'inactive');
+    expect(t.closedWith).toMatchObject({ code: 4001, aborted: true });
+  });
 });
