@@ -1,216 +1,419 @@
 /**
- * One WebSocket connection: its explicit state (awaiting-auth → authenticated → closing), its
- * subscriptions, and a bounded outbound path. Event frames arrive pre-framed and are written
- * straight to the TCP socket; frames due in the same tick are coalesced by corking the socket
- * until the hub's end-of-tick flush.
+ * One client connection as an explicit state machine (docs/architecture.md):
+ *
+ *   awaiting_auth ──beginAuthentication──▶ authenticating ──goLive──▶ live ──▶ closing
+ *                                                                    (streaming ⇄ replaying)
+ *
+ * The state is private; sessions, replay, the hub and the keepalive sweeper change it only
+ * through the transition methods below. Every transition that follows an `await` re-validates:
+ * was the connection closed, its key disabled or revoked (KeyGuard), or did the key expire
+ * meanwhile? The connection is transport-free: it decides what to send and hands bytes to a
+ * Transport (WebSocket today), which frames, writes and enforces the outbound limit.
  */
-import type { Socket } from 'node:net';
-import type WebSocket from 'ws';
-import { CloseCode, type Room } from '@tpx-realtime/protocol';
-import type { Account } from '../store/types.js';
-import { errorFrame, preframe } from './frames.js';
+import { randomBytes } from 'node:crypto';
+import { CloseCode, ErrorCode, type Room } from '@tpx-realtime/protocol';
+import type { KeyDisableReason } from '../bus/types.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { Account, AccountEvent } from '../store/types.js';
+import { controlFrame, errorFrame } from './frames.js';
+import { roomMask } from './rooms.js';
+import { Gap, ReplayHold } from './replay-hold.js';
+import { EventFrame, type ControlType, type Transport } from './transport.js';
 
-export type ConnectionState = 'awaiting_auth' | 'authenticated' | 'closing';
+export type ConnectionState = 'awaiting_auth' | 'authenticating' | 'replaying' | 'streaming' | 'closing';
 
+/** Who a connection is, once its key was looked up. */
+export interface Credentials {
+  accountId: string;
+  keyId: string;
+  /** Key expiry (epoch ms); Infinity when the key never expires. */
+  expiresAtMs: number;
+}
+
+/** Answers "was this key (or its account) disabled since `sinceMs`?" (revocation.ts). */
+export interface KeyGuard {
+  refusal(keyId: string, accountId: string, sinceMs: number): KeyDisableReason | null;
+}
+
+export interface ConnectionLimits {
+  authTimeoutMs: number;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  /** Bytes of live events held while a replay runs; past it the replay reads the store again. */
+  replayBufferBytes: number;
+}
+
+const REVOKED: Record<KeyDisableReason, { code: ErrorCode; text: string }> = {
+  inactive: { code: ErrorCode.AUTH_API_KEY_INACTIVE, text: 'API key was deactivated' },
+  revoked: { code: ErrorCode.AUTH_INVALID_API_KEY, text: 'API key was revoked' },
+  expired: { code: ErrorCode.AUTH_API_KEY_EXPIRED, text: 'API key expired' },
+};
+
+/** Ids unique across nodes (a disconnect request is routed to whichever node holds it). */
+const ID_PREFIX = `c${randomBytes(4).toString('hex')}-`;
 let nextId = 1;
 
-/** Coalesce up to this many bytes per socket per loop turn before writing early. */
-const EARLY_FLUSH_BYTES = 64 * 1024;
-
-/**
- * A close frame queued behind more than this cannot reach a peer that stopped reading in any
- * useful time: such a connection is cut one second after the close frame is queued, instead
- * of waiting for ws's 30 s closing-handshake timeout with megabytes held.
- */
-const CUT_BACKLOG_BYTES = 256 * 1024;
-
-/**
- * Destroying a socket WITH an error hands that one error to every queued write's callback.
- * Destroyed without one, Node builds a new ERR_STREAM_DESTROYED (stack trace included) per
- * queued chunk: for 100 slow consumers holding ~2 MB each that was a ~1 s stall of the loop.
- */
-const CUT = new Error('connection cut: the peer is not reading');
-
 export class Connection {
-  readonly id: string;
+  readonly id = ID_PREFIX + nextId++;
   readonly connectedAt = new Date();
-  state: ConnectionState = 'awaiting_auth';
-  accountId: string | null = null;
-  keyId: string | null = null;
-  keyExpiresAtMs: number | null = null;
-  /** Rooms as the client named them (for /admin/connections and `unsubscribe`). */
-  rooms = new Set<Room>();
-  /** Bitmask of event types the connection is subscribed to (see rooms.ts). */
-  subscribedMask = 0;
-  /** Highest seq written to this connection: never send anything at or below it again. */
-  lastSeq = 0;
-  /** While replaying history, live events are buffered here (null when live). */
-  replayBuffer: Array<{ seq: number; frame: Buffer; mask: number }> | null = null;
-  replayOverflow = false;
+  private state: ConnectionState = 'awaiting_auth';
+  private credentials: Credentials | null = null;
+  private authStartedAt = 0;
+  /** Copied from the credentials: the per-event expiry check is one compare. */
+  private expiresAtMs = Infinity;
+  private readonly roomSet = new Set<Room>();
+  /** Bitmask of event types subscribed to (rooms.ts). */
+  private mask = 0;
+  /** Highest seq sent (or announced as a gap): nothing at or below it is ever sent again. */
+  private position = 0;
+  private replay: ReplayHold | null = null;
 
-  // keepalive / auth deadlines, checked by the sweeper (no per-connection timers)
-  authDeadline: number;
-  nextPingAt: number;
+  // Deadlines, checked by one sweeper for all connections (tick): no timer per connection.
+  private readonly authDeadline: number;
+  private nextPingAt: number;
   /** Time the oldest unanswered ping was sent, 0 when none is outstanding. */
-  pingOutstandingSince = 0;
-
-  // inbound rate limiting (token bucket)
-  tokens: number;
-  tokensAt: number;
-  /** Inbound messages are handled strictly in order, even across async auth lookups. */
-  inbound: Promise<void> = Promise.resolve();
-
-  /** Frames written this loop turn, handed to the socket as one write by flush(). */
-  private pending: Buffer[] | null = null;
-  private pendingBytes = 0;
-  private readonly socket: Socket;
+  private pingOutstandingSince = 0;
+  private lastPongAt = 0;
+  /** Outbound stall: since when queued bytes have not moved, and the progress mark then. */
+  private stalledSince = 0;
+  private stallMark = 0;
 
   constructor(
-    readonly ws: WebSocket,
+    readonly transport: Transport,
     now: number,
-    authTimeoutMs: number,
-    pingIntervalMs: number,
-    burst: number,
-    private readonly maxOutboundBytes: number,
+    private readonly limits: ConnectionLimits,
+    private readonly metrics: GatewayMetrics,
   ) {
-    this.id = `c${nextId++}`;
-    this.authDeadline = now + authTimeoutMs;
-    this.nextPingAt = now + pingIntervalMs;
-    this.tokens = burst;
-    this.tokensAt = now;
-    this.socket = (ws as unknown as { _socket: Socket })._socket;
+    this.authDeadline = now + limits.authTimeoutMs;
+    this.nextPingAt = now + limits.pingIntervalMs;
   }
 
-  /** A getter, not a field compare, so TypeScript does not narrow it away across awaits. */
-  get closing(): boolean {
+  // ------------------------------------------------------------------ read-only views
+
+  get currentState(): ConnectionState {
+    return this.state;
+  }
+  get isLive(): boolean {
+    return this.state === 'streaming' || this.state === 'replaying';
+  }
+  get isClosing(): boolean {
     return this.state === 'closing';
   }
-
-  get isOpen(): boolean {
-    return this.state !== 'closing' && this.ws.readyState === 1;
+  get accountId(): string | null {
+    return this.credentials?.accountId ?? null;
+  }
+  get keyId(): string | null {
+    return this.credentials?.keyId ?? null;
+  }
+  /** Highest seq this connection has been given (or told it will never get). */
+  get lastSeq(): number {
+    return this.position;
+  }
+  get subscribedMask(): number {
+    return this.mask;
+  }
+  get rooms(): ReadonlySet<Room> {
+    return this.roomSet;
   }
 
-  /** Peer address, read on first use (a getpeername call nobody needs at connect time). */
-  get remoteAddress(): string {
-    return (this.peer ??= this.socket.remoteAddress ?? '');
-  }
-  private peer: string | undefined;
+  // ------------------------------------------------------------------ authentication
 
-  /**
-   * Send a control frame (JSON text) after any event frames queued before it. Framed here and
-   * written as one buffer, like events: ws.send would cork, frame header and payload separately
-   * and writev them (measured ≈ 15 % of server CPU in a connect storm, two frames per client).
-   */
-  sendText(text: string): void {
-    if (this.ws.readyState !== 1 || this.socket.destroyed) return;
-    this.flush();
-    this.socket.write(preframe(text));
-  }
-
-  /** True while frames wait for the end-of-turn flush. */
-  get hasPending(): boolean {
-    return this.pending !== null;
-  }
-
-  /**
-   * Queue a pre-framed event for this turn's flush. Returns false when the connection is (now)
-   * closing. Past the outbound limit the slow-consumer policy applies: close 4009 so the client
-   * resumes.
-   */
-  writeFrame(frame: Buffer): boolean {
-    if (this.state === 'closing') return false;
-    if (this.socket.writableLength + this.pendingBytes + frame.length > this.maxOutboundBytes) {
-      this.slowConsumer();
-      return false;
-    }
-    if (this.pending === null) this.pending = [frame];
-    else this.pending.push(frame);
-    this.pendingBytes += frame.length;
-    // A large burst goes to the socket now: the kernel takes what the peer can absorb, so the
-    // limit above measures what a reader leaves unread, not the size of one publish batch.
-    if (this.pendingBytes >= EARLY_FLUSH_BYTES) this.flush();
+  /** awaiting_auth → authenticating. False when the connection is past that point. */
+  beginAuthentication(): boolean {
+    if (this.state !== 'awaiting_auth') return false;
+    this.state = 'authenticating';
+    this.authStartedAt = Date.now();
     return true;
   }
 
   /**
-   * Hand this turn's frames to the socket in one syscall. Several frames go out corked, which
-   * becomes one writev of the SHARED frame buffers: no copy per socket (a Buffer.concat per
-   * socket measured worse: it multiplies allocation and GC by the number of sockets).
+   * After the key lookup's await: bind the credentials and re-validate (closed meanwhile? the key
+   * disabled since authentication began? expired?). Stays authenticating; false when refused.
    */
-  flush(): void {
-    const pending = this.pending;
-    if (pending === null) return;
-    this.pending = null;
-    this.pendingBytes = 0;
-    if (this.state === 'closing' || this.socket.destroyed) return;
-    const socket = this.socket;
-    if (pending.length === 1) {
-      socket.write(pending[0]);
+  authorize(credentials: Credentials, guard: KeyGuard): boolean {
+    if (this.state !== 'authenticating') return false;
+    this.credentials = credentials;
+    this.expiresAtMs = credentials.expiresAtMs;
+    return this.revalidate(guard);
+  }
+
+  /** After the account's preparation await: authenticating → streaming, re-validated. */
+  goLive(guard: KeyGuard): boolean {
+    if (this.state !== 'authenticating' || !this.revalidate(guard)) return false;
+    this.state = 'streaming';
+    return true;
+  }
+
+  /**
+   * Re-check what may have changed during an await. Closes the connection (with the matching
+   * AUTH_… code) and returns false when it may no longer receive anything.
+   */
+  revalidate(guard: KeyGuard, now = Date.now()): boolean {
+    if (this.state === 'closing') return false;
+    const cred = this.credentials;
+    if (cred) {
+      const refused = guard.refusal(cred.keyId, cred.accountId, this.authStartedAt);
+      if (refused) {
+        this.revoke(refused);
+        return false;
+      }
+      if (now >= this.expiresAtMs) {
+        this.revoke('expired');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  /** Add rooms (live only). Returns how many rooms were new. */
+  subscribe(rooms: readonly Room[]): number {
+    if (!this.isLive) return 0;
+    let added = 0;
+    for (const room of rooms) {
+      if (!this.roomSet.has(room)) {
+        this.roomSet.add(room);
+        added++;
+      }
+      this.mask |= roomMask(room);
+    }
+    return added;
+  }
+
+  /** Remove rooms; returns how many were subscribed. */
+  unsubscribe(rooms: readonly Room[]): number {
+    let removed = 0;
+    for (const room of rooms) if (this.roomSet.delete(room)) removed++;
+    let mask = 0;
+    for (const room of this.roomSet) mask |= roomMask(room);
+    this.mask = mask;
+    return removed;
+  }
+
+  // ------------------------------------------------------------------ live delivery (hot path)
+
+  /**
+   * One in-order event of this connection's account. O(1): a mask AND, a seq compare, an
+   * expiry compare against the event's acceptance time, then a write of the shared bytes.
+   * Returns true when written.
+   */
+  deliver(frame: EventFrame): boolean {
+    if ((this.mask & frame.bit) === 0) return false;
+    if (this.state === 'streaming') {
+      if (frame.seq <= this.position) return false;
+      if (frame.createdAtMs >= this.expiresAtMs) {
+        this.revoke('expired');
+        return false;
+      }
+      if (!this.transport.sendEvent(frame)) {
+        this.slowConsumer();
+        return false;
+      }
+      this.position = frame.seq;
+      return true;
+    }
+    if (this.state === 'replaying') this.hold(frame);
+    return false;
+  }
+
+  /**
+   * Seqs `from`..`to` of the account will never be delivered (the sequencer skipped them):
+   * announce them at this point of the stream (SPEC §2.8), never silently.
+   */
+  announceGap(from: number, to: number): void {
+    if (this.state === 'replaying') {
+      this.hold(new Gap(from, to));
       return;
     }
-    socket.cork();
-    for (const frame of pending) socket.write(frame);
-    socket.uncork();
+    if (this.state !== 'streaming' || to <= this.position) return;
+    const start = Math.max(from, this.position + 1);
+    this.position = to;
+    if (this.mask !== 0) this.send('gap', controlFrame('gap', { from_seq: start, to_seq: to }));
   }
 
-  /** Bytes waiting to leave: this turn's queue plus what the socket has not written yet. */
-  get queuedBytes(): number {
-    return this.socket.writableLength + this.pendingBytes;
+  // ------------------------------------------------------------------ replay (replay.ts drives it)
+
+  /** streaming → replaying: live events are held from now on until finishReplay. */
+  beginReplay(afterSeq: number): boolean {
+    if (this.state !== 'streaming') return false;
+    this.state = 'replaying';
+    if (this.position < afterSeq) this.position = afterSeq;
+    this.replay = new ReplayHold(this.limits.replayBufferBytes);
+    return true;
   }
 
-  waitForDrain(): Promise<void> {
-    // 'drain' only follows a write that crossed the high-water mark; otherwise nothing to wait for.
-    if (!this.socket.writableNeedDrain || this.socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+  /** Raise the position without a frame (a range announced in `subscribed`). */
+  skipTo(seq: number): void {
+    if (this.state === 'replaying' && seq > this.position) this.position = seq;
+  }
+
+  /** A range the replay found pruned: announce it with a `gap` frame. */
+  replayGap(from: number, to: number): boolean {
+    if (this.state !== 'replaying') return false;
+    if (to > this.position) {
+      const start = Math.max(from, this.position + 1);
+      this.position = to;
+      if (!this.send('gap', controlFrame('gap', { from_seq: start, to_seq: to }))) return false;
+    }
+    return true;
+  }
+
+  /** One stored event of the replay. False when the connection can take no more. */
+  replayEvent(event: AccountEvent, sentAt: number): boolean {
+    if (this.state !== 'replaying') return false;
+    if (event.seq <= this.position) return true;
+    if (event.created_at_ms >= this.expiresAtMs) {
+      this.revoke('expired');
+      return false;
+    }
+    if (!this.transport.sendEvent(new EventFrame(event, sentAt))) {
+      this.slowConsumer();
+      return false;
+    }
+    this.position = event.seq;
+    return true;
+  }
+
+  /**
+   * End of the stored history: replaying → streaming, sending what was held meanwhile in order
+   * (skipping what the replay already sent). 'again' when the hold overflowed: the caller reads
+   * the store again from the current position, holding afresh.
+   */
+  finishReplay(): 'live' | 'again' | 'closed' {
+    const held = this.replay;
+    if (this.state !== 'replaying' || held === null) return 'closed';
+    if (held.overflowed) {
+      this.replay = new ReplayHold(this.limits.replayBufferBytes);
+      return 'again';
+    }
+    this.replay = null;
+    this.state = 'streaming';
+    for (const item of held.items) {
+      if (item instanceof Gap) this.announceGap(item.from, item.to);
+      else this.deliver(item);
+      if (this.state !== 'streaming') return 'closed';
+    }
+    return 'live';
+  }
+
+  private hold(item: EventFrame | Gap): void {
+    this.replay!.add(item);
+  }
+
+  // ------------------------------------------------------------------ replies
+
+  /** Queue a control message; false (and 4009) when the outbound limit is reached. */
+  send(type: ControlType, json: string): boolean {
+    if (this.state === 'closing') return false;
+    if (!this.transport.sendControl(type, json)) {
+      this.slowConsumer();
+      return false;
+    }
+    return true;
+  }
+
+  sendError(code: string, message: string, extra?: Record<string, unknown>): boolean {
+    this.metrics.errors.inc({ code });
+    return this.send('error', errorFrame(code, message, extra));
+  }
+
+  // ------------------------------------------------------------------ endings
+
+  /** The key was disabled, revoked, or expired: the matching AUTH_… error, then 4001. */
+  revoke(reason: KeyDisableReason): void {
+    const { code, text } = REVOKED[reason];
+    this.fail(code, text, CloseCode.AUTH_FAILED);
   }
 
   /** Send an error frame then close with `closeCode` (auth failures, revocation, rate limit). */
   fail(code: string, message: string, closeCode: number): void {
     if (this.state === 'closing') return;
-    this.flush();
-    this.sendText(errorFrame(code, message));
-    this.close(closeCode, message);
-  }
-
-  close(code: number, reason = ''): void {
-    if (this.state === 'closing') return;
-    this.flush();
-    this.state = 'closing';
-    try {
-      this.ws.close(code, reason.slice(0, 120));
-    } catch {
-      this.cut();
+    this.metrics.errors.inc({ code });
+    if (this.transport.sendControl('error', errorFrame(code, message))) {
+      this.close(closeCode, message);
       return;
     }
-    if (this.socket.writableLength > CUT_BACKLOG_BYTES) setTimeout(() => this.cut(), 1000).unref();
+    // No room for the error frame (the peer stopped reading): still close with the code that
+    // tells the client what happened (e.g. 4001: do not reconnect with this key).
+    this.end(closeCode);
+    this.transport.abort(closeCode, message);
   }
 
-  /** Drop the socket and everything queued on it (see CUT). */
-  cut(): void {
-    if (!this.socket.destroyed) this.socket.destroy(CUT);
+  /** Server-initiated close (counted by code). */
+  close(code: number, reason = ''): void {
+    if (this.state === 'closing') return;
+    this.end(code);
+    this.transport.close(code, reason);
   }
 
-  private slowConsumer(): void {
+  /** The peer stopped reading: 4009, dropping what is queued (SPEC §2.7, §2.9). */
+  slowConsumer(): void {
+    if (this.state === 'closing') return;
+    this.end(CloseCode.SLOW_CONSUMER);
+    this.transport.abort(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer limit reached');
+  }
+
+  /** → closing, counted by close code. */
+  private end(code: number): void {
     this.state = 'closing';
-    this.pending = null;
-    this.pendingBytes = 0;
-    // The peer is not reading: a close frame queued behind megabytes would never be seen and the
-    // buffer would stay allocated. Drop what is queued, send the close frame, and cut the socket
-    // shortly after so memory is released; the client reconnects and resumes with after_seq.
-    try {
-      this.ws.close(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer limit reached');
-    } catch {
-      /* already closing */
+    this.replay = null;
+    this.metrics.closes.inc({ code: String(code) });
+  }
+
+  /** The transport is gone (peer closed, socket error). */
+  transportClosed(): void {
+    this.state = 'closing';
+    this.replay = null;
+  }
+
+  // ------------------------------------------------------------------ keepalive and deadlines
+
+  pongReceived(now: number): void {
+    this.pingOutstandingSince = 0;
+    this.lastPongAt = now;
+  }
+
+  /**
+   * The sweeper's visit: auth deadline (4002), key expiry (4001), outbound stall (4009),
+   * keepalive (4003), next ping. A stall is a queue whose bytes have not moved for the pong
+   * timeout while the peer still answers pings (a "blind pong") or while we stopped reading it;
+   * a peer silent on both counts gets the keepalive's 4003.
+   */
+  tick(now: number): void {
+    const state = this.state;
+    if (state === 'closing') return;
+    if (state === 'awaiting_auth' || state === 'authenticating') {
+      if (now >= this.authDeadline) {
+        this.close(CloseCode.AUTH_TIMEOUT, 'authentication timeout');
+        return;
+      }
+    } else if (now >= this.expiresAtMs) {
+      this.revoke('expired');
+      return;
     }
-    setTimeout(() => this.cut(), 1000).unref();
+    const transport = this.transport;
+    const { pongTimeoutMs } = this.limits;
+    if (transport.queuedBytes === 0) this.stalledSince = 0;
+    else {
+      const sent = transport.sentBytes;
+      if (this.stalledSince === 0 || sent > this.stallMark) {
+        this.stalledSince = now;
+        this.stallMark = sent;
+      } else if (now - this.stalledSince >= pongTimeoutMs && (this.lastPongAt > this.stalledSince || transport.readingPaused || !transport.answersPings)) {
+        this.slowConsumer();
+        return;
+      }
+    }
+    if (transport.answersPings && !transport.readingPaused && this.pingOutstandingSince !== 0 && now - this.pingOutstandingSince >= pongTimeoutMs) {
+      this.close(CloseCode.KEEPALIVE_TIMEOUT, 'keepalive timeout: no pong');
+      return;
+    }
+    if (now >= this.nextPingAt) {
+      this.nextPingAt = now + this.limits.pingIntervalMs;
+      if (this.pingOutstandingSince === 0) this.pingOutstandingSince = now;
+      this.send('ping', controlFrame('ping', {}));
+    }
   }
 
   describe(account: Account | undefined, nodeId: string): Record<string, unknown> {
@@ -219,12 +422,14 @@ export class Connection {
       account_id: this.accountId,
       account_name: account?.name ?? null,
       key_id: this.keyId,
-      rooms: [...this.rooms],
-      state: this.state,
+      rooms: [...this.roomSet],
+      // `authenticated` for live connections (what the console and CLI show); `phase` is exact.
+      state: this.isLive ? 'authenticated' : this.state,
+      phase: this.state,
       connected_at: this.connectedAt.toISOString(),
       connected_since: this.connectedAt.toISOString(),
-      last_seq: this.lastSeq,
-      remote_address: this.remoteAddress,
+      last_seq: this.position,
+      remote_address: this.transport.remoteAddress,
       node: nodeId,
     };
   }

@@ -1,52 +1,25 @@
 /**
- * The node's registry of live connections and the fan-out path. Connections are grouped per
- * account; an event for an account touches only that account's connections, the frame is built
- * once per (event, account), and writes made in one event-loop turn are flushed together.
+ * The node's registry of connections and the fan-out path. Connections are grouped per account
+ * (LocalAccount: lifecycle + bus subscription + sequencer); an event for an account touches only
+ * that account's live connections, its frame is built once per (event, account) and its bytes
+ * once per transport kind, and writes made in one burst leave together (flush.ts).
  */
-import { CloseCode, ErrorCode, type EventType } from '@tpx-realtime/protocol';
-import type { Bus } from '../bus/types.js';
+import type { Bus, KeyDisableReason } from '../bus/types.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { Account, AccountEvent, Store } from '../store/types.js';
+import { CloseCode, ErrorCode } from '@tpx-realtime/protocol';
 import type { Connection } from './connection.js';
-import { eventFrameJson, preframe } from './frames.js';
-import { TYPE_BIT, maskOf } from './rooms.js';
-
-interface AccountEntry {
-  account: Account;
-  /** Event types the account may access. */
-  accessMask: number;
-  connections: Set<Connection>;
-  /**
-   * Highest seq of this account handed to local connections, contiguous (-1 until the first
-   * event fixes the baseline). With several nodes, events of one account can reach this node out
-   * of seq order; later ones wait in `pending` while the gap is filled from the store.
-   */
-  lastSeq: number;
-  pending: Map<number, AccountEvent>;
-  gapTimer: NodeJS.Timeout | null;
-}
-
-/** How long an out-of-order event waits for the missing ones before the store is asked. */
-const GAP_WAIT_MS = 30;
-
-/** Live events buffered per connection during a replay; past this the replay re-reads the store. */
-const MAX_REPLAY_BUFFER = 10_000;
-
-export type KeyDisableReason = 'inactive' | 'revoked' | 'expired';
-
-const REASON_CODE: Record<KeyDisableReason, { code: string; text: string }> = {
-  inactive: { code: ErrorCode.AUTH_API_KEY_INACTIVE, text: 'API key was deactivated' },
-  revoked: { code: ErrorCode.AUTH_INVALID_API_KEY, text: 'API key was revoked' },
-  expired: { code: ErrorCode.AUTH_API_KEY_EXPIRED, text: 'API key expired' },
-};
+import { LocalAccount } from './local-account.js';
+import type { SequencerLimits } from './sequencer.js';
+import { TYPE_BIT } from './rooms.js';
+import { EventFrame } from './transport.js';
 
 export class Hub {
   readonly connections = new Set<Connection>();
-  private readonly accounts = new Map<string, AccountEntry>();
+  private readonly accounts = new Map<string, LocalAccount>();
+  /** Connections by key, from the moment their key is known (authenticating ones included). */
   private readonly byKey = new Map<string, Set<Connection>>();
-  private dirty: Connection[] = [];
-  private flushScheduled = false;
 
   constructor(
     private readonly store: Store,
@@ -54,49 +27,9 @@ export class Hub {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     readonly nodeId: string,
+    private readonly sequencerLimits?: SequencerLimits,
   ) {
     bus.onEvents((accountId, events) => this.receive(accountId, events));
-  }
-
-  private readonly preparing = new Map<string, Promise<number>>();
-
-  /**
-   * Before the first connection of an account is attached on this node: subscribe the account on
-   * the bus FIRST, then read its last seq. Any event committed after that read arrives through
-   * the bus; anything before it is history (resume). Returns undefined when the account is
-   * already served here. Concurrent first connections share one preparation.
-   */
-  prepareAccount(accountId: string): Promise<number> | undefined {
-    if (this.accounts.has(accountId)) return undefined;
-    let pending = this.preparing.get(accountId);
-    if (!pending) {
-      pending = (async () => {
-        await this.bus.subscribeAccount(accountId);
-        try {
-          const head = await this.store.readEvents({ account_id: accountId, after_seq: 0, types: null, limit: 0 }); // counters only
-          return head.last_seq;
-        } catch (err) {
-          await this.bus.unsubscribeAccount(accountId).catch(() => {});
-          throw err;
-        }
-      })().finally(() => this.preparing.delete(accountId));
-      this.preparing.set(accountId, pending);
-    }
-    return pending;
-  }
-
-  /** Undo a preparation whose connection went away before it was attached. */
-  abandonPreparation(accountId: string): void {
-    if (!this.accounts.has(accountId)) void this.bus.unsubscribeAccount(accountId).catch(() => {});
-  }
-
-  /** Keys with live connections on this node. */
-  keyIds(): string[] {
-    return [...this.byKey.keys()];
-  }
-
-  accountIds(): string[] {
-    return [...this.accounts.keys()];
   }
 
   add(conn: Connection): void {
@@ -104,203 +37,123 @@ export class Hub {
     this.metrics.connections.inc();
   }
 
+  /** The connection is gone: forget it everywhere (idempotent). */
   remove(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     this.metrics.connections.dec();
     this.metrics.subscriptions.dec(conn.rooms.size);
-    if (conn.keyId) {
-      const set = this.byKey.get(conn.keyId);
+    const keyId = conn.keyId;
+    if (keyId) {
+      const set = this.byKey.get(keyId);
       set?.delete(conn);
-      if (set && set.size === 0) this.byKey.delete(conn.keyId);
+      if (set && set.size === 0) this.byKey.delete(keyId);
     }
-    if (conn.accountId) {
-      const entry = this.accounts.get(conn.accountId);
-      if (entry) {
-        entry.connections.delete(conn);
-        if (entry.connections.size === 0) {
-          if (entry.gapTimer) clearTimeout(entry.gapTimer);
-          this.accounts.delete(conn.accountId);
-          void this.bus.unsubscribeAccount(conn.accountId).catch((err) => this.logger.warn({ err }, 'bus unsubscribe failed'));
-        }
-      }
-    }
+    const accountId = conn.accountId;
+    if (accountId) this.accounts.get(accountId)?.leave(conn);
   }
 
-  hasAccount(accountId: string): boolean {
-    return this.accounts.has(accountId);
+  /** Make an authorized connection reachable by key revocation (before any further await). */
+  trackKey(conn: Connection): void {
+    const keyId = conn.keyId;
+    if (!keyId || !this.connections.has(conn)) return;
+    let set = this.byKey.get(keyId);
+    if (!set) this.byKey.set(keyId, (set = new Set()));
+    set.add(conn);
   }
 
   /**
-   * Bind an authenticated connection to its account and key. `baselineSeq` comes from
-   * prepareAccount for the first connection of an account on this node (the bus subscription is
-   * then already in place); it lets the node notice events missed while the bus was down.
+   * Count an authorized connection as a member of its account here. `ready` is null when the
+   * account is already live on this node, else a promise of its preparation.
    */
-  attach(conn: Connection, account: Account, keyId: string, baselineSeq?: number): void {
-    conn.accountId = account.account_id;
-    conn.keyId = keyId;
-    conn.state = 'authenticated';
-    let entry = this.accounts.get(account.account_id);
-    if (!entry) {
-      entry = { account, accessMask: maskOf(account.rooms), connections: new Set(), lastSeq: baselineSeq ?? -1, pending: new Map(), gapTimer: null };
-      this.accounts.set(account.account_id, entry);
-      if (baselineSeq === undefined) {
-        // The account was served when authentication began but its last connection left since.
-        void this.bus.subscribeAccount(account.account_id).catch((err) => this.logger.warn({ err }, 'bus subscribe failed'));
-      }
+  join(conn: Connection, account: Account): { local: LocalAccount; ready: Promise<void> | null } {
+    let local = this.accounts.get(account.account_id);
+    if (!local) {
+      local = new LocalAccount(account, {
+        bus: this.bus,
+        store: this.store,
+        logger: this.logger,
+        sequencerLimits: this.sequencerLimits,
+        onIdle: (a) => {
+          if (this.accounts.get(a.id) === a) this.accounts.delete(a.id);
+        },
+        sink: (a) => ({ deliver: (events) => this.deliver(a, events), gap: (from, to) => this.gap(a, from, to) }),
+      });
+      this.accounts.set(account.account_id, local);
     } else {
-      // A fresh lookup is the newest truth about the account's rooms.
-      entry.account = account;
-      entry.accessMask = maskOf(account.rooms);
+      local.refresh(account); // a fresh lookup is the newest truth about the account's rooms
     }
-    entry.connections.add(conn);
-    let keySet = this.byKey.get(keyId);
-    if (!keySet) this.byKey.set(keyId, (keySet = new Set()));
-    keySet.add(conn);
+    return { local, ready: local.join(conn) };
   }
 
-  accountOf(conn: Connection): Account | undefined {
-    return conn.accountId ? this.accounts.get(conn.accountId)?.account : undefined;
+  /** Events of one account from the bus. */
+  receive(accountId: string, events: AccountEvent[]): void {
+    this.accounts.get(accountId)?.sequencer.receive(events);
+  }
+
+  /** Fan out in-order events of one account to this node's live connections. */
+  private deliver(local: LocalAccount, events: AccountEvent[]): void {
+    const targets = local.live;
+    if (targets.size === 0) return;
+    const sentAt = Date.now();
+    let written = 0;
+    for (const event of events) {
+      if ((local.accessMask & TYPE_BIT[event.msg_type]) === 0) continue;
+      const frame = new EventFrame(event, sentAt);
+      for (const conn of targets) if (conn.deliver(frame)) written++;
+      if (frame.used) this.metrics.publishLatency.observe((sentAt - event.created_at_ms) / 1000);
+    }
+    if (written) this.metrics.eventsOut.inc(written);
+  }
+
+  private gap(local: LocalAccount, from: number, to: number): void {
+    this.logger.info({ account_id: local.id, from_seq: from, to_seq: to }, 'seqs skipped: no longer in the store');
+    for (const conn of local.live) conn.announceGap(from, to);
   }
 
   accessMaskOf(accountId: string): number {
     return this.accounts.get(accountId)?.accessMask ?? 0;
   }
 
-  /**
-   * Events of one account from the bus: delivered in seq order. Anything at or below the entry's
-   * seq is a duplicate (e.g. seen during catch-up); anything past a gap waits for the gap.
-   */
-  receive(accountId: string, events: AccountEvent[]): void {
-    const entry = this.accounts.get(accountId);
-    if (!entry || events.length === 0) return;
-    if (entry.lastSeq === -1) entry.lastSeq = events[0].seq - 1;
-    // Fast path: nothing waiting and this batch continues the stream exactly.
-    let next = entry.lastSeq + 1;
-    let contiguous = entry.pending.size === 0;
-    for (let i = 0; contiguous && i < events.length; i++, next++) contiguous = events[i].seq === next;
-    if (contiguous) {
-      entry.lastSeq = next - 1;
-      this.deliver(entry, events);
-      return;
-    }
-    // Slow path: park everything not yet delivered, release what is now contiguous.
-    for (const event of events) if (event.seq > entry.lastSeq) entry.pending.set(event.seq, event);
-    this.drainPending(entry);
+  /** The account's stream position on this node (0 when not live here). */
+  positionOf(accountId: string): number {
+    return this.accounts.get(accountId)?.sequencer.position ?? 0;
   }
 
-  private drainPending(entry: AccountEntry): void {
-    const ready: AccountEvent[] = [];
-    for (let next = entry.pending.get(entry.lastSeq + 1); next; next = entry.pending.get(entry.lastSeq + 1)) {
-      entry.pending.delete(next.seq);
-      entry.lastSeq = next.seq;
-      ready.push(next);
-    }
-    if (ready.length) this.deliver(entry, ready);
-    if (entry.pending.size > 0 && !entry.gapTimer) {
-      entry.gapTimer = setTimeout(() => {
-        entry.gapTimer = null;
-        void this.fillGap(entry);
-      }, GAP_WAIT_MS);
-    }
+  accountOf(conn: Connection): Account | undefined {
+    const accountId = conn.accountId;
+    return accountId ? this.accounts.get(accountId)?.account : undefined;
   }
 
-  /** Read the missing seqs from the store (the truth) and deliver everything in order. */
-  private async fillGap(entry: AccountEntry): Promise<void> {
-    const accountId = entry.account.account_id;
-    try {
-      for (;;) {
-        const page = await this.store.readEvents({ account_id: accountId, after_seq: entry.lastSeq, types: null, limit: 1000 });
-        if (this.accounts.get(accountId) !== entry) return;
-        const fresh = page.events.filter((e) => e.seq > entry.lastSeq);
-        for (const e of fresh) entry.pending.set(e.seq, e);
-        if (page.events.length === 0 && entry.pending.size > 0) {
-          // Still missing: either committed later (retry) or already pruned (skip ahead).
-          const lowest = Math.min(...entry.pending.keys());
-          if (page.pruned_through >= lowest - 1 || page.last_seq >= lowest) entry.lastSeq = lowest - 1;
-        }
-        const before = entry.lastSeq;
-        this.drainPending(entry);
-        if (page.events.length < 1000 || entry.lastSeq === before) return;
-      }
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message, account_id: accountId }, 'gap fill failed; retrying');
-      if (!entry.gapTimer) entry.gapTimer = setTimeout(() => ((entry.gapTimer = null), void this.fillGap(entry)), 500);
-    }
+  hasAccount(accountId: string): boolean {
+    return this.accounts.has(accountId);
   }
 
-  /** After the bus was down, every account held here may have missed events: read them. */
-  async catchUpAll(): Promise<void> {
-    for (const entry of this.accounts.values()) {
-      if (entry.lastSeq !== -1) await this.fillGap(entry);
-    }
+  accountIds(): string[] {
+    return [...this.accounts.keys()];
   }
 
-  /** Fan out in-order events of one account to this node's connections. */
-  private deliver(entry: AccountEntry, events: AccountEvent[]): void {
-    const sentAt = Date.now();
-    let written = 0;
-    for (const event of events) {
-      const bit = TYPE_BIT[event.msg_type as EventType];
-      if ((entry.accessMask & bit) === 0) continue;
-      let frame: Buffer | null = null;
-      for (const conn of entry.connections) {
-        if (conn.state !== 'authenticated' || (conn.subscribedMask & bit) === 0) continue;
-        frame ??= preframe(eventFrameJson(event, sentAt));
-        if (conn.replayBuffer) {
-          if (conn.replayBuffer.length < MAX_REPLAY_BUFFER) conn.replayBuffer.push({ seq: event.seq, frame, mask: bit });
-          else conn.replayOverflow = true;
-          continue;
-        }
-        if (event.seq <= conn.lastSeq) continue;
-        if (this.write(conn, frame)) {
-          conn.lastSeq = event.seq;
-          written++;
-        }
-      }
-      if (frame) this.metrics.publishLatency.observe((sentAt - event.created_at_ms) / 1000);
+  /** Keys with connections on this node, grouped by account. */
+  keysByAccount(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const [keyId, set] of this.byKey) {
+      const first = set.values().next().value as Connection | undefined;
+      const accountId = first?.accountId;
+      if (!accountId) continue;
+      const list = out.get(accountId);
+      if (list) list.push(keyId);
+      else out.set(accountId, [keyId]);
     }
-    if (written) this.metrics.eventsOut.inc(written);
+    return out;
   }
 
-  /** Write a pre-framed event and schedule the end-of-turn flush. */
-  write(conn: Connection, frame: Buffer): boolean {
-    const wasPending = conn.hasPending;
-    const ok = conn.writeFrame(frame);
-    if (!ok) {
-      if (conn.state === 'closing') this.metrics.closes.inc({ code: String(CloseCode.SLOW_CONSUMER) });
-      return false;
-    }
-    if (!wasPending) {
-      this.dirty.push(conn);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // A microtask runs once the current callback and the continuations already queued are
-        // done: every publish of one group commit (their continuations are queued together)
-        // still leaves in one write per socket, but without waiting for the next loop phase.
-        // setImmediate cost p50 +0.6 ms (a poll phase and the timers in between) at 100 ev/s.
-        queueMicrotask(this.flush);
-      }
-    }
-    return true;
-  }
-
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    const dirty = this.dirty;
-    this.dirty = [];
-    for (const conn of dirty) conn.flush();
-  };
-
-  /** Close every live connection of a key (deactivated, revoked or expired). */
+  /** Close every connection of a key, authenticating ones included. Returns how many. */
   disableKey(keyId: string, reason: KeyDisableReason): number {
     const set = this.byKey.get(keyId);
     if (!set) return 0;
-    const { code, text } = REASON_CODE[reason];
     let n = 0;
     for (const conn of [...set]) {
-      if (conn.closing) continue;
-      conn.fail(code, text, CloseCode.AUTH_FAILED);
-      this.metrics.closes.inc({ code: String(CloseCode.AUTH_FAILED) });
+      if (conn.isClosing) continue;
+      conn.revoke(reason);
       n++;
     }
     return n;
@@ -308,25 +161,41 @@ export class Hub {
 
   /** The account's accessible rooms changed: applies to the next event, no reconnect needed. */
   accountChanged(account: Account): void {
-    const entry = this.accounts.get(account.account_id);
-    if (!entry) return;
-    entry.account = account;
-    entry.accessMask = maskOf(account.rooms);
+    this.accounts.get(account.account_id)?.refresh(account);
   }
 
-  accountDeleted(accountId: string): void {
-    const entry = this.accounts.get(accountId);
-    if (!entry) return;
-    for (const conn of [...entry.connections]) {
+  /** Close every connection of a deleted account (authenticating ones included). */
+  accountDeleted(accountId: string): number {
+    const local = this.accounts.get(accountId);
+    if (!local) return 0;
+    let n = 0;
+    for (const conn of local.membersSnapshot()) {
+      if (conn.isClosing) continue;
       conn.fail(ErrorCode.AUTH_INVALID_API_KEY, 'Account was deleted', CloseCode.AUTH_FAILED);
+      n++;
     }
+    return n;
   }
 
-  /** Close everything with 1001 (graceful shutdown). */
-  closeAll(code: number, reason: string): void {
+  /** Close one connection of this node by id (operator request). */
+  disconnect(connectionId: string): boolean {
     for (const conn of this.connections) {
-      conn.close(code, reason);
+      if (conn.id !== connectionId) continue;
+      if (conn.isClosing) return false;
+      conn.close(1000, 'disconnected by operator');
+      return true;
     }
+    return false;
+  }
+
+  /** After the bus was deaf, every account held here may have missed events: read them. */
+  async catchUpAll(): Promise<void> {
+    for (const local of [...this.accounts.values()]) await local.sequencer.catchUp();
+  }
+
+  /** Close everything (graceful shutdown). */
+  closeAll(code: number, reason: string): void {
+    for (const conn of this.connections) conn.close(code, reason);
   }
 
   list(filter?: { account_id?: string }): Record<string, unknown>[] {

@@ -98,9 +98,9 @@ describe('Redis hung and restarted empty during publishing', () => {
     ]);
     await sleep(between(random, 300, 700));
     load.phase = 'redis-stopped';
-    cluster.redis.signal('SIGSTOP');
+    cluster.redis.pause();
     await sleep(between(random, 1500, 2500));
-    cluster.redis.signal('SIGCONT');
+    cluster.redis.resume();
     load.phase = 'normal';
     await sleep(between(random, 300, 700));
     load.phase = 'redis-down';

@@ -4,6 +4,7 @@
  *   const redis = await startRedis();      // { url: 'redis://127.0.0.1:PORT', port, ... }
  *   await redis.down();  ...  await redis.up();   // outage, comes back EMPTY on the same port
  *   await redis.restart();                        // down + up
+ *   redis.pause(); ... redis.resume();            // SIGSTOP / SIGCONT: hung, connections open
  *   afterAll(() => redis.stop());
  *
  * `--save '' --appendonly no` means a restarted server holds nothing: exactly the "Redis restarted
@@ -27,8 +28,10 @@ export interface TestRedis {
   /** Start it again, empty, on the same port. */
   up(): Promise<void>;
   restart(): Promise<void>;
-  /** Signal the running server, e.g. SIGSTOP then SIGCONT: a hung Redis that keeps its sockets open. */
-  signal(sig: NodeJS.Signals): void;
+  /** SIGSTOP: the server hangs with its TCP connections still open (a stalled dependency). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -109,8 +112,11 @@ export async function startRedis(): Promise<TestRedis> {
       await down();
       await up();
     },
-    signal(sig) {
-      current?.proc.kill(sig);
+    pause() {
+      current?.proc.kill('SIGSTOP');
+    },
+    resume() {
+      current?.proc.kill('SIGCONT');
     },
     async stop() {
       await down();

@@ -47,7 +47,7 @@ interface Waiter {
 
 const openClients = new Set<WsTestClient>();
 
-export const CONTROL_TYPES = new Set(['authenticated', 'subscribed', 'unsubscribed', 'ping', 'pong', 'error']);
+export const CONTROL_TYPES = new Set(['authenticated', 'subscribed', 'unsubscribed', 'ping', 'pong', 'error', 'gap']);
 
 export function isEventFrame(f: Frame): boolean {
   return !CONTROL_TYPES.has(f.msg_type);

@@ -112,4 +112,44 @@ describe('RedisBus', () => {
     const b = new RedisBus('redis://127.0.0.1:1', { startTimeoutMs: 500 });
     await expect(b.start()).rejects.toThrow(/not reachable/);
   });
+
+  it('broadcastControl returns once every receiving node has applied it, summing what each acted on', async () => {
+    const [n1, n2, n3] = [await bus(), await bus(), await bus()];
+    const applied: string[] = [];
+    n1.onControl(() => 0);
+    n2.onControl(async () => {
+      await sleep(80);
+      applied.push('n2');
+      return 2;
+    });
+    n3.onControl(() => {
+      applied.push('n3');
+      return 1;
+    });
+    await waitFor(() => n1.hearing && n2.hearing && n3.hearing, 5000, 'all hearing');
+    const msg: ControlMessage = { kind: 'key_disabled', key_id: 'k', account_id: 'a', reason: 'inactive' };
+    const result = await n1.broadcastControl(msg, 2000);
+    expect(result).toEqual({ published: true, receivers: 3, acknowledged: 3, affected: 3 });
+    expect(applied.sort()).toEqual(['n2', 'n3']);
+  });
+
+  it('a SIGSTOPped Redis (TCP still open) makes the node deaf within a second; after SIGCONT it hears again and catches up', async () => {
+    const n1 = await bus();
+    const r1 = recorder(n1);
+    await waitFor(() => n1.hearing, 5000, 'hearing');
+    const changes: boolean[] = [];
+    n1.onHearing((h) => changes.push(h));
+    redis.pause();
+    const stoppedAt = Date.now();
+    try {
+      await waitFor(() => !n1.hearing, 3000, 'deaf', 10);
+      expect(Date.now() - stoppedAt).toBeLessThan(1500);
+    } finally {
+      redis.resume();
+    }
+    await waitFor(() => n1.hearing, 5000, 'hearing again');
+    expect(changes).toEqual([false, true]);
+    expect(r1.reconnects()).toBe(1);
+    await n1.ping();
+  });
 });

@@ -4,12 +4,14 @@
  * "nothing published after a key was disabled reaches it" trivially true on one node.
  */
 import type { AccountEvent } from '../../store/types.js';
-import type { Bus, ControlMessage, PresenceSnapshot } from '../types.js';
+import { applyControl, type BroadcastResult, type Bus, type ControlHandler, type ControlMessage, type PresenceSnapshot } from '../types.js';
 
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
+  /** An in-process bus is never out of earshot. */
+  readonly hearing = true;
   private eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
-  private controlHandlers: Array<(message: ControlMessage) => void> = [];
+  private controlHandlers: ControlHandler[] = [];
 
   async publishEvents(accountId: string, events: AccountEvent[]): Promise<void> {
     for (const handler of this.eventHandlers) handler(accountId, events);
@@ -17,16 +19,23 @@ export class MemoryBus implements Bus {
   async subscribeAccount(): Promise<void> {}
   async unsubscribeAccount(): Promise<void> {}
   async publishControl(message: ControlMessage): Promise<void> {
-    for (const handler of this.controlHandlers) handler(message);
+    await applyControl(this.controlHandlers, message);
+  }
+  async broadcastControl(message: ControlMessage): Promise<BroadcastResult> {
+    const affected = await applyControl(this.controlHandlers, message);
+    return { published: true, receivers: 0, acknowledged: 0, affected };
   }
   onEvents(handler: (accountId: string, events: AccountEvent[]) => void): void {
     this.eventHandlers.push(handler);
   }
-  onControl(handler: (message: ControlMessage) => void): void {
+  onControl(handler: ControlHandler): void {
     this.controlHandlers.push(handler);
   }
   onReconnect(): void {
     // An in-process bus never disconnects.
+  }
+  onHearing(): void {
+    // Always hearing.
   }
   private presence: (() => PresenceSnapshot) | null = null;
   setPresenceProvider(provider: () => PresenceSnapshot): void {

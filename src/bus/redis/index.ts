@@ -34,14 +34,32 @@
  * Failure: the publisher has no offline queue, a short connect timeout, no per-request retries
  * and a command timeout, so publishEvents rejects within about a second while Redis is down;
  * the publish pipeline logs that and still answers 202 (the event is in the store).
+ *
+ * Hearing: a node knows whether it hears the bus. The subscriber connection sends PING every
+ * HEARTBEAT_MS; no answer within HEARTBEAT_DEADLINE_MS, a closed connection, or channels not yet
+ * re-subscribed make the node deaf. ioredis's connection status alone is not enough: a Redis
+ * stopped with SIGSTOP keeps its TCP connections open and simply never answers. While deaf, the
+ * gateway re-checks key status from the store (SPEC §7); when hearing returns it catches up
+ * (onReconnect) because anything may have been missed meanwhile.
+ *
+ * Acknowledged control messages (broadcastControl): the message carries a request id and this
+ * node's reply channel; every node that receives it (this node's own echo included) answers on
+ * that channel once its handlers have applied it. PUBLISH returns how many subscribers received
+ * the message, so the sender knows how many answers to wait for.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { AccountEvent } from '../../store/types.js';
-import type { Bus, ControlMessage, PresenceSnapshot } from '../types.js';
+import { applyControl, type BroadcastResult, type Bus, type ControlHandler, type ControlMessage, type PresenceSnapshot } from '../types.js';
 
 export const ACCOUNT_CHANNEL_PREFIX = 'tpx:acct:';
 export const CONTROL_CHANNEL = 'tpx:control';
+
+/** How often the subscriber connection is asked for a PING, and how long an answer may take. */
+const HEARTBEAT_MS = 250;
+const HEARTBEAT_DEADLINE_MS = 500;
+/** (UN)SUBSCRIBE of one account waits at most this long; the catch-up after deafness covers the rest. */
+const SUBSCRIBE_DEADLINE_MS = 1000;
 
 export interface RedisBusOptions {
   /** Command timeout of the publisher (ms). */
@@ -59,16 +77,19 @@ export interface RedisBusOptions {
 export const PRESENCE_REPLY_PREFIX = 'tpx:presence:';
 
 /**
- * e: events · c: control message · r: resync hint · p: presence request (answer to `reply`) ·
- * q: presence answer to request `id`.
+ * e: events · c: control message (a: acknowledge it to `reply` with request `id`) · r: resync
+ * hint · p: presence request (answer to `reply`) · q: presence answer to request `id` ·
+ * k: acknowledgement of request `id`, with the count of connections acted on.
  */
 type Envelope = {
   o: string;
   e?: AccountEvent[];
   c?: ControlMessage;
+  a?: { id: string; reply: string };
   r?: 1;
   p?: { id: string; reply: string };
   q?: { id: string; snapshot: PresenceSnapshot };
+  k?: { id: string; n: number };
 };
 
 export class RedisBus implements Bus {
@@ -78,18 +99,27 @@ export class RedisBus implements Bus {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
-  private readonly controlHandlers: Array<(message: ControlMessage) => void> = [];
+  private readonly controlHandlers: ControlHandler[] = [];
   private readonly reconnectHandlers: Array<() => void> = [];
+  private readonly hearingHandlers: Array<(hearing: boolean) => void> = [];
   /** account_id → number of subscribe calls not yet matched by unsubscribe. */
   private readonly refs = new Map<string, number>();
-  private subReadyOnce = false;
-  private subDropped = false;
   private publishFailed = false;
   private closed = false;
-  /** Where other nodes answer our presence requests. */
+  /** Where other nodes answer our presence requests and acknowledge our control messages. */
   private readonly replyChannel = PRESENCE_REPLY_PREFIX + this.origin;
   private presenceProvider: (() => PresenceSnapshot) | null = null;
   private readonly presenceWaits = new Map<string, (snapshot: PresenceSnapshot) => void>();
+  private readonly ackWaits = new Map<string, (n: number) => void>();
+
+  // hearing: see the header
+  private hearingNow = false;
+  /** Became true once: only later regained hearings call the reconnect handlers. */
+  private heardOnce = false;
+  /** The subscriber's channels are subscribed on the current connection. */
+  private channelsReady = false;
+  private heartbeatSentAt = 0;
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     readonly url: string,
@@ -125,10 +155,18 @@ export class RedisBus implements Bus {
       }
     });
     this.sub.on('close', () => {
-      if (this.subReadyOnce) this.subDropped = true;
+      this.channelsReady = false;
+      this.heartbeatSentAt = 0;
+      this.setHearing(false);
     });
     this.sub.on('ready', () => void this.onSubscriberReady());
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  get hearing(): boolean {
+    return this.hearingNow;
   }
 
   /** Connect both connections; rejects if Redis cannot be reached within startTimeoutMs. */
@@ -158,10 +196,7 @@ export class RedisBus implements Bus {
   }
 
   private async onSubscriberReady(): Promise<void> {
-    const reconnect = this.subReadyOnce && this.subDropped;
-    this.subReadyOnce = true;
-    this.subDropped = false;
-    this.opts.onStateChange?.({ connection: 'subscriber', event: reconnect ? 'resubscribed' : 'ready' });
+    this.opts.onStateChange?.({ connection: 'subscriber', event: this.heardOnce ? 'resubscribed' : 'ready' });
     const channels = [CONTROL_CHANNEL, this.replyChannel, ...[...this.refs.keys()].map((a) => ACCOUNT_CHANNEL_PREFIX + a)];
     try {
       // Chunked so a node serving many accounts does not send one giant command.
@@ -170,40 +205,96 @@ export class RedisBus implements Bus {
       // The connection dropped again; the next 'ready' redoes all of this.
       return;
     }
-    if (reconnect) for (const handler of this.reconnectHandlers) safeCall(handler);
+    this.channelsReady = true;
+    this.setHearing(true);
+  }
+
+  /** One heartbeat tick: judge the PING in flight, or send the next one. */
+  private beat(): void {
+    if (this.closed) return;
+    if (this.sub.status !== 'ready' || !this.channelsReady) {
+      this.setHearing(false);
+      return;
+    }
+    const now = Date.now();
+    if (this.heartbeatSentAt !== 0) {
+      if (now - this.heartbeatSentAt > HEARTBEAT_DEADLINE_MS) this.setHearing(false);
+      return;
+    }
+    this.heartbeatSentAt = now;
+    const sentAt = now;
+    this.sub.ping().then(
+      () => {
+        if (this.heartbeatSentAt !== sentAt) return; // a connection drop reset it meanwhile
+        this.heartbeatSentAt = 0;
+        if (this.sub.status === 'ready' && this.channelsReady) this.setHearing(true);
+      },
+      () => {
+        if (this.heartbeatSentAt === sentAt) this.heartbeatSentAt = 0;
+        this.setHearing(false);
+      },
+    );
+  }
+
+  private setHearing(hearing: boolean): void {
+    if (hearing === this.hearingNow || this.closed) return;
+    this.hearingNow = hearing;
+    this.opts.onStateChange?.({ connection: 'subscriber', event: hearing ? 'hearing' : 'deaf' });
+    for (const handler of this.hearingHandlers) safeCall(() => handler(hearing));
+    if (hearing) {
+      // Anything may have been missed while deaf: let the gateway catch up from the store.
+      if (this.heardOnce) for (const handler of this.reconnectHandlers) safeCall(handler);
+      this.heardOnce = true;
+    }
   }
 
   private onMessage(channel: string, message: string): void {
-    // Cheap own-echo check before parsing: the origin is the first field we write.
-    if (message.startsWith(`{"o":"${this.origin}"`)) return;
+    // Cheap own-echo check before parsing events: the origin is the first field we write.
+    if (channel.startsWith(ACCOUNT_CHANNEL_PREFIX) && message.startsWith(`{"o":"${this.origin}"`)) return;
     let env: Envelope;
     try {
       env = JSON.parse(message) as Envelope;
     } catch {
       return;
     }
-    if (!env || typeof env !== 'object' || env.o === this.origin) return;
+    if (!env || typeof env !== 'object') return;
+    const own = env.o === this.origin;
     if (channel === this.replyChannel) {
       if (env.q) this.presenceWaits.get(env.q.id)?.(env.q.snapshot);
+      else if (env.k && typeof env.k.id === 'string') this.ackWaits.get(env.k.id)?.(Number(env.k.n) || 0);
       return;
     }
     if (channel === CONTROL_CHANNEL) {
-      if (env.p && typeof env.p.reply === 'string' && env.p.reply.startsWith(PRESENCE_REPLY_PREFIX) && this.presenceProvider) {
+      if (env.c && typeof env.c === 'object' && typeof env.c.kind === 'string') {
+        const ack = validReply(env.a) ? env.a : null;
+        // Our own message was applied locally before it was published: acknowledge only.
+        if (own) {
+          if (ack) this.acknowledge(ack, 0);
+          return;
+        }
+        const applied = applyControl(this.controlHandlers, env.c);
+        if (ack) void applied.then((n) => this.acknowledge(ack, n));
+        return;
+      }
+      if (own) return;
+      if (env.p && validReply(env.p) && this.presenceProvider) {
         const answer: Envelope = { o: this.origin, q: { id: env.p.id, snapshot: this.presenceProvider() } };
         this.pub.publish(env.p.reply, JSON.stringify(answer)).catch(() => undefined);
       } else if (env.r === 1) {
         for (const handler of this.reconnectHandlers) safeCall(handler);
-      } else if (env.c && typeof env.c === 'object' && typeof env.c.kind === 'string') {
-        for (const handler of this.controlHandlers) safeCall(() => handler(env.c!));
       }
       return;
     }
-    if (!channel.startsWith(ACCOUNT_CHANNEL_PREFIX) || !Array.isArray(env.e) || env.e.length === 0) return;
+    if (own || !channel.startsWith(ACCOUNT_CHANNEL_PREFIX) || !Array.isArray(env.e) || env.e.length === 0) return;
     const accountId = channel.slice(ACCOUNT_CHANNEL_PREFIX.length);
     // Only accounts this node still serves (a message may race with our UNSUBSCRIBE).
     if (!this.refs.has(accountId)) return;
     const events = env.e;
     for (const handler of this.eventHandlers) safeCall(() => handler(accountId, events));
+  }
+
+  private acknowledge(ack: { id: string; reply: string }, n: number): void {
+    this.pub.publish(ack.reply, JSON.stringify({ o: this.origin, k: { id: ack.id, n } } satisfies Envelope)).catch(() => undefined);
   }
 
   async publishEvents(accountId: string, events: AccountEvent[]): Promise<void> {
@@ -214,14 +305,45 @@ export class RedisBus implements Bus {
   }
 
   async publishControl(message: ControlMessage): Promise<void> {
-    for (const handler of this.controlHandlers) safeCall(() => handler(message));
+    const applied = applyControl(this.controlHandlers, message);
     await this.publishRaw(CONTROL_CHANNEL, JSON.stringify({ o: this.origin, c: message } satisfies Envelope));
+    await applied;
   }
 
-  private async publishRaw(channel: string, payload: string): Promise<void> {
+  async broadcastControl(message: ControlMessage, timeoutMs: number): Promise<BroadcastResult> {
+    const local = await applyControl(this.controlHandlers, message);
+    const id = randomUUID();
+    let acknowledged = 0;
+    let affected = local;
+    let expected = Infinity;
+    let finish: () => void = () => {};
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    // Registered before publishing: an answer may arrive before PUBLISH's reply does.
+    this.ackWaits.set(id, (n) => {
+      acknowledged++;
+      affected += n;
+      if (acknowledged >= expected) finish();
+    });
+    const timer = setTimeout(finish, timeoutMs);
+    try {
+      const envelope: Envelope = { o: this.origin, c: message, a: { id, reply: this.replyChannel } };
+      expected = await this.publishRaw(CONTROL_CHANNEL, JSON.stringify(envelope));
+      if (acknowledged >= expected) finish();
+      await finished;
+      return { published: true, receivers: expected, acknowledged, affected };
+    } catch {
+      return { published: false, receivers: 0, acknowledged, affected };
+    } finally {
+      clearTimeout(timer);
+      this.ackWaits.delete(id);
+    }
+  }
+
+  /** PUBLISH; resolves with the number of subscribers that received it. */
+  private async publishRaw(channel: string, payload: string): Promise<number> {
     if (this.closed) throw new Error('bus closed');
     try {
-      await this.pub.publish(channel, payload);
+      return await this.pub.publish(channel, payload);
     } catch (err) {
       this.publishFailed = true;
       throw err;
@@ -231,8 +353,9 @@ export class RedisBus implements Bus {
   async subscribeAccount(accountId: string): Promise<void> {
     const n = this.refs.get(accountId) ?? 0;
     this.refs.set(accountId, n + 1);
-    if (n > 0 || this.sub.status !== 'ready') return; // not ready: onSubscriberReady subscribes it
-    await this.sub.subscribe(ACCOUNT_CHANNEL_PREFIX + accountId);
+    // Not connected: onSubscriberReady subscribes it (its channel list is taken once 'ready').
+    if (n > 0 || this.sub.status !== 'ready') return;
+    await withDeadline(this.sub.subscribe(ACCOUNT_CHANNEL_PREFIX + accountId), SUBSCRIBE_DEADLINE_MS);
   }
 
   async unsubscribeAccount(accountId: string): Promise<void> {
@@ -245,7 +368,7 @@ export class RedisBus implements Bus {
     this.refs.delete(accountId);
     if (this.sub.status !== 'ready') return;
     // Commands on one connection run in order, so a later re-subscribe of the same account wins.
-    await this.sub.unsubscribe(ACCOUNT_CHANNEL_PREFIX + accountId);
+    await withDeadline(this.sub.unsubscribe(ACCOUNT_CHANNEL_PREFIX + accountId), SUBSCRIBE_DEADLINE_MS);
   }
 
   /** Accounts this node currently listens to (for tests and diagnostics). */
@@ -256,11 +379,14 @@ export class RedisBus implements Bus {
   onEvents(handler: (accountId: string, events: AccountEvent[]) => void): void {
     this.eventHandlers.push(handler);
   }
-  onControl(handler: (message: ControlMessage) => void): void {
+  onControl(handler: ControlHandler): void {
     this.controlHandlers.push(handler);
   }
   onReconnect(handler: () => void): void {
     this.reconnectHandlers.push(handler);
+  }
+  onHearing(handler: (hearing: boolean) => void): void {
+    this.hearingHandlers.push(handler);
   }
 
   setPresenceProvider(provider: () => PresenceSnapshot): void {
@@ -301,22 +427,44 @@ export class RedisBus implements Bus {
 
   async ping(): Promise<void> {
     if (this.sub.status !== 'ready') throw new Error(`Redis subscriber connection is ${this.sub.status}`);
+    if (!this.hearingNow) throw new Error('Redis subscriber connection does not answer its heartbeat');
     await this.pub.ping();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.heartbeat);
     this.eventHandlers.length = 0;
     this.controlHandlers.length = 0;
     this.reconnectHandlers.length = 0;
+    this.hearingHandlers.length = 0;
     await Promise.all(
       [this.pub, this.sub].map(async (conn) => {
-        if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect());
+        if (conn.status === 'ready') await withDeadline(conn.quit(), 1000).catch(() => conn.disconnect());
         else conn.disconnect();
       }),
     );
+    // A QUIT that timed out (a stopped Redis) leaves the socket open: drop it.
+    this.pub.disconnect();
+    this.sub.disconnect();
   }
+}
+
+function validReply(x: unknown): x is { id: string; reply: string } {
+  const r = x as { id?: unknown; reply?: unknown } | undefined;
+  return !!r && typeof r.id === 'string' && typeof r.reply === 'string' && r.reply.startsWith(PRESENCE_REPLY_PREFIX);
+}
+
+/** Wait for `promise` at most `ms`; past that resolve anyway (the caller has a fallback). */
+function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => (clearTimeout(timer), resolve()),
+      (err) => (clearTimeout(timer), reject(err)),
+    );
+  });
 }
 
 function safeCall(fn: () => void): void {

@@ -118,9 +118,8 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     requireId(key_id, 'API key');
     const key = await store.setApiKeyStatus(key_id, 'inactive');
     if (!key) throw notFound('API key');
-    // Local connections are failed before we answer; other nodes hear it on the bus.
-    const disconnected = gateway.keyDisabled(key_id, 'inactive');
-    await bus.publishControl({ kind: 'key_disabled', key_id, account_id: key.account_id, reason: 'inactive' }).catch(() => {});
+    // Answered once every node that hears the bus has closed the key's connections (SPEC §2.5).
+    const disconnected = await gateway.revokeKey(key_id, key.account_id, 'inactive');
     return { ...key, disconnected };
   });
 
@@ -129,7 +128,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     requireId(key_id, 'API key');
     const key = await store.setApiKeyStatus(key_id, 'active');
     if (!key) throw notFound('API key');
-    gateway.keyEnabled(key_id);
+    await gateway.keyEnabled(key_id);
     return key;
   });
 
@@ -138,8 +137,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     requireId(key_id, 'API key');
     const key = await store.deleteApiKey(key_id);
     if (!key) throw notFound('API key');
-    gateway.keyDisabled(key_id, 'revoked');
-    await bus.publishControl({ kind: 'key_disabled', key_id, account_id: key.account_id, reason: 'revoked' }).catch(() => {});
+    await gateway.revokeKey(key_id, key.account_id, 'revoked');
     reply.code(204);
   });
 
@@ -151,5 +149,13 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
       .flatMap((n) => n.connections)
       .filter((c) => !q.account_id || c.account_id === q.account_id);
     return { connections, count: connections.length, nodes: nodes.map((n) => n.node), unreachable_nodes: missing };
+  });
+
+  // ---- close one connection, on whichever node holds it
+  app.post('/connections/:connection_id/disconnect', async (request) => {
+    const { connection_id } = request.params as { connection_id: string };
+    requireId(connection_id, 'Connection');
+    if (!(await gateway.disconnect(connection_id))) throw notFound('Connection');
+    return { disconnected: true };
   });
 }

@@ -1,0 +1,132 @@
+/**
+ * What a WebSocket client sends (SPEC §2.1, §2.7): rate limiting, parsing, and a bounded queue
+ * that hands messages to the session strictly in order, even across asynchronous lookups.
+ *
+ * Inbound backpressure: when INBOUND_HIGH_WATER messages wait (e.g. behind a replay paced by a
+ * slow reader), the transport stops reading the socket, so TCP pushes back on the client
+ * instead of the server queueing without bound; it reads again once the queue is down to
+ * INBOUND_LOW_WATER. Frames already read when reading stops are still queued; a queue past
+ * INBOUND_HARD_LIMIT (only reachable with a very high TPX_RATE_LIMIT_PER_SEC) closes with 1008.
+ * `ping`/`pong` bypass the queue so a long replay never causes a false keepalive timeout.
+ */
+import type { RawData } from 'ws';
+import { CloseCode, ErrorCode, parseClientMessage, type ClientMessage } from '@tpx-realtime/protocol';
+import type { Logger } from '../observability/logger.js';
+import type { Connection } from './connection.js';
+import { controlFrame } from './frames.js';
+import type { Session } from './session.js';
+import type { WebSocketTransport } from './ws-transport.js';
+
+const INBOUND_HIGH_WATER = 32;
+const INBOUND_LOW_WATER = 8;
+const INBOUND_HARD_LIMIT = 1024;
+
+type QueuedMessage = Exclude<ClientMessage, { msg_type: 'ping' | 'pong' }>;
+
+export class WsInbound {
+  private tokens: number;
+  private tokensAt: number;
+  private readonly queue: QueuedMessage[] = [];
+  private running = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly transport: WebSocketTransport,
+    private readonly session: Session,
+    private readonly rateLimitPerSec: number,
+    private readonly logger: Logger,
+    now: number,
+  ) {
+    this.tokens = rateLimitPerSec * 2;
+    this.tokensAt = now;
+  }
+
+  onMessage(data: RawData, isBinary: boolean): void {
+    const conn = this.conn;
+    if (conn.isClosing || !this.takeToken()) return;
+    if (isBinary) {
+      conn.sendError(ErrorCode.INVALID_MESSAGE, 'Binary frames are not supported; send UTF-8 JSON text frames');
+      return;
+    }
+    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8');
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) {
+      conn.sendError(parsed.code, parsed.error);
+      return;
+    }
+    const msg = parsed.message;
+    if (msg.msg_type === 'pong') {
+      conn.pongReceived(Date.now());
+      return;
+    }
+    if (msg.msg_type === 'ping') {
+      conn.send('pong', controlFrame('pong', {}));
+      return;
+    }
+    this.enqueue(msg);
+  }
+
+  /** A protocol-level ping: answered by us so the pong counts toward the outbound limit. */
+  onPing(data: Buffer): void {
+    if (this.conn.isClosing || !this.takeToken()) return;
+    if (!this.transport.sendPong(data)) this.conn.slowConsumer();
+  }
+
+  /** Token bucket: TPX_RATE_LIMIT_PER_SEC, burst 2×; beyond it RATE_LIMITED and 1008. */
+  private takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.rateLimitPerSec;
+    this.tokens = Math.min(rate * 2, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+    this.tokensAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.conn.fail(ErrorCode.RATE_LIMITED, 'Too many messages: slow down', CloseCode.POLICY);
+    return false;
+  }
+
+  private enqueue(msg: QueuedMessage): void {
+    this.queue.push(msg);
+    if (this.queue.length >= INBOUND_HIGH_WATER) {
+      if (this.queue.length > INBOUND_HARD_LIMIT) {
+        this.queue.length = 0;
+        this.conn.fail(ErrorCode.RATE_LIMITED, 'Too many messages queued: slow down', CloseCode.POLICY);
+        return;
+      }
+      this.transport.pauseReading();
+    }
+    if (!this.running) void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    const conn = this.conn;
+    try {
+      for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) {
+        if (conn.isClosing) break;
+        try {
+          await this.dispatch(msg);
+        } catch (err) {
+          this.logger.error({ err, conn: conn.id }, 'error handling message');
+          if (!conn.isClosing) conn.close(1011, 'internal error');
+        }
+        if (this.transport.readingPaused && this.queue.length <= INBOUND_LOW_WATER) this.transport.resumeReading();
+      }
+    } finally {
+      this.running = false;
+      if (conn.isClosing) this.queue.length = 0;
+    }
+  }
+
+  private dispatch(msg: QueuedMessage): Promise<void> | void {
+    switch (msg.msg_type) {
+      case 'authenticate':
+        return this.session.authenticate(this.conn, msg.payload.token);
+      case 'subscribe':
+        return this.session.subscribe(this.conn, msg.payload.rooms, msg.payload.after_seq);
+      case 'unsubscribe':
+        return this.session.unsubscribe(this.conn, msg.payload.rooms);
+    }
+  }
+}
