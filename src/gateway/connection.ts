@@ -39,6 +39,11 @@ export interface ConnectionLimits {
   authTimeoutMs: number;
   pingIntervalMs: number;
   pongTimeoutMs: number;
+  /**
+   * How long queued bytes may sit without any progress before the peer counts as a slow consumer
+   * (4009), when it still answers pings or we stopped reading it (see tick()).
+   */
+  stallTimeoutMs: number;
   /** Bytes of live events held while a replay runs; past it the replay reads the store again. */
   replayBufferBytes: number;
 }
@@ -376,7 +381,7 @@ export class Connection {
 
   /**
    * The sweeper's visit: auth deadline (4002), key expiry (4001), outbound stall (4009),
-   * keepalive (4003), next ping. A stall is a queue whose bytes have not moved for the pong
+   * keepalive (4003), next ping. A stall is a queue whose bytes have not moved for the stall
    * timeout while the peer still answers pings (a "blind pong") or while we stopped reading it;
    * a peer silent on both counts gets the keepalive's 4003.
    */
@@ -393,14 +398,14 @@ export class Connection {
       return;
     }
     const transport = this.transport;
-    const { pongTimeoutMs } = this.limits;
+    const { pongTimeoutMs, stallTimeoutMs } = this.limits;
     if (transport.queuedBytes === 0) this.stalledSince = 0;
     else {
       const sent = transport.sentBytes;
       if (this.stalledSince === 0 || sent > this.stallMark) {
         this.stalledSince = now;
         this.stallMark = sent;
-      } else if (now - this.stalledSince >= pongTimeoutMs && (this.lastPongAt > this.stalledSince || transport.readingPaused || !transport.answersPings)) {
+      } else if (now - this.stalledSince >= stallTimeoutMs && (this.lastPongAt > this.stalledSince || transport.readingPaused || !transport.answersPings)) {
         this.slowConsumer();
         return;
       }

@@ -28,6 +28,9 @@ const REVOKE_ACK_TIMEOUT_MS = 2000;
 /** While deaf to the bus, key status is re-read from the store this often (SPEC §7: within 2 s). */
 const DEAF_RECHECK_MS = 500;
 
+/** Longest time queued outbound bytes may make no progress at all (see Connection.tick). */
+const STALL_TIMEOUT_MS = 10_000;
+
 export class Gateway {
   readonly revocations: Revocations;
   private readonly wss: WebSocketServer;
@@ -56,6 +59,9 @@ export class Gateway {
       authTimeoutMs: config.authTimeoutMs,
       pingIntervalMs: config.pingIntervalMs,
       pongTimeoutMs: config.pongTimeoutMs,
+      // A TCP peer that takes nothing at all for 10 s is not reading (ws servers commonly use a
+      // write timeout of 1-10 s); the pong timeout is the cap when it is set lower.
+      stallTimeoutMs: Math.min(config.pongTimeoutMs, STALL_TIMEOUT_MS),
       replayBufferBytes: config.maxOutboundBytes,
     };
     this.revocations = new Revocations(config.authTimeoutMs + 5000);

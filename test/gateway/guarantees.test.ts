@@ -53,15 +53,18 @@ describe('key expiry is checked on delivery (SPEC §2.5, defect 5)', () => {
     const key = await createKey(server, accountId, { expires_at: new Date(expiresAt).toISOString() });
     const c = await connectAuthed(server.wsUrl, key.token, ['ALL']);
     const lateIds = new Set<string>();
-    // Publish every ~20 ms until well past the expiry; a publish sent after expires_at is accepted after it.
-    while (Date.now() < expiresAt + 1200) {
+    // Publish every ~20 ms until a dozen were sent after the expiry (a publish sent after
+    // expires_at is accepted after it); bounded in time, and by count rather than by a time
+    // window so that a loaded machine still produces enough late events.
+    const giveUpAt = expiresAt + 20_000;
+    while ((Date.now() < expiresAt + 1200 || lateIds.size <= 10) && Date.now() < giveUpAt) {
       const sentAt = Date.now();
       const res = await publish(server, eventBody('BID_REQUEST', [accountId]));
       if (sentAt >= expiresAt) lateIds.add(res.msg_id);
       await sleep(20);
     }
     expect(lateIds.size).toBeGreaterThan(10);
-    const closed = await c.waitClosed(3000);
+    const closed = await c.waitClosed(10_000);
     expect(closed.code).toBe(4001);
     expect(c.history.find((f) => f.msg_type === 'error')?.payload?.code).toBe('AUTH_API_KEY_EXPIRED');
     const late = c.history.filter((f) => f.msg_id && lateIds.has(f.msg_id));
