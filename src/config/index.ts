@@ -36,6 +36,8 @@ export interface Config {
   logLevel: string;
   /** Name of this node in /admin/connections and logs. */
   nodeId: string;
+  /** TPX_DURABILITY: 'synced' (a 202 means synced to disk) or 'relaxed' (written, not synced). */
+  durability: 'synced' | 'relaxed';
 }
 
 export const DEFAULT_RETRY_SCHEDULE = '5s,30s,2m,10m,30m,1h,3h,6h,12h';
@@ -75,6 +77,8 @@ export function loadConfig(env: Env = process.env): Config {
   } catch (err) {
     throw new Error(`TPX_WEBHOOK_RETRY_SCHEDULE: ${(err as Error).message}`);
   }
+  const durability = (env.TPX_DURABILITY || 'synced').toLowerCase();
+  if (durability !== 'synced' && durability !== 'relaxed') throw new Error(`TPX_DURABILITY must be synced or relaxed, got "${env.TPX_DURABILITY}"`);
   const port = int(env, 'TPX_PORT', 8080, 0);
   if (port > 65535) throw new Error('TPX_PORT must be ≤ 65535');
   return {
@@ -100,5 +104,6 @@ export function loadConfig(env: Env = process.env): Config {
     eventRetentionMs: duration(env, 'TPX_EVENT_RETENTION', '72h'),
     logLevel: env.TPX_LOG_LEVEL || 'info',
     nodeId: env.TPX_NODE_ID || `node-${process.pid}`,
+    durability,
   };
 }

@@ -11,9 +11,30 @@ import {
   UnknownAccountsError,
   type Account,
   type DeliveryAttempt,
+  type AppendResult,
+  type AttemptResolution,
+  type DeliveryQueue,
+  type EventLog,
   type NewEvent,
+  type RecordAttemptItem,
   type Store,
 } from '../../src/store/types.js';
+
+/** One event appended alone (appendEvents of one). */
+export async function appendOne(log: Pick<EventLog, 'appendEvents'>, event: NewEvent): Promise<AppendResult> {
+  return (await log.appendEvents([event]))[0];
+}
+
+/** One attempt recorded alone; true when recorded (the caller held the lease). */
+export async function recordOne(
+  queue: Pick<DeliveryQueue, 'recordAttempts'>,
+  deliveryId: string,
+  owner: string,
+  attempt: RecordAttemptItem['attempt'],
+  resolution: AttemptResolution,
+): Promise<boolean> {
+  return (await queue.recordAttempts([{ deliveryId, owner, attempt, resolution }]))[0].recorded;
+}
 
 export function ev(target: string[] | 'broadcast', over: Partial<NewEvent> = {}): NewEvent {
   return {
@@ -27,7 +48,7 @@ export function ev(target: string[] | 'broadcast', over: Partial<NewEvent> = {})
   };
 }
 
-function attempt(outcome: DeliveryAttempt['outcome'], status_code: number | null = outcome === 'succeeded' ? 200 : 500): Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'> {
+function attempt(outcome: DeliveryAttempt['outcome'], status_code: number | null = outcome === 'succeeded' ? 200 : 500): RecordAttemptItem['attempt'] {
   return { attempted_at: new Date().toISOString(), status_code, latency_ms: 12.5, error: outcome === 'succeeded' ? null : 'HTTP 500', outcome };
 }
 
@@ -200,8 +221,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('assigns strictly increasing seq per account, independent across accounts', async () => {
         const a = await store.createAccount({});
         const b = await store.createAccount({});
-        const r1 = await store.appendEvent(ev([a.account_id, b.account_id]));
-        const r2 = await store.appendEvent(ev([a.account_id]));
+        const r1 = await appendOne(store, ev([a.account_id, b.account_id]));
+        const r2 = await appendOne(store, ev([a.account_id]));
         const r3 = await store.appendEvents([ev([b.account_id]), ev([a.account_id, b.account_id])]);
         expect(r1).toMatchObject({ recipients: 2, duplicate: false, deliveries: 0 });
         const seqs = (id: string) => [r1, r2, ...r3].flatMap((r) => r.events).filter((e) => e.account_id === id).map((e) => e.seq);
@@ -216,7 +237,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('returns the stored copies exactly', async () => {
         const a = await store.createAccount({});
         const e = ev([a.account_id], { msg_type: 'PAYMENT_SETTLED', source_id: 'billing', payload_json: '{"amount":"12.50"}', created_at_ms: 1_700_000_000_123 });
-        const r = await store.appendEvent(e);
+        const r = await appendOne(store, e);
         const expected = { account_id: a.account_id, seq: 1, msg_id: e.msg_id, msg_type: 'PAYMENT_SETTLED', payload_json: '{"amount":"12.50"}', source_id: 'billing', created_at_ms: 1_700_000_000_123 };
         expect(r).toEqual({ msg_id: e.msg_id, recipients: 1, duplicate: false, events: [expected], deliveries: 0 });
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).events).toEqual([expected]);
@@ -227,9 +248,9 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const b = await store.createAccount({});
         await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
         const e = ev([a.account_id, b.account_id]);
-        const first = await store.appendEvent(e);
+        const first = await appendOne(store, e);
         expect(first).toMatchObject({ recipients: 2, duplicate: false, deliveries: 1 });
-        const again = await store.appendEvent({ ...e, target: [a.account_id], payload_json: '{"other":true}' });
+        const again = await appendOne(store, { ...e, target: [a.account_id], payload_json: '{"other":true}' });
         expect(again).toEqual({ msg_id: e.msg_id, recipients: 2, duplicate: true, events: [], deliveries: 0 });
         const batch = await store.appendEvents([ev([a.account_id]), e]);
         expect(batch[1]).toEqual({ msg_id: e.msg_id, recipients: 2, duplicate: true, events: [], deliveries: 0 });
@@ -255,7 +276,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const ghost1 = randomUUID();
         const ghost2 = randomUUID();
         const single = ev([a.account_id, ghost1]);
-        const err = await store.appendEvent(single).catch((e: unknown) => e);
+        const err = await appendOne(store, single).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(UnknownAccountsError);
         expect((err as UnknownAccountsError).accountIds).toEqual([ghost1]);
 
@@ -268,20 +289,20 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(read).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
         expect(await store.listDeliveries({ account_id: a.account_id })).toEqual([]);
         // Nothing was recorded for idempotency either: the same msg_ids are accepted afterwards.
-        expect((await store.appendEvent({ ...single, target: [a.account_id] })).duplicate).toBe(false);
-        expect((await store.appendEvent(good)).duplicate).toBe(false);
+        expect((await appendOne(store, { ...single, target: [a.account_id] })).duplicate).toBe(false);
+        expect((await appendOne(store, good)).duplicate).toBe(false);
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 })).events.map((e) => e.seq)).toEqual([1, 2]);
       });
 
       it('a batch mixing an already-accepted msg_id and an unknown account stores nothing new', async () => {
         const a = await store.createAccount({});
         const accepted = ev([a.account_id]);
-        await store.appendEvent(accepted);
+        await appendOne(store, accepted);
         const ghost = randomUUID();
         await expect(store.appendEvents([accepted, ev([a.account_id]), ev([ghost])])).rejects.toBeInstanceOf(UnknownAccountsError);
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).last_seq).toBe(1);
         // A re-post of an accepted msg_id is answered from the record, even if its targets no longer exist.
-        expect(await store.appendEvent({ ...accepted, target: [ghost] })).toMatchObject({ duplicate: true, recipients: 1 });
+        expect(await appendOne(store, { ...accepted, target: [ghost] })).toMatchObject({ duplicate: true, recipients: 1 });
         expect(await store.appendEvents([])).toEqual([]);
       });
 
@@ -289,15 +310,15 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const a = await store.createAccount({ rooms: ['PAYMENT_FAILED'] });
         const b = await store.createAccount({});
         await store.createWebhook(a.account_id, { url: 'https://example.com/a', secret: 'whsec_a' });
-        const r = await store.appendEvent(ev([a.account_id, b.account_id], { msg_type: 'BID_REQUEST' }));
+        const r = await appendOne(store, ev([a.account_id, b.account_id], { msg_type: 'BID_REQUEST' }));
         expect(r.recipients).toBe(1);
         expect(r.deliveries).toBe(0);
         expect(r.events.map((e) => e.account_id)).toEqual([b.account_id]);
-        const none = await store.appendEvent(ev([a.account_id], { msg_type: 'BID_OUTBID' }));
+        const none = await appendOne(store, ev([a.account_id], { msg_type: 'BID_OUTBID' }));
         expect(none).toMatchObject({ recipients: 0, duplicate: false, events: [], deliveries: 0 });
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).last_seq).toBe(0);
         // Duplicate target ids count once.
-        const dup = await store.appendEvent(ev([b.account_id, b.account_id]));
+        const dup = await appendOne(store, ev([b.account_id, b.account_id]));
         expect(dup.recipients).toBe(1);
       });
 
@@ -305,12 +326,12 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const a = await store.createAccount({});
         const b = await store.createAccount({ rooms: ['AUCTION_RESULT'] });
         const c = await store.createAccount({ rooms: ['AUCTION_RESULT', 'BID_REQUEST'] });
-        const r1 = await store.appendEvent(ev('broadcast', { msg_type: 'BID_REQUEST' }));
+        const r1 = await appendOne(store, ev('broadcast', { msg_type: 'BID_REQUEST' }));
         expect(r1.recipients).toBe(2);
         expect(r1.events.map((e) => e.account_id).sort()).toEqual([a.account_id, c.account_id].sort());
-        const r2 = await store.appendEvent(ev('broadcast', { msg_type: 'AUCTION_RESULT' }));
+        const r2 = await appendOne(store, ev('broadcast', { msg_type: 'AUCTION_RESULT' }));
         expect(r2.recipients).toBe(3);
-        const r3 = await store.appendEvent(ev('broadcast', { msg_type: 'PAYMENT_FAILED' }));
+        const r3 = await appendOne(store, ev('broadcast', { msg_type: 'PAYMENT_FAILED' }));
         expect(r3.recipients).toBe(1);
         expect((await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 })).events.map((e) => e.msg_type)).toEqual(['AUCTION_RESULT']);
       });
@@ -322,7 +343,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const w2 = await store.createWebhook(a.account_id, { url: 'https://example.com/2', secret: 'whsec_2' });
         const w3 = await store.createWebhook(b.account_id, { url: 'https://example.com/3', secret: 'whsec_3' });
         await store.updateWebhook(w2.webhook_id, { enabled: false, disabled_reason: 'manual' });
-        const r = await store.appendEvent(ev([a.account_id, b.account_id]));
+        const r = await appendOne(store, ev([a.account_id, b.account_id]));
         expect(r.deliveries).toBe(2);
         const ds = await store.listDeliveries({});
         expect(ds.map((d) => d.webhook_id).sort()).toEqual([w1.webhook_id, w3.webhook_id].sort());
@@ -359,7 +380,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const b = await store.createAccount({});
         const t0 = Date.now() - 10 * 3600_000;
         await store.appendEvents([ev([a.account_id, b.account_id], { created_at_ms: t0 }), ev([a.account_id], { created_at_ms: t0 + 1 })]);
-        await store.appendEvent(ev([a.account_id], { created_at_ms: t0 + 3600_000 * 9 }));
+        await appendOne(store, ev([a.account_id], { created_at_ms: t0 + 3600_000 * 9 }));
         const removed = await store.pruneEvents(t0 + 3600_000);
         expect(removed).toBe(3);
         const ra = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 });
@@ -369,7 +390,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const rb = await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 });
         expect(rb).toEqual({ events: [], pruned_through: 1, last_seq: 1 });
         expect(await store.pruneEvents(t0 + 3600_000)).toBe(0);
-        const next = await store.appendEvent(ev([a.account_id]));
+        const next = await appendOne(store, ev([a.account_id]));
         expect(next.events[0].seq).toBe(4);
       });
 
@@ -378,7 +399,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
         const old = Date.now() - 100 * 3600_000;
         const e = ev([a.account_id], { created_at_ms: old, payload_json: '{"keep":"me"}' });
-        await store.appendEvent(e);
+        await appendOne(store, e);
         expect(await store.pruneEvents(Date.now() - 3600_000)).toBe(1);
         const [c] = await claim();
         expect(c.event).toMatchObject({ msg_id: e.msg_id, payload_json: '{"keep":"me"}', seq: 1 });
@@ -418,7 +439,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('deleting a webhook deletes its deliveries', async () => {
         const a = await store.createAccount({});
         const w = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
-        await store.appendEvent(ev([a.account_id]));
+        await appendOne(store, ev([a.account_id]));
         expect(await store.deliveryCounts()).toEqual({ pending: 1, failed: 0 });
         await store.deleteWebhook(w.webhook_id);
         expect(await store.listDeliveries({ account_id: a.account_id })).toEqual([]);
@@ -431,7 +452,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const a = await store.createAccount({ partner_id: 'partner_acme' });
         const w = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
         const results = [];
-        for (let i = 0; i < n; i++) results.push(await store.appendEvent(ev([a.account_id], { payload_json: JSON.stringify({ i }) })));
+        for (let i = 0; i < n; i++) results.push(await appendOne(store, ev([a.account_id], { payload_json: JSON.stringify({ i }) })));
         return { a, w, results };
       }
 
@@ -454,8 +475,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const again = await claim({ now: new Date(now + 30_001), owner: 'node-b' });
         expect(again.map((x) => x.delivery.delivery_id)).toEqual([c.delivery.delivery_id]);
         // The first owner lost the lease: it may no longer record.
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-b', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-b', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
       });
 
       it('does not claim deliveries that are not due yet, and nextDueAt reports the earliest', async () => {
@@ -463,7 +484,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await setup(1);
         const [c] = await claim();
         const retryAt = new Date(Date.now() + 3600_000);
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: retryAt.toISOString() })).toBe(true);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: retryAt.toISOString() })).toBe(true);
         expect(await claim()).toEqual([]);
         expect((await store.nextDueAt())!.getTime()).toBe(retryAt.getTime());
         const later = await claim({ now: new Date(retryAt.getTime()) });
@@ -471,21 +492,21 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(later[0].delivery.attempt_count).toBe(1);
       });
 
-      it('recordAttempt: only the lease owner; success is final; attempts are kept', async () => {
+      it('recordAttempts: only the lease owner; success is final; attempts are kept', async () => {
         await setup(1);
         const [c] = await claim();
         const id = c.delivery.delivery_id;
-        expect(await store.recordAttempt(id, 'someone-else', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
-        expect(await store.recordAttempt(randomUUID(), 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, id, 'someone-else', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, randomUUID(), 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
         const next = new Date(Date.now() - 1000).toISOString();
-        expect(await store.recordAttempt(id, 'node-a', attempt('retry', 503), { status: 'pending', next_attempt_at: next })).toBe(true);
+        expect(await recordOne(store, id, 'node-a', attempt('retry', 503), { status: 'pending', next_attempt_at: next })).toBe(true);
         // Lease released: recording again needs a new claim.
-        expect(await store.recordAttempt(id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
         let got = await store.getDelivery(id);
         expect(got!.delivery).toMatchObject({ status: 'pending', attempt_count: 1, last_status_code: 503, last_error: 'HTTP 500', next_attempt_at: next, completed_at: null });
         const [c2] = await claim();
         expect(c2.delivery.delivery_id).toBe(id);
-        expect(await store.recordAttempt(id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
+        expect(await recordOne(store, id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
         got = await store.getDelivery(id);
         expect(got!.delivery).toMatchObject({ status: 'succeeded', attempt_count: 2, last_status_code: 200, last_error: null, next_attempt_at: null });
         expect(got!.delivery.completed_at).not.toBeNull();
@@ -504,7 +525,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const { a } = await setup(3);
         const claimed = await claim();
         expect(claimed).toHaveLength(3);
-        for (const c of claimed) expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' })).toBe(true);
+        for (const c of claimed) expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' })).toBe(true);
         expect(await store.deliveryCounts()).toEqual({ pending: 0, failed: 3 });
         expect(await claim()).toEqual([]);
         expect(await store.listDeliveries({ account_id: a.account_id, status: 'failed' })).toHaveLength(3);
@@ -527,7 +548,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('a succeeded delivery can be re-sent only through retryDelivery', async () => {
         await setup(1);
         const [c] = await claim();
-        await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
+        await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
         expect(await claim()).toEqual([]);
         const r = await store.retryDelivery(c.delivery.delivery_id);
         expect(r).toMatchObject({ status: 'pending', completed_at: null });
@@ -540,13 +561,13 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const { a, w } = await setup(5);
         const w2 = await store.createWebhook(a.account_id, { url: 'https://example.com/other', secret: 'whsec_y' });
         // w2 only gets the events appended after its creation
-        await store.appendEvent(ev([a.account_id]));
+        await appendOne(store, ev([a.account_id]));
         const first = await claim({ perEndpointLimit: 2 });
         expect(first.filter((c) => c.endpoint.webhook_id === w.webhook_id).map((c) => c.delivery.seq)).toEqual([1, 2]);
         expect(first.filter((c) => c.endpoint.webhook_id === w2.webhook_id).map((c) => c.delivery.seq)).toEqual([6]);
         expect(await claim({ perEndpointLimit: 2 })).toEqual([]);
         const done = first.find((c) => c.endpoint.webhook_id === w.webhook_id)!;
-        await store.recordAttempt(done.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
+        await recordOne(store, done.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
         const second = await claim({ perEndpointLimit: 2, owner: 'node-b' });
         expect(second.map((c) => [c.endpoint.webhook_id, c.delivery.seq])).toEqual([[w.webhook_id, 3]]);
       });
@@ -557,7 +578,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         // Make seq 1 due later than the others after a failed attempt.
         const [c1] = await claim({ limit: 1 });
         expect(c1.delivery.seq).toBe(1);
-        await store.recordAttempt(c1.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: new Date(Date.now() + 5000).toISOString() });
+        await recordOne(store, c1.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: new Date(Date.now() + 5000).toISOString() });
         const batch = await claim({ limit: 2, now: new Date(Date.now() + 10_000) });
         expect(batch.map((c) => c.delivery.seq)).toEqual([2, 3]);
         const rest = await claim({ limit: 10, now: new Date(Date.now() + 10_000) });
@@ -577,7 +598,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('a lease expired but not re-claimed still lets its owner record', async () => {
         await setup(1);
         const [c] = await claim({ leaseMs: 0 });
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
       });
 
       it('only enabled endpoints are claimed or reported due', async () => {
@@ -594,7 +615,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const { a, w } = await setup(3);
         const b = await store.createAccount({});
         await store.createWebhook(b.account_id, { url: 'https://example.com/b', secret: 'whsec_b' });
-        await store.appendEvent(ev([b.account_id]));
+        await appendOne(store, ev([b.account_id]));
         expect(await store.listDeliveries({})).toHaveLength(4);
         expect(await store.listDeliveries({ account_id: a.account_id })).toHaveLength(3);
         expect(await store.listDeliveries({ webhook_id: w.webhook_id, limit: 2 })).toHaveLength(2);
@@ -613,7 +634,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.createWebhook(b.account_id, { url: 'https://example.com/b', secret: 'whsec_b' });
         await store.appendEvents([ev([a.account_id, b.account_id]), ev([a.account_id])]);
         const [c] = (await claim()).filter((x) => x.account.account_id === a.account_id);
-        await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' });
+        await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' });
 
         expect(await store.deleteAccount(a.account_id)).toBe(true);
         expect(await store.lookupToken(token)).toEqual({ ok: false, reason: 'invalid' });
@@ -626,7 +647,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect((await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 })).events).toHaveLength(1);
         expect(await store.listDeliveries({ account_id: b.account_id })).toHaveLength(1);
         expect((await store.createAccount({ partner_id: 'gone' })).partner_id).toBe('gone');
-        await expect(store.appendEvent(ev([a.account_id]))).rejects.toBeInstanceOf(UnknownAccountsError);
+        await expect(appendOne(store, ev([a.account_id]))).rejects.toBeInstanceOf(UnknownAccountsError);
       });
     });
   });

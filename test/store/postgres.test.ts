@@ -12,7 +12,7 @@ import { PostgresStore } from '../../src/store/postgres/store.js';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/postgres/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import { startPostgres, type TestPostgres } from '../helpers/pg.js';
-import { ev, storeContract } from './contract.js';
+import { appendOne, ev, storeContract } from './contract.js';
 
 let server: TestPostgres;
 const opened: PostgresStore[] = [];
@@ -78,7 +78,7 @@ describe('PostgreSQL store specifics', () => {
     for (let i = 0; i < 60; i++) {
       const node = nodes[i % 3];
       if (i % 4 === 0) jobs.push(node.appendEvents([ev([a.account_id, b.account_id]), ev([b.account_id]), ev([a.account_id])]));
-      else jobs.push(node.appendEvent(ev(i % 2 ? [a.account_id] : [b.account_id, a.account_id])));
+      else jobs.push(appendOne(node, ev(i % 2 ? [a.account_id] : [b.account_id, a.account_id])));
     }
     await Promise.all(jobs);
     for (const acct of [a, b]) {
@@ -97,7 +97,7 @@ describe('PostgreSQL store specifics', () => {
     await nodes[0].createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
     for (let round = 0; round < 10; round++) {
       const e = ev([a.account_id]);
-      const results = await Promise.all(nodes.map((n, i) => (i % 2 ? n.appendEvents([ev([a.account_id]), e]).then((r) => r[1]) : n.appendEvent(e))));
+      const results = await Promise.all(nodes.map((n, i) => (i % 2 ? n.appendEvents([ev([a.account_id]), e]).then((r) => r[1]) : appendOne(n, e))));
       expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
       for (const r of results) expect(r.recipients).toBe(1);
     }
@@ -135,7 +135,7 @@ describe('PostgreSQL store specifics', () => {
     const a = await n1.createAccount({});
     const old = Date.now() - 10_000;
     await n1.appendEvents(Array.from({ length: 5 }, () => ev([a.account_id], { created_at_ms: old })));
-    await n1.appendEvent(ev([a.account_id]));
+    await appendOne(n1, ev([a.account_id]));
     const removed = await Promise.all([n1.pruneEvents(Date.now() - 5000), n2.pruneEvents(Date.now() - 5000)]);
     expect(removed[0] + removed[1]).toBe(5);
     const read = await n2.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
@@ -156,7 +156,7 @@ describe('PostgreSQL store specifics', () => {
   it('unknown (non-uuid) ids are simply unknown, never a database error', async () => {
     const store = await freshStore();
     expect(await store.getAccount('not-a-uuid')).toBeNull();
-    await expect(store.appendEvent(ev(['nope']))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: ['nope'] });
+    await expect(appendOne(store, ev(['nope']))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: ['nope'] });
     expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
   });
 });

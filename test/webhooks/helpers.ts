@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { createStore } from '../../src/store/index.js';
 import type { Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../src/store/types.js';
 import type { EventType } from '@tpx-realtime/protocol';
+import { appendOne } from '../store/contract.js';
 
 export interface Received {
   at: number;
@@ -121,7 +122,7 @@ export class DispatchFixture {
     if (!current.enabled) await this.store.updateWebhook(ep.webhook_id, { enabled: true });
     const msgId = randomUUID();
     try {
-      const res = await this.store.appendEvent({
+      const res = await appendOne(this.store, {
         msg_id: msgId,
         msg_type: msgType,
         payload_json: JSON.stringify(payload),
