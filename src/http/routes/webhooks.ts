@@ -10,7 +10,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.js';
 import type { Config } from '../../config/index.js';
-import type { Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../store/types.js';
+import type { AccountStore, Delivery, DeliveryAttempt, DeliveryQueue, WebhookEndpoint, WebhookPatch } from '../../store/types.js';
 import type { WebhookDispatcher } from '../../webhooks/dispatcher.js';
 import { generateSecret, isValidSecret } from '../../webhooks/signing.js';
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH, UnsafeUrlError } from '../../webhooks/ssrf.js';
@@ -18,7 +18,8 @@ import { HttpError, notFound } from '../errors.js';
 import { fieldsOf, parseBody } from '../validation.js';
 
 export interface WebhookRoutesOptions {
-  store: Store;
+  /** The delivery queue, and accounts for existence checks. */
+  store: DeliveryQueue & Pick<AccountStore, 'getAccount'>;
   config: Config;
   dispatcher: Pick<WebhookDispatcher, 'notify'>;
 }
