@@ -159,4 +159,100 @@ describe('PostgreSQL store specifics', () => {
     await expect(appendOne(store, ev(['nope']))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: ['nope'] });
     expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
   });
+
+  it('every session commits with synchronous_commit=on (synced), even when the server default is off', async () => {
+    const url = await server.createDatabase();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off'); // the test server's default
+    } finally {
+      await c.end();
+    }
+    const synced = await freshStore(url);
+    expect(synced.status().checks.durability).toBe('ok');
+    const relaxed = new PostgresStore({ connectionString: url, durability: 'relaxed' });
+    opened.push(relaxed);
+    await relaxed.init();
+    expect(relaxed.status().checks.durability).toBe('relaxed');
+  });
+
+  it('token lookups are cached: served without the database until forgotten (bus) or expired (TTL)', async () => {
+    const url = await server.createDatabase();
+    const node = new PostgresStore({ connectionString: url, max: 2, tokenCacheTtlMs: 60_000 });
+    const short = new PostgresStore({ connectionString: url, max: 2, tokenCacheTtlMs: 150 });
+    opened.push(node, short);
+    await node.init();
+    await short.init();
+    const a = await node.createAccount({});
+    const { key, token } = await node.createApiKey(a.account_id, {});
+    expect((await node.lookupToken(token)).ok).toBe(true);
+    expect((await short.lookupToken(token)).ok).toBe(true);
+    // Deactivated behind both stores' backs (as another node would, its control message not yet here).
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query("UPDATE api_keys SET status = 'inactive' WHERE key_id = $1", [key.key_id]);
+    } finally {
+      await c.end();
+    }
+    expect((await node.lookupToken(token)).ok).toBe(true); // served from the cache
+    node.forgetCachedAuth(); // what the bus's control message triggers (src/server.ts)
+    expect(await node.lookupToken(token)).toEqual({ ok: false, reason: 'inactive' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await short.lookupToken(token)).toEqual({ ok: false, reason: 'inactive' }); // the TTL ran out
+    // An inactive key is not cached: activating it needs no invalidation.
+    await node.setApiKeyStatus(key.key_id, 'active');
+    expect((await short.lookupToken(token)).ok).toBe(true);
+  });
+
+  it('last_used_at is written in batches: queued at authentication, flushed by key reads and by the timer', async () => {
+    const url = await server.createDatabase();
+    const store = new PostgresStore({ connectionString: url, max: 2, keyTouchBatchMs: 100 });
+    opened.push(store);
+    await store.init();
+    const a = await store.createAccount({});
+    const k1 = await store.createApiKey(a.account_id, {});
+    const k2 = await store.createApiKey(a.account_id, {});
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    const stored = async (id: string) => (await raw.query('SELECT last_used_at FROM api_keys WHERE key_id = $1', [id])).rows[0].last_used_at as string | null;
+    try {
+      const r = await store.lookupToken(k1.token);
+      expect(r.ok && r.key.last_used_at).toBeTruthy();
+      expect(await stored(k1.key.key_id)).toBeNull(); // queued, not written yet
+      expect((await store.getApiKey(k1.key.key_id))!.last_used_at).toBe(r.ok && r.key.last_used_at);
+      expect(await stored(k1.key.key_id)).toBe(r.ok && r.key.last_used_at);
+      await store.lookupToken(k2.token);
+      for (let i = 0; i < 100 && (await stored(k2.key.key_id)) === null; i++) await new Promise((res) => setTimeout(res, 20));
+      expect(await stored(k2.key.key_id)).not.toBeNull();
+    } finally {
+      await raw.end();
+    }
+  });
+
+  it('retention pruning runs in chunks with the event loop running between them', async () => {
+    const url = await server.createDatabase();
+    const store = new PostgresStore({ connectionString: url, max: 2, pruneChunkRows: 3 });
+    opened.push(store);
+    await store.init();
+    const a = await store.createAccount({});
+    const b = await store.createAccount({});
+    const old = Date.now() - 10 * 3600_000;
+    await store.appendEvents(Array.from({ length: 10 }, (_, i) => ev([a.account_id, b.account_id], { created_at_ms: old + i })));
+    await store.appendEvents([ev([a.account_id])]);
+    let turns = 0;
+    let done = false;
+    const spin = () => {
+      turns++;
+      if (!done) setImmediate(spin);
+    };
+    setImmediate(spin);
+    expect(await store.pruneEvents(old + 3600_000)).toBe(20);
+    done = true;
+    expect(turns).toBeGreaterThanOrEqual(8); // 2 accounts x 4 chunks of <= 3 rows
+    const read = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
+    expect(read).toMatchObject({ pruned_through: 10, last_seq: 11 });
+    expect(read.events.map((e) => e.seq)).toEqual([11]);
+  });
 });

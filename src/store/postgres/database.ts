@@ -91,6 +91,8 @@ export class PgDatabase {
   private lastFailure = '';
   /** Connection-level failures seen (for /metrics). */
   failures = 0;
+  /** synchronous_commit as seen by this node's sessions (checked at init). */
+  synchronousCommit = '';
 
   constructor(readonly opts: PostgresStoreOptions) {
     const t = opts.timeouts ?? {};
@@ -195,6 +197,11 @@ export class PgDatabase {
           }
         } finally {
           await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
+        }
+        // What a COMMIT waits for in this node's sessions (set per connection, see above).
+        this.synchronousCommit = (await client.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0].synchronous_commit;
+        if ((this.opts.durability ?? 'synced') === 'synced' && this.synchronousCommit === 'off') {
+          throw new Error('synchronous_commit is off in this session although TPX_DURABILITY=synced');
         }
       } finally {
         client.release();

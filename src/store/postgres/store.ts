@@ -48,7 +48,11 @@ export class PostgresStore implements StoreLifecycle {
     const unreachable = this.d.unreachable;
     return {
       ok: unreachable === null,
-      checks: { database: unreachable ?? 'ok' },
+      checks: {
+        database: unreachable ?? 'ok',
+        // 'synced': every COMMIT waited for the WAL flush (synchronous_commit=on, verified at init).
+        durability: this.d.synchronousCommit === 'off' ? 'relaxed' : 'ok',
+      },
       counters: { connection_failures: this.d.failures },
     };
   }
