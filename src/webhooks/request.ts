@@ -22,13 +22,15 @@ export interface RequestSource {
 }
 
 /**
- * The exact body bytes: `{ msg_type, msg_id, sent_at, source_id, destination_id, payload }`,
- * with payload_json spliced in as stored, never re-serialized.
+ * The exact body bytes: `{ msg_type, msg_id, seq, sent_at, source_id, destination_id, payload }`
+ * (SPEC §4), with payload_json spliced in as stored, never re-serialized. `seq` is the event's
+ * seq in the account's stream, the number its WebSocket frame carries, so a partner orders,
+ * de-duplicates and detects gaps across both paths alike.
  */
 export function buildWebhookBody(src: Pick<RequestSource, 'event' | 'account'>, sentAtSec: number, defaultSourceId: string): string {
   const { event, account } = src;
   return (
-    `{"msg_type":${JSON.stringify(event.msg_type)},"msg_id":${JSON.stringify(event.msg_id)},"sent_at":${sentAtSec},` +
+    `{"msg_type":${JSON.stringify(event.msg_type)},"msg_id":${JSON.stringify(event.msg_id)},"seq":${event.seq},"sent_at":${sentAtSec},` +
     `"source_id":${JSON.stringify(event.source_id ?? defaultSourceId)},` +
     `"destination_id":${JSON.stringify(account.partner_id ?? account.account_id)},"payload":${event.payload_json}}`
   );
