@@ -16,6 +16,7 @@ import {
   type DeliveryQueue,
   type EventLog,
   type NewEvent,
+  type ReadEventsQuery,
   type RecordAttemptItem,
   type Store,
 } from '../../src/store/types.js';
@@ -373,6 +374,28 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(tail).toEqual({ events: [], pruned_through: 0, last_seq: 6 });
         expect(await page(0, null, 0)).toEqual({ events: [], pruned_through: 0, last_seq: 6 }); // head read: counters only
         expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
+      });
+
+      it('readEvents with max_bytes stops once the payload bytes reach the budget, returning at least one event', async () => {
+        const a = await store.createAccount({});
+        // UTF-8 bytes count, not characters: each payload is exactly 100 bytes ("é" is two).
+        const payload = (i: number) => JSON.stringify({ i, s: 'é'.repeat(40) + 'x'.repeat(100 - 2 * 40 - 14) });
+        for (let i = 0; i < 6; i++) expect(Buffer.byteLength(payload(i))).toBe(100);
+        const types: EventType[] = ['BID_REQUEST', 'BID_OUTBID', 'BID_REQUEST', 'BID_REQUEST', 'BID_OUTBID', 'BID_REQUEST'];
+        await store.appendEvents(types.map((t, i) => ev([a.account_id], { msg_type: t, payload_json: payload(i) })));
+        const page = (over: Partial<ReadEventsQuery>) => store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100, ...over });
+        const seqs = async (over: Partial<ReadEventsQuery>) => (await page(over)).events.map((e) => e.seq);
+        expect(await seqs({ max_bytes: 250 })).toEqual([1, 2, 3]); // 200 read < 250, so a third; then 300 ≥ 250
+        expect(await seqs({ max_bytes: 200 })).toEqual([1, 2]);
+        expect(await seqs({ max_bytes: 201 })).toEqual([1, 2, 3]);
+        expect(await seqs({ max_bytes: 1 })).toEqual([1]); // at least one, whatever its size
+        expect(await seqs({ max_bytes: 1, after_seq: 5 })).toEqual([6]);
+        expect(await seqs({ max_bytes: 10_000 })).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(await seqs({ max_bytes: 10_000, limit: 2 })).toEqual([1, 2]); // limit still bounds it
+        expect(await seqs({ max_bytes: 150, types: new Set<EventType>(['BID_REQUEST']), after_seq: 1 })).toEqual([3, 4]); // only matching rows count
+        const counters = await page({ max_bytes: 1, limit: 0 });
+        expect(counters).toEqual({ events: [], pruned_through: 0, last_seq: 6 });
+        expect((await page({ max_bytes: 150 })).events[0].payload_json).toBe(payload(0));
       });
 
       it('prunes old events, records pruned_through, keeps newer ones and seq continuity', async () => {
