@@ -645,6 +645,28 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.listDeliveries({ status: 'succeeded' })).toHaveLength(0);
         expect(await store.listDeliveries({ since: new Date(Date.now() + 60_000).toISOString() })).toHaveLength(0);
         expect(await store.listDeliveries({ until: new Date(Date.now() + 60_000).toISOString(), account_id: b.account_id })).toHaveLength(1);
+        // msg_id and msg_type; newest first; the endpoint's URL on every delivery.
+        const mine = await store.listDeliveries({ account_id: a.account_id });
+        expect(mine.map((d) => d.seq)).toEqual([3, 2, 1]);
+        expect(mine.every((d) => d.webhook_url === w.url)).toBe(true);
+        expect((await store.listDeliveries({ msg_id: mine[1].msg_id })).map((d) => d.delivery_id)).toEqual([mine[1].delivery_id]);
+        expect(await store.listDeliveries({ msg_id: 'unknown' })).toEqual([]);
+        await appendOne(store, ev([a.account_id], { msg_type: 'PAYMENT_FAILED' }));
+        expect((await store.listDeliveries({ msg_type: 'PAYMENT_FAILED' })).map((d) => d.seq)).toEqual([4]);
+        expect(await store.listDeliveries({ msg_type: 'PAYMENT_FAILED', account_id: b.account_id })).toEqual([]);
+      });
+
+      it('getDelivery gives the delivery with its attempts, endpoint, account and event', async () => {
+        const { a, w, results } = await setup(1);
+        const [c] = await claim();
+        await recordOne(store, c.delivery.delivery_id, 'node-a', { ...attempt('retry', 503), response_excerpt: 'busy, try later' }, { status: 'pending', next_attempt_at: new Date().toISOString() });
+        const got = await store.getDelivery(c.delivery.delivery_id);
+        expect(got!.delivery).toMatchObject({ delivery_id: c.delivery.delivery_id, webhook_url: w.url, attempt_count: 1 });
+        expect(got!.attempts.map((x) => [x.status_code, x.response_excerpt])).toEqual([[503, 'busy, try later']]);
+        expect(got!.endpoint).toEqual(await store.getWebhook(w.webhook_id));
+        expect(got!.account).toEqual({ account_id: a.account_id, partner_id: 'partner_acme' });
+        expect(got!.event).toEqual(results[0].events[0]);
+        expect(await store.getDelivery(randomUUID())).toBeNull();
       });
     });
 
