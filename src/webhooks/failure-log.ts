@@ -82,11 +82,11 @@ export class FailureLog {
       this.episodes.delete(webhookId);
       return;
     }
-    const secs = Math.round(this.intervalMs / 1000);
+    const span = this.intervalMs >= 1000 ? `${Math.round(this.intervalMs / 1000)} s` : `${this.intervalMs} ms`;
     const dead = ep.deadLetters > 0 ? ` (${ep.deadLetters} dead-lettered)` : '';
     this.logger.warn(
-      { webhook_id: webhookId, account_id: ep.account_id, failures: ep.failures, dead_letters: ep.deadLetters, interval_s: secs, last: ep.last },
-      `webhook endpoint ${webhookId}: ${ep.failures} failures in the last ${secs} s${dead}, last: ${ep.last}`,
+      { webhook_id: webhookId, account_id: ep.account_id, failures: ep.failures, dead_letters: ep.deadLetters, interval_ms: this.intervalMs, last: ep.last },
+      `webhook endpoint ${webhookId}: ${ep.failures} failures in the last ${span}${dead}, last: ${ep.last}`,
     );
     ep.failures = 0;
     ep.deadLetters = 0;

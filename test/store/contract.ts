@@ -670,6 +670,71 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       });
     });
 
+    describe('endpoint effects, applied in the attempt transaction', () => {
+      async function leased(n: number) {
+        const a = await store.createAccount({});
+        const w = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
+        await store.appendEvents(Array.from({ length: n }, () => ev([a.account_id])));
+        const claimed = await claim();
+        return { w, ids: claimed.map((c) => c.delivery.delivery_id) };
+      }
+      const item = (deliveryId: string, effect: RecordAttemptItem['effect'], outcome: DeliveryAttempt['outcome'] = 'retry', owner = 'node-a'): RecordAttemptItem => ({
+        deliveryId,
+        owner,
+        attempt: attempt(outcome),
+        resolution: outcome === 'succeeded' ? { status: 'succeeded' } : outcome === 'failed' ? { status: 'failed' } : { status: 'pending', next_attempt_at: new Date(Date.now() + 60_000).toISOString() },
+        effect,
+      });
+      const DAY = 86_400_000;
+
+      it('failing starts the streak once (the stored one counts), healthy ends it; updated_at is left alone', async () => {
+        const { w, ids } = await leased(3);
+        const t1 = '2030-01-01T00:00:00.000Z';
+        const t2 = '2030-01-01T00:05:00.000Z';
+        expect(await store.recordAttempts([item(ids[0], { kind: 'failing', at: t1, disable_after_ms: DAY })])).toEqual([{ recorded: true, disabled: null }]);
+        expect(await store.getWebhook(w.webhook_id)).toEqual({ ...w, failing_since: t1 });
+        await store.recordAttempts([item(ids[1], { kind: 'failing', at: t2, disable_after_ms: DAY })]);
+        expect((await store.getWebhook(w.webhook_id))!.failing_since).toBe(t1); // the streak began at the first failure
+        await store.recordAttempts([item(ids[2], { kind: 'healthy' }, 'succeeded')]);
+        expect(await store.getWebhook(w.webhook_id)).toEqual(w);
+      });
+
+      it('disables once the stored streak has lasted disable_after_ms, with the reason, and only once', async () => {
+        const { w, ids } = await leased(3);
+        const start = Date.parse('2030-01-01T00:00:00.000Z');
+        await store.recordAttempts([item(ids[0], { kind: 'failing', at: new Date(start).toISOString(), disable_after_ms: DAY })]);
+        const before = await store.recordAttempts([item(ids[1], { kind: 'failing', at: new Date(start + DAY - 1).toISOString(), disable_after_ms: DAY })]);
+        expect(before[0].disabled).toBeNull();
+        const [out] = await store.recordAttempts([item(ids[2], { kind: 'failing', at: new Date(start + DAY).toISOString(), disable_after_ms: DAY })]);
+        const reason = 'failing continuously since 2030-01-01T00:00:00.000Z (longer than 1d)';
+        expect(out).toEqual({ recorded: true, disabled: { cause: 'failing', reason } });
+        const now = (await store.getWebhook(w.webhook_id))!;
+        expect(now).toMatchObject({ enabled: false, disabled_reason: reason, failing_since: '2030-01-01T00:00:00.000Z' });
+        expect(now.updated_at >= w.updated_at).toBe(true);
+        // A disabled endpoint gets no new deliveries (the append routing follows at once).
+        expect((await store.appendEvents([ev([w.account_id])]))[0].deliveries).toBe(0);
+      });
+
+      it('a 410 disables at once; several attempts of one endpoint in one call apply in order; a lost lease applies nothing', async () => {
+        const { w, ids } = await leased(3);
+        const out = await store.recordAttempts([
+          item(ids[0], { kind: 'failing', at: '2030-01-01T00:00:00.000Z', disable_after_ms: 0 }),
+          item(ids[1], { kind: 'healthy' }, 'succeeded', 'someone-else'), // not the lease owner: no effect
+          item(ids[2], { kind: 'disable', reason: 'endpoint answered 410 Gone' }, 'failed'),
+        ]);
+        expect(out).toEqual([
+          { recorded: true, disabled: null },
+          { recorded: false, disabled: null },
+          { recorded: true, disabled: { cause: 'gone', reason: 'endpoint answered 410 Gone' } },
+        ]);
+        expect(await store.getWebhook(w.webhook_id)).toMatchObject({ enabled: false, disabled_reason: 'endpoint answered 410 Gone', failing_since: '2030-01-01T00:00:00.000Z' });
+        // Re-enabling is an operator's update; it starts a fresh record.
+        const back = await store.updateWebhook(w.webhook_id, { enabled: true, disabled_reason: null, failing_since: null });
+        expect(back).toMatchObject({ enabled: true, disabled_reason: null, failing_since: null });
+        expect((await store.appendEvents([ev([w.account_id])]))[0].deliveries).toBe(1);
+      });
+    });
+
     describe('deleteAccount', () => {
       it('cascades keys, webhooks, deliveries, attempts and the event stream', async () => {
         const a = await store.createAccount({ partner_id: 'gone' });
