@@ -11,6 +11,9 @@
  * Publish API (`tpx serve` child process from the sources, keep-alive client):
  *   - POST /v1/events one after the other, 1,000 times: p50 / p99 of request → 202;
  *   - POST /v1/events/batch ×100 with 4 in flight for 5 s: events/s.
+ * Alternatives (raw better-sqlite3, one 1 KB row per commit, 2,000 commits each): the time a
+ * commit holds the event loop, and until it is durable, for WAL + NORMAL (no sync), WAL + FULL
+ * (fsync inside COMMIT, on the loop) and WAL + NORMAL + fdatasync on the thread pool (ours).
  * Modes alternate (relaxed, synced, synced, relaxed …) so drifting machine load hits both.
  */
 import { spawn } from 'node:child_process';
@@ -87,6 +90,35 @@ async function storeRun(durability: Durability, dir: string) {
   }
 }
 
+async function rawCommitCosts(dir: string) {
+  const Database = (await import('better-sqlite3')).default;
+  const { fdatasyncOnThreadPool } = await import('../src/store/sqlite/wal-sync.js');
+  const { openSync, closeSync } = await import('node:fs');
+  const out: Record<string, { loop_p50: number; loop_p99: number; durable_p50: number; durable_p99: number }> = {};
+  for (const variant of ['NORMAL', 'FULL', 'NORMAL + fdatasync off the loop'] as const) {
+    const file = path.join(dir, `raw-${randomUUID()}.sqlite`);
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${variant === 'FULL' ? 'FULL' : 'NORMAL'}`);
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    const ins = db.prepare('INSERT INTO t (v) VALUES (?)');
+    const fd = openSync(`${file}-wal`, 'r');
+    const loop: number[] = [];
+    const durable: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const t = now();
+      ins.run(PAYLOAD);
+      loop.push(now() - t);
+      if (variant === 'NORMAL + fdatasync off the loop') await fdatasyncOnThreadPool(fd);
+      durable.push(now() - t);
+    }
+    closeSync(fd);
+    db.close();
+    out[variant] = { loop_p50: pct(loop, 50), loop_p99: pct(loop, 99), durable_p50: pct(durable, 50), durable_p99: pct(durable, 99) };
+  }
+  return out;
+}
+
 async function httpRun(durability: Durability, dir: string) {
   const token = `tpx_admin_${randomUUID().replace(/-/g, '')}`;
   const proc = spawn(process.execPath, ['--conditions=tpx-source', '--import', 'tsx', 'src/cli/main.ts', 'serve'], {
@@ -154,6 +186,10 @@ async function main() {
   const order: Durability[] = [];
   for (let r = 0; r < rounds; r++) order.push(...(r % 2 === 0 ? (['relaxed', 'synced'] as const) : (['synced', 'relaxed'] as const)));
   try {
+    for (const [variant, r] of Object.entries(await rawCommitCosts(dir))) {
+      const durable = variant === 'NORMAL' ? 'never synced' : `durable after p50 ${ms(r.durable_p50)} p99 ${ms(r.durable_p99)}`;
+      console.log(`raw   ${variant.padEnd(31)} loop held p50 ${ms(r.loop_p50)} p99 ${ms(r.loop_p99)} | ${durable}`);
+    }
     for (const mode of order) {
       const s = await storeRun(mode, dir);
       console.log(
