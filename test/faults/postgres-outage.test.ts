@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
-import { closeAllClients, WsTestClient } from '../helpers/ws-client.js';
+import { closeAllClients, connectAuthed, type WsTestClient } from '../helpers/ws-client.js';
 import { eventBody } from '../helpers/payloads.js';
 import { startCluster, type Cluster } from '../scale/cluster.js';
 
@@ -26,12 +26,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function listen(node: TestServer, token: string): Promise<WsTestClient> {
-  const c = await WsTestClient.connect(node.wsUrl);
-  await c.authenticate(token);
-  await c.subscribe(['ALL']);
-  return c;
-}
+const listen = (node: TestServer, token: string): Promise<WsTestClient> => connectAuthed(node.wsUrl, token, ['ALL']);
 
 /** A request that must be answered (whatever the status) instead of hanging: fails the test after 15 s. */
 async function answered(node: TestServer, method: string, urlPath: string, body?: unknown) {

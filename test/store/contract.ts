@@ -21,6 +21,22 @@ import {
   type Store,
 } from '../../src/store/types.js';
 
+/** Resolves `work` and counts the event-loop turns (setImmediate rounds) that ran while it was pending. */
+export async function loopTurnsDuring<T>(work: Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0;
+  let done = false;
+  const spin = () => {
+    turns++;
+    if (!done) setImmediate(spin);
+  };
+  setImmediate(spin);
+  try {
+    return { value: await work, turns };
+  } finally {
+    done = true;
+  }
+}
+
 /** One event appended alone (appendEvents of one). */
 export async function appendOne(log: Pick<EventLog, 'appendEvents'>, event: NewEvent): Promise<AppendResult> {
   return (await log.appendEvents([event]))[0];

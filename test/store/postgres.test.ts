@@ -12,7 +12,7 @@ import { PostgresStore } from '../../src/store/postgres/store.js';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/postgres/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import { startPostgres, type TestPostgres } from '../helpers/pg.js';
-import { appendOne, ev, storeContract } from './contract.js';
+import { appendOne, ev, loopTurnsDuring, storeContract } from './contract.js';
 
 let server: TestPostgres;
 const opened: PostgresStore[] = [];
@@ -241,15 +241,8 @@ describe('PostgreSQL store specifics', () => {
     const old = Date.now() - 10 * 3600_000;
     await store.appendEvents(Array.from({ length: 10 }, (_, i) => ev([a.account_id, b.account_id], { created_at_ms: old + i })));
     await store.appendEvents([ev([a.account_id])]);
-    let turns = 0;
-    let done = false;
-    const spin = () => {
-      turns++;
-      if (!done) setImmediate(spin);
-    };
-    setImmediate(spin);
-    expect(await store.pruneEvents(old + 3600_000)).toBe(20);
-    done = true;
+    const { value: removed, turns } = await loopTurnsDuring(store.pruneEvents(old + 3600_000));
+    expect(removed).toBe(20);
     expect(turns).toBeGreaterThanOrEqual(8); // 2 accounts x 4 chunks of <= 3 rows
     const read = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
     expect(read).toMatchObject({ pruned_through: 10, last_seq: 11 });

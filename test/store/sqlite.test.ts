@@ -11,7 +11,7 @@ import { PRUNE_MAX_SEQ_SQL, PRUNE_SUCCEEDED_DELIVERIES_SQL, SqliteStore } from '
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import type { Store } from '../../src/store/types.js';
-import { appendOne, ev, storeContract } from './contract.js';
+import { appendOne, ev, loopTurnsDuring, storeContract } from './contract.js';
 import { waitFor } from '../helpers/server.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'tpx-store-'));
@@ -329,15 +329,7 @@ describe('SQLite store specifics', () => {
     const ids = [a.account_id, b.account_id];
     await store.appendEvents(Array.from({ length: 10 }, (_, i) => ev(ids, { created_at_ms: old + i })));
     await store.appendEvents([ev(ids), ev([a.account_id])]);
-    let turns = 0;
-    let done = false;
-    const spin = () => {
-      turns++;
-      if (!done) setImmediate(spin);
-    };
-    setImmediate(spin);
-    const removed = await store.pruneEvents(old + 3600_000);
-    done = true;
+    const { value: removed, turns } = await loopTurnsDuring(store.pruneEvents(old + 3600_000));
     expect(removed).toBe(20);
     expect(turns).toBeGreaterThanOrEqual(6); // 2 accounts x 4 chunks of <= 3 rows, plus the event rows
     const ra = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });

@@ -13,7 +13,7 @@ import { webhookAdminRoutes } from '../../src/http/routes/webhooks.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { WebhookDispatcher } from '../../src/webhooks/dispatcher.js';
 import { generateSecret } from '../../src/webhooks/signing.js';
-import { DispatchFixture, startReceiver, type Responder } from './helpers.js';
+import { DispatchFixture, startReceiver, until, type Responder } from './helpers.js';
 
 const logger = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -46,14 +46,6 @@ async function receiver(responder: Responder) {
   const rx = await startReceiver(responder);
   cleanups.push(() => rx.close());
   return rx;
-}
-
-async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('GET /admin/deliveries', () => {

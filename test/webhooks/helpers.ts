@@ -152,3 +152,12 @@ export class DispatchFixture {
     return found;
   }
 }
+
+/** Poll `fn` every 10 ms until it holds; fails after `timeoutMs` naming what was awaited. */
+export async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -6,8 +6,6 @@
  */
 import type { EventType } from '@tpx-realtime/protocol';
 import {
-  StoreConflictError,
-  StoreValidationError,
   type Account,
   type AccountPatch,
   type AccountStore,
@@ -15,11 +13,11 @@ import {
   type ApiKeyStatus,
   type KeyLookup,
 } from '../types.js';
-import { applyAccountPatch, DEFAULT_ACCOUNT_PAGE, newAccount, newApiKey, partnerIdConflict, unknownAccount, validateKeyStatus } from '../shared/accounts.js';
+import { applyAccountPatch, DEFAULT_ACCOUNT_PAGE, newAccount, newApiKey, rethrowConstraint, validateKeyStatus } from '../shared/accounts.js';
 import { KeyTouches } from '../shared/key-touches.js';
 import { ACCOUNT_COLS, KEY_COLS, KEY_LOOKUP_SELECT, toAccount, toApiKey, type AccountRow, type ApiKeyRow, type KeyLookupRow } from '../shared/rows.js';
 import { TokenResolver } from '../shared/token-resolver.js';
-import { isForeignKeyViolation, isUniqueViolation, type PgDatabase } from './database.js';
+import { PG_CONSTRAINTS, type PgDatabase } from './database.js';
 
 /** Default time-to-live of a cached token lookup: bounds what a node misses while the bus is down. */
 export const TOKEN_CACHE_TTL_MS = 1000;
@@ -38,6 +36,7 @@ export class PgAccounts implements AccountStore {
     this.tokens = new TokenResolver({
       find: (hash) => d.one<KeyLookupRow>(`${KEY_LOOKUP_SELECT} WHERE k.token_hash = $1`, [hash]),
       touches: this.touches,
+      check: () => this.d.check(),
       ttlMs: d.opts.tokenCacheTtlMs ?? TOKEN_CACHE_TTL_MS,
     });
   }
@@ -76,8 +75,7 @@ export class PgAccounts implements AccountStore {
         account.created_at,
       ]);
     } catch (err) {
-      if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(partnerIdConflict(account.partner_id));
-      throw err;
+      rethrowConstraint(err, PG_CONSTRAINTS, { partnerId: account.partner_id });
     }
     return account;
   }
@@ -111,8 +109,7 @@ export class PgAccounts implements AccountStore {
       if (next) this.tokens.forget();
       return next;
     } catch (err) {
-      if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(partnerIdConflict(patch.partner_id ?? null));
-      throw err;
+      rethrowConstraint(err, PG_CONSTRAINTS, { partnerId: patch.partner_id ?? null });
     }
   }
 
@@ -135,8 +132,7 @@ export class PgAccounts implements AccountStore {
         [key.key_id, accountId, key.name, hash, key.token_prefix, key.expires_at, key.created_at],
       );
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw new StoreValidationError(unknownAccount(accountId));
-      throw err;
+      rethrowConstraint(err, PG_CONSTRAINTS, { accountId });
     }
     return { key, token };
   }
@@ -169,12 +165,7 @@ export class PgAccounts implements AccountStore {
     return row ? toApiKey(row) : null;
   }
 
-  lookupToken(token: string, now: Date = new Date()): Promise<KeyLookup> {
-    try {
-      this.d.check();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  lookupToken(token: string, now?: Date): Promise<KeyLookup> {
     return this.tokens.lookup(token, now);
   }
 }

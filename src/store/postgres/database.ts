@@ -24,6 +24,7 @@
  */
 import pg from 'pg';
 import { StoreUnavailableError, type Durability } from '../types.js';
+import type { ConstraintErrors } from '../shared/accounts.js';
 import { pendingMigrations } from '../shared/migrations.js';
 import { MIGRATIONS, MIGRATION_LOCK_KEY } from './schema.js';
 
@@ -63,9 +64,11 @@ export interface PostgresStoreOptions {
 export type Queryable = pg.Pool | pg.PoolClient;
 
 const pgCode = (err: unknown): string | undefined => (err as { code?: string })?.code;
-export const isUniqueViolation = (err: unknown, constraint: string): boolean =>
-  pgCode(err) === '23505' && String((err as { constraint?: string }).constraint ?? '').includes(constraint);
-export const isForeignKeyViolation = (err: unknown): boolean => pgCode(err) === '23503';
+/** PostgreSQL's constraint violations (SQLSTATE 23505 unique, 23503 foreign key). */
+export const PG_CONSTRAINTS: ConstraintErrors = {
+  isUnique: (err, column) => pgCode(err) === '23505' && String((err as { constraint?: string }).constraint ?? '').includes(column),
+  isForeignKey: (err) => pgCode(err) === '23503',
+};
 /** Deadlock detected / serialization failure: the whole transaction may simply be retried. */
 const isRetryable = (err: unknown): boolean => pgCode(err) === '40P01' || pgCode(err) === '40001';
 

@@ -10,7 +10,6 @@
  *   id order, deliveries before endpoints, so two nodes' batches never deadlock.
  */
 import {
-  StoreValidationError,
   type ClaimedDelivery,
   type ClaimOptions,
   type Delivery,
@@ -22,7 +21,7 @@ import {
   type WebhookEndpoint,
   type WebhookPatch,
 } from '../types.js';
-import { unknownAccount } from '../shared/accounts.js';
+import { rethrowConstraint } from '../shared/accounts.js';
 import { deliveryConditions, prepareAttempts, retryRange } from '../shared/deliveries.js';
 import { uuidv7 } from '../ids.js';
 import {
@@ -40,7 +39,7 @@ import {
   type WebhookRow,
 } from '../shared/rows.js';
 import { applyEndpointEffect, applyWebhookPatch, newWebhookEndpoint, sameHealth, type EndpointHealth } from '../shared/webhooks.js';
-import { isForeignKeyViolation, type PgDatabase } from './database.js';
+import { PG_CONSTRAINTS, type PgDatabase } from './database.js';
 import { CLAIM_LOCK_KEY } from './schema.js';
 
 export class PgDeliveryQueue implements DeliveryQueue {
@@ -58,8 +57,7 @@ export class PgDeliveryQueue implements DeliveryQueue {
         [w.webhook_id, accountId, w.url, w.secret, w.description, w.created_at, w.updated_at],
       );
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw new StoreValidationError(unknownAccount(accountId));
-      throw err;
+      rethrowConstraint(err, PG_CONSTRAINTS, { accountId });
     }
     return w;
   }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { EVENT_TYPES, isEventType, type EventType } from '@tpx-realtime/protocol';
 import { generateToken, hashToken, hashesEqual, tokenPrefix } from '../keys.js';
-import { StoreValidationError, type Account, type AccountPatch, type ApiKey, type ApiKeyStatus, type KeyLookup } from '../types.js';
+import { StoreConflictError, StoreValidationError, type Account, type AccountPatch, type ApiKey, type ApiKeyStatus, type KeyLookup } from '../types.js';
 import { toApiKey, type KeyLookupRow } from './rows.js';
 import { normalizeIso } from './time.js';
 
@@ -53,8 +53,21 @@ export function applyAccountPatch(current: Account, patch: AccountPatch): Accoun
   };
 }
 
-export const partnerIdConflict = (partnerId: string | null): string => `partner_id "${partnerId}" is already used by another account`;
-export const unknownAccount = (accountId: string): string => `Unknown account id: ${accountId}`;
+/** How a backend recognises constraint violations in its driver's errors. */
+export interface ConstraintErrors {
+  isUnique(err: unknown, column: string): boolean;
+  isForeignKey(err: unknown): boolean;
+}
+
+/**
+ * The store error a failed insert or update means (a partner_id already taken → conflict; an
+ * unknown account → validation error); anything else is rethrown as it is.
+ */
+export function rethrowConstraint(err: unknown, c: ConstraintErrors, ctx: { partnerId?: string | null; accountId?: string }): never {
+  if (ctx.partnerId !== undefined && c.isUnique(err, 'partner_id')) throw new StoreConflictError(`partner_id "${ctx.partnerId}" is already used by another account`);
+  if (ctx.accountId !== undefined && c.isForeignKey(err)) throw new StoreValidationError(`Unknown account id: ${ctx.accountId}`);
+  throw err;
+}
 
 /** A new key with its token (shown once) and the hash, the only form stored. */
 export function newApiKey(accountId: string, input: { name?: string | null; expires_at?: string | null }): { key: ApiKey; token: string; hash: Buffer } {

@@ -36,6 +36,8 @@ export interface TokenResolverOptions {
   touches: KeyTouches;
   /** How long a cached lookup may be served (Infinity when every change is seen at once). */
   ttlMs: number;
+  /** Throws when the store cannot serve (not initialised, closed). */
+  check: () => void;
   /** Called before each lookup (SQLite: notice commits by other connections). */
   beforeLookup?: () => void;
   max?: number;
@@ -55,7 +57,8 @@ export class TokenResolver {
     this.cache.clear();
   }
 
-  async lookup(token: string, now: Date): Promise<KeyLookup> {
+  async lookup(token: string, now: Date = new Date()): Promise<KeyLookup> {
+    this.opts.check();
     // Malformed tokens never reach the database.
     if (!isWellFormedToken(token)) return { ok: false, reason: 'invalid' };
     const hash = hashToken(token);

@@ -1,8 +1,6 @@
 /** Accounts, API keys and token lookups on the embedded store (the AccountStore aggregate). */
 import type { EventType } from '@tpx-realtime/protocol';
 import {
-  StoreConflictError,
-  StoreValidationError,
   type Account,
   type AccountPatch,
   type AccountStore,
@@ -10,18 +8,20 @@ import {
   type ApiKeyStatus,
   type KeyLookup,
 } from '../types.js';
-import { applyAccountPatch, DEFAULT_ACCOUNT_PAGE, newAccount, newApiKey, partnerIdConflict, unknownAccount, validateKeyStatus } from '../shared/accounts.js';
+import { applyAccountPatch, DEFAULT_ACCOUNT_PAGE, newAccount, newApiKey, rethrowConstraint, validateKeyStatus, type ConstraintErrors } from '../shared/accounts.js';
 import { KeyTouches } from '../shared/key-touches.js';
 import { ACCOUNT_COLS, KEY_COLS, KEY_LOOKUP_SELECT, toAccount, toApiKey, type AccountRow, type ApiKeyRow, type KeyLookupRow } from '../shared/rows.js';
 import { TokenResolver } from '../shared/token-resolver.js';
 import type { SqliteDatabase } from './database.js';
 
-const isUniqueViolation = (err: unknown, column: string): boolean => {
-  const e = err as { code?: string; message?: string };
-  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes(column);
+/** SQLite's constraint violations (better-sqlite3 error codes). */
+export const SQLITE_CONSTRAINTS: ConstraintErrors = {
+  isUnique: (err, column) => {
+    const e = err as { code?: string; message?: string };
+    return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes(column);
+  },
+  isForeignKey: (err) => (err as { code?: string })?.code === 'SQLITE_CONSTRAINT_FOREIGNKEY',
 };
-
-export const isForeignKeyViolation = (err: unknown): boolean => (err as { code?: string })?.code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 
 export class SqliteAccounts implements AccountStore {
   readonly touches: KeyTouches;
@@ -41,6 +41,7 @@ export class SqliteAccounts implements AccountStore {
     this.tokens = new TokenResolver({
       find: (hash) => byHash.get(hash) as KeyLookupRow | undefined,
       touches: this.touches,
+      check: () => this.d.check(),
       // Own writes call forget(); commits of other connections are noticed here.
       ttlMs: Infinity,
       beforeLookup: () => this.d.noticeExternalWrites(),
@@ -82,8 +83,7 @@ export class SqliteAccounts implements AccountStore {
         .prepare('INSERT INTO accounts (account_id, name, partner_id, rooms, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(account.account_id, account.name, account.partner_id, JSON.stringify(account.rooms), account.created_at);
     } catch (err) {
-      if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(partnerIdConflict(account.partner_id));
-      throw err;
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { partnerId: account.partner_id });
     }
     return account;
   }
@@ -116,8 +116,7 @@ export class SqliteAccounts implements AccountStore {
       this.changed(true);
       this.d.prepare('UPDATE accounts SET name = ?, partner_id = ?, rooms = ? WHERE account_id = ?').run(next.name, next.partner_id, JSON.stringify(next.rooms), accountId);
     } catch (err) {
-      if (isUniqueViolation(err, 'partner_id')) throw new StoreConflictError(partnerIdConflict(next.partner_id));
-      throw err;
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { partnerId: next.partner_id });
     }
     return next;
   }
@@ -143,8 +142,7 @@ export class SqliteAccounts implements AccountStore {
         )
         .run(key.key_id, accountId, key.name, hash, key.token_prefix, key.expires_at, key.created_at);
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw new StoreValidationError(unknownAccount(accountId));
-      throw err;
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { accountId });
     }
     return { key, token };
   }
@@ -178,12 +176,7 @@ export class SqliteAccounts implements AccountStore {
     return key;
   }
 
-  lookupToken(token: string, now: Date = new Date()): Promise<KeyLookup> {
-    try {
-      this.d.check();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  lookupToken(token: string, now?: Date): Promise<KeyLookup> {
     return this.tokens.lookup(token, now);
   }
 }

@@ -1,6 +1,5 @@
 /** Webhook endpoints and the delivery queue on the embedded store (the DeliveryQueue aggregate). */
 import {
-  StoreValidationError,
   type ClaimedDelivery,
   type ClaimOptions,
   type Delivery,
@@ -12,7 +11,7 @@ import {
   type WebhookEndpoint,
   type WebhookPatch,
 } from '../types.js';
-import { unknownAccount } from '../shared/accounts.js';
+import { rethrowConstraint } from '../shared/accounts.js';
 import { deliveryConditions, prepareAttempts, retryRange } from '../shared/deliveries.js';
 import { uuidv7 } from '../ids.js';
 import {
@@ -30,7 +29,7 @@ import {
   type WebhookRow,
 } from '../shared/rows.js';
 import { applyEndpointEffect, applyWebhookPatch, newWebhookEndpoint, sameHealth, type EndpointHealth } from '../shared/webhooks.js';
-import { isForeignKeyViolation } from './accounts.js';
+import { SQLITE_CONSTRAINTS } from './accounts.js';
 import type { SqliteDatabase, Stmt } from './database.js';
 
 /** Claims: due rows read per keyset page, and rows read before switching to per-endpoint probes. */
@@ -135,8 +134,7 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
         )
         .run(w.webhook_id, accountId, w.url, w.secret, w.description, w.created_at, w.updated_at);
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw new StoreValidationError(unknownAccount(accountId));
-      throw err;
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { accountId });
     }
     this.onRoutingChange();
     return w;
