@@ -87,6 +87,9 @@ describe('PostgreSQL outages', () => {
         const res = await answered(A, 'POST', '/v1/events', eventBody('BID_REQUEST', [accountId]));
         expect(res.status).toBe(503);
         expect(res.body).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        // The first waits for the liveness check to find the server hung (not for the 12 s reply
+        // timeout); the others fail at once while the database is known unreachable.
+        expect(res.body.error).toMatch(i === 0 ? /no answer to a liveness check/ : /PostgreSQL unreachable since/);
       }
       for (const node of [A, B]) {
         const ready = await answered(node, 'GET', '/readyz');

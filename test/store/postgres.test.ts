@@ -248,4 +248,23 @@ describe('PostgreSQL store specifics', () => {
     expect(read).toMatchObject({ pruned_through: 10, last_seq: 11 });
     expect(read.events.map((e) => e.seq)).toEqual([11]);
   });
+
+  it('a busy database is not a hung one: an append waiting 3 s on a row lock succeeds', async () => {
+    const url = await server.createDatabase();
+    const store = await freshStore(url);
+    const a = await store.createAccount({});
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM accounts WHERE account_id = $1 FOR UPDATE', [a.account_id]);
+      const append = store.appendEvents([ev([a.account_id])]);
+      await new Promise((r) => setTimeout(r, 3000)); // past the 1.5 s liveness check, which the server answers
+      await holder.query('COMMIT');
+      expect((await append)[0].events[0].seq).toBe(1);
+      expect(store.status().ok).toBe(true);
+    } finally {
+      await holder.end();
+    }
+  });
 });

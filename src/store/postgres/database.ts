@@ -10,17 +10,28 @@
  * server (not of a node) can lose the last few hundred milliseconds of accepted events.
  *
  * Outages (SPEC §7: the store is the truth; without it there is nothing to accept): every wait
- * is bounded, so requests fail fast with StoreUnavailableError (HTTP 503) instead of hanging:
- *  - connecting (including waiting for a free pooled connection): CONNECT_TIMEOUT_MS;
- *  - a statement, server side: STATEMENT_TIMEOUT_MS; a reply, client side (the server may be
- *    stopped and unable to enforce anything): QUERY_TIMEOUT_MS, after which the connection is
- *    discarded rather than reused;
- *  - a session idle inside a transaction (a node stalled mid-transaction holds row locks):
+ * is bounded, so requests fail with StoreUnavailableError (HTTP 503) instead of hanging.
+ *  - A slow database and a hung one look the same to a waiting query (a SIGSTOPped server still
+ *    accepts TCP and buffers what it is sent). So when a call has waited LIVENESS_AFTER_MS, a
+ *    fresh connection asks the server for `SELECT 1` (LIVENESS_TIMEOUT_MS). If that fails the
+ *    server is hung or gone: every waiting call fails at once and the store is marked
+ *    unreachable. If it answers, the server is alive and merely busy (e.g. 45 publishes queued
+ *    on one account's row lock), and calls may run until the statement timeout.
+ *  - Connecting (including waiting for a free pooled connection): CONNECT_TIMEOUT_MS.
+ *  - A statement, server side (lock waits included): STATEMENT_TIMEOUT_MS; a reply, client side
+ *    (the only bound a stopped server cannot ignore): QUERY_TIMEOUT_MS, after which the
+ *    connection is discarded rather than reused.
+ *  - A session idle inside a transaction (a node stalled mid-transaction holds row locks):
  *    IDLE_IN_TX_TIMEOUT_MS.
- * After a connection-level failure the store is marked unreachable: further calls fail at once,
- * except one probe every PROBE_INTERVAL_MS; the first call that succeeds (probe, /readyz ping or
- * request) marks it reachable again. Nothing needs a restart: the pool drops broken connections
- * and opens new ones.
+ * While unreachable, further calls fail at once, except one probe every PROBE_INTERVAL_MS; the
+ * first call that succeeds (probe, /readyz ping or request) marks it reachable again. Nothing
+ * needs a restart: the pool drops broken connections and opens new ones.
+ *
+ * A call failed this way may have sent its COMMIT already; if the server later processes it, the
+ * transaction commits although the caller heard 503. For a publish that is the ordinary
+ * ambiguity of any timeout: the retry with the same msg_id answers as a duplicate (202), the
+ * webhook deliveries are in the queue, and WebSocket clients get the event through gap filling
+ * with the account's next event or on resume.
  */
 import pg from 'pg';
 import { StoreUnavailableError, type Durability } from '../types.js';
@@ -29,10 +40,12 @@ import { pendingMigrations } from '../shared/migrations.js';
 import { MIGRATIONS, MIGRATION_LOCK_KEY } from './schema.js';
 
 export const CONNECT_TIMEOUT_MS = 2_000;
-export const STATEMENT_TIMEOUT_MS = 4_000;
-export const QUERY_TIMEOUT_MS = 5_000;
-export const IDLE_IN_TX_TIMEOUT_MS = 10_000;
+export const STATEMENT_TIMEOUT_MS = 10_000;
+export const QUERY_TIMEOUT_MS = 12_000;
+export const IDLE_IN_TX_TIMEOUT_MS = 15_000;
 export const PROBE_INTERVAL_MS = 250;
+export const LIVENESS_AFTER_MS = 1_500;
+export const LIVENESS_TIMEOUT_MS = 2_000;
 const MAX_TX_RETRIES = 5;
 
 // BIGINT (20) and NUMERIC-free counts → JS numbers, without touching pg's global parsers.
@@ -57,8 +70,8 @@ export interface PostgresStoreOptions {
   keyTouchBatchMs?: number;
   /** Rows per retention-pruning transaction. */
   pruneChunkRows?: number;
-  /** Override the bounded waits (tests of outages use shorter ones). */
-  timeouts?: Partial<{ connectMs: number; statementMs: number; queryMs: number }>;
+  /** Override the bounded waits. */
+  timeouts?: Partial<{ connectMs: number; statementMs: number; queryMs: number; livenessAfterMs: number }>;
 }
 
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -92,6 +105,9 @@ export class PgDatabase {
   private unreachableSince: number | null = null;
   private lastProbeAt = 0;
   private lastFailure = '';
+  /** Calls waiting on the database: failed at once when a liveness check finds it hung. */
+  private readonly waiting = new Set<(err: Error) => void>();
+  private liveness: Promise<void> | null = null;
   /** Connection-level failures seen (for /metrics). */
   failures = 0;
   /** synchronous_commit as seen by this node's sessions (checked at init). */
@@ -137,23 +153,63 @@ export class PgDatabase {
       if (now - this.lastProbeAt < PROBE_INTERVAL_MS) throw new StoreUnavailableError(`PostgreSQL ${this.unreachable}`);
       this.lastProbeAt = now;
     }
+    let failEarly!: (err: Error) => void;
+    const early = new Promise<never>((_, reject) => (failEarly = reject));
+    this.waiting.add(failEarly);
+    const timer = setTimeout(() => void this.checkLiveness(), this.opts.timeouts?.livenessAfterMs ?? LIVENESS_AFTER_MS);
     try {
-      const result = await fn();
+      const result = await Promise.race([fn(), early]);
       this.unreachableSince = null;
       return result;
     } catch (err) {
       if (isConnectionFailure(err)) {
-        this.failures++;
-        this.lastFailure = (err as Error)?.message ?? String(err);
-        if (this.unreachableSince === null) {
-          this.unreachableSince = Date.now();
-          this.lastProbeAt = this.unreachableSince;
-        }
-        throw new StoreUnavailableError(`PostgreSQL ${this.unreachable}`, { cause: err });
+        this.markUnreachable(err);
+        throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`PostgreSQL ${this.unreachable}`, { cause: err });
       }
       if (isTimeout(err)) throw new StoreUnavailableError(`PostgreSQL did not answer in time: ${(err as Error).message}`, { cause: err });
       throw err;
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(failEarly);
     }
+  }
+
+  private markUnreachable(err: unknown): void {
+    this.failures++;
+    this.lastFailure = (err as Error)?.message ?? String(err);
+    if (this.unreachableSince === null) {
+      this.unreachableSince = Date.now();
+      this.lastProbeAt = this.unreachableSince;
+    }
+  }
+
+  /** A call has waited long: is the server alive (just busy) or hung? One check at a time. */
+  private checkLiveness(): Promise<void> {
+    this.liveness ??= (async () => {
+      const probe = new pg.Client({
+        connectionString: this.opts.connectionString,
+        application_name: `${this.opts.applicationName ?? 'tpx-realtime'} liveness`,
+        connectionTimeoutMillis: LIVENESS_TIMEOUT_MS,
+        query_timeout: LIVENESS_TIMEOUT_MS,
+      });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        await probe.query('SELECT 1');
+      } catch (err) {
+        this.markUnreachable(err);
+        const failure = new StoreUnavailableError(`PostgreSQL ${this.unreachable} (no answer to a liveness check)`, { cause: err });
+        for (const fail of this.waiting) fail(failure);
+        this.waiting.clear();
+      } finally {
+        // Never wait for a hung server to acknowledge the goodbye.
+        void probe.end().catch(() => {});
+        (probe as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      }
+    })().finally(() => {
+      this.liveness = null;
+    });
+    return this.liveness;
   }
 
   query<T extends pg.QueryResultRow>(sql: string, args: unknown[] = []): Promise<pg.QueryResult<T>> {
