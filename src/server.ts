@@ -19,7 +19,8 @@ import { webhookAdminRoutes } from './http/routes/webhooks.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { Publisher } from './publish/publisher.js';
-import { createStore } from './store/index.js';
+import { createStore, type CreateStoreOptions } from './store/index.js';
+import { registerStoreMetrics } from './store/metrics.js';
 import type { Store } from './store/types.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { resolveAdminToken } from './admin-token.js';
@@ -38,12 +39,16 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { logger?: Logger; storeOptions?: Omit<CreateStoreOptions, 'logger'> } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
-  const store = createStore(config);
+  const store = createStore(config, { logger, ...opts.storeOptions });
   await store.init();
+  registerStoreMetrics(metrics.registry, store);
   const bus = await createBus(config);
+  // Another node changed keys or accounts: forget cached token lookups now (registered before
+  // the gateway's handler; the cache's short TTL covers what a bus outage makes us miss).
+  bus.onControl(() => store.forgetCachedAuth());
   const admin = await resolveAdminToken(config.adminToken, config.dataDir);
 
   const hub = new Hub(store, bus, metrics, logger, config.nodeId);

@@ -41,6 +41,8 @@ export interface Config {
   logLevel: string;
   /** Name of this node in /admin/connections and logs. */
   nodeId: string;
+  /** TPX_DURABILITY: 'synced' (a 202 means synced to disk) or 'relaxed' (written, not synced). */
+  durability: 'synced' | 'relaxed';
 }
 
 /**
@@ -89,6 +91,8 @@ export function loadConfig(env: Env = process.env): Config {
   const maxOutboundBytes = int(env, 'TPX_MAX_OUTBOUND_BYTES', 4 * 1024 * 1024, 1024);
   const frameRoom = Math.min(EVENT_FRAME_OVERHEAD_BYTES, Math.floor(maxOutboundBytes / 2));
   const maxEventBytes = Math.min(int(env, 'TPX_MAX_EVENT_BYTES', 262_144, 1024), maxOutboundBytes - frameRoom);
+  const durability = (env.TPX_DURABILITY || 'synced').toLowerCase();
+  if (durability !== 'synced' && durability !== 'relaxed') throw new Error(`TPX_DURABILITY must be synced or relaxed, got "${env.TPX_DURABILITY}"`);
   const port = int(env, 'TPX_PORT', 8080, 0);
   if (port > 65535) throw new Error('TPX_PORT must be ≤ 65535');
   return {
@@ -115,5 +119,6 @@ export function loadConfig(env: Env = process.env): Config {
     eventRetentionMs: duration(env, 'TPX_EVENT_RETENTION', '72h'),
     logLevel: env.TPX_LOG_LEVEL || 'info',
     nodeId: env.TPX_NODE_ID || `node-${process.pid}`,
+    durability,
   };
 }

@@ -30,6 +30,11 @@ export function createApp(opts: AppOptions): FastifyInstance {
     if (err instanceof HttpError) {
       status = err.status;
       body = err.toBody();
+    } else if (err.name === 'StoreUnavailableError') {
+      // The store is unreachable or failed: nothing was accepted; retry later (SPEC §7).
+      status = 503;
+      body = { error: `Store unavailable: ${err.message}`, code: 'STORE_UNAVAILABLE' };
+      reply.header('retry-after', '1');
     } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       body = { error: 'Request body is too large', code: 'PAYLOAD_TOO_LARGE' };

@@ -1,13 +1,17 @@
 /**
  * The publish pipeline: validated request → one store transaction (event log, per-account seq,
- * webhook deliveries) → bus → dispatcher wake-up. The 202 is only sent after the transaction
- * committed; the bus is best-effort because nodes catch up from the store (SPEC §7).
+ * webhook deliveries) → bus → dispatcher wake-up. It depends on the event log only.
+ *
+ * `appendEvents` resolves once the append is durable (synced to disk unless
+ * TPX_DURABILITY=relaxed), so the 202 and the fan-out both come after the sync: no client sees
+ * a seq that a crash could take back. The bus is best-effort because nodes catch up from the
+ * store (SPEC §7).
  */
 import { uuidv7 } from '../store/ids.js';
 import type { Bus } from '../bus/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { AccountEvent, AppendResult, NewEvent, Store } from '../store/types.js';
+import type { AccountEvent, AppendResult, EventLog, NewEvent } from '../store/types.js';
 import type { PublishRequest } from './validate.js';
 
 export interface PublishOutcome {
@@ -18,7 +22,7 @@ export interface PublishOutcome {
 
 export class Publisher {
   constructor(
-    private readonly store: Store,
+    private readonly log: Pick<EventLog, 'appendEvents'>,
     private readonly bus: Bus,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
@@ -42,7 +46,7 @@ export class Publisher {
       target: r.target,
       created_at_ms: now,
     }));
-    const results = events.length === 1 ? [await this.store.appendEvent(events[0])] : await this.store.appendEvents(events);
+    const results = await this.log.appendEvents(events);
     this.fanOut(results);
     return results.map((r) => ({ msg_id: r.msg_id, recipients: r.recipients, duplicate: r.duplicate }));
   }

@@ -4,10 +4,11 @@
  *   sqlite:<path>    → embedded SQLite at <path> (`sqlite:/abs/file`, `sqlite:///abs/file`, `sqlite:rel/file`, `sqlite::memory:`)
  *   postgres://…     → shared PostgreSQL store (src/store/postgres)
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
-import { SqliteStore } from './sqlite/store.js';
+import type { StoreLogger } from './logger.js';
+import { SqliteStore, type SqliteStoreOptions } from './sqlite/store.js';
+import { secureDirectory } from './sqlite/files.js';
 import { PostgresStore } from './postgres/store.js';
 import type { Store } from './types.js';
 
@@ -27,15 +28,23 @@ export function sqliteFilename(config: Pick<Config, 'dataDir' | 'databaseUrl'>):
   return path.resolve(rest);
 }
 
-export function createStore(config: Config): Store {
+export interface CreateStoreOptions {
+  logger?: StoreLogger;
+  /** Test hooks of the embedded store (e.g. syncWal, checkpointFault). */
+  sqlite?: Partial<SqliteStoreOptions>;
+}
+
+export function createStore(config: Config, opts: CreateStoreOptions = {}): Store {
   const url = config.databaseUrl;
+  const durability = config.durability ?? 'synced';
   if (url && /^postgres(ql)?:\/\//i.test(url)) {
-    return new PostgresStore({ connectionString: url, applicationName: `tpx-realtime/${config.nodeId}` });
+    return new PostgresStore({ connectionString: url, applicationName: `tpx-realtime/${config.nodeId}`, durability });
   }
   const filename = sqliteFilename(config);
   if (filename === null) {
     throw new Error(`TPX_DATABASE_URL: unsupported database URL "${url}" (expected sqlite:<path> or postgres://…)`);
   }
-  mkdirSync(config.dataDir, { recursive: true });
-  return new SqliteStore({ filename });
+  // The data directory holds the database (webhook secrets) and admin-token: this user's only.
+  secureDirectory(config.dataDir);
+  return new SqliteStore({ filename, durability, logger: opts.logger, ...opts.sqlite });
 }

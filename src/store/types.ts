@@ -1,7 +1,18 @@
 /**
- * The Store seam (DESIGN.md): the only source of truth. Two implementations share this
- * interface: embedded SQLite (default) and PostgreSQL (shared, multi-node). Callers never
- * see SQL. Every method is async so that a network-backed store fits without touching callers.
+ * The Store seam (DESIGN.md: "the store by aggregate"): the only source of truth, split into the
+ * three aggregates it holds, so each component depends on the part it uses:
+ *
+ *   AccountStore   accounts, API keys (hashed) and token lookups       gateway, admin routes
+ *   EventLog       the per-account event log: append, read, prune      publisher, gateway (replay)
+ *   DeliveryQueue  webhook endpoints, deliveries, leases and attempts  dispatcher, webhook admin routes
+ *
+ * `Store` is their intersection plus the lifecycle. Two implementations: embedded SQLite
+ * (default, src/store/sqlite) and PostgreSQL (shared, src/store/postgres); one file per aggregate
+ * each, with every rule both must agree on written once as a pure function in src/store/shared.
+ * Callers never see SQL. Every method is async so that a network-backed store fits the callers.
+ *
+ * One transaction still spans two aggregates on purpose: `EventLog.appendEvents` writes the
+ * event and its webhook deliveries together (SPEC §3.1, §4: both durable before the 202).
  */
 import type { EventType } from '@tpx-realtime/protocol';
 
@@ -92,19 +103,35 @@ export class StoreConflictError extends Error {
   }
 }
 
+/**
+ * The store cannot serve right now (database unreachable or not answering in time, or the
+ * storage failed a sync). Nothing was acknowledged; the caller may retry later. HTTP maps it to 503.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 export interface ReadEventsQuery {
   account_id: string;
   after_seq: number;
   /** Restrict to these types; null means every type. */
   types: ReadonlySet<EventType> | null;
   limit: number;
+  /**
+   * Byte budget of the page: events are added while the payload bytes read so far stay below it
+   * (at least one event is returned whatever its size). Unset: only `limit` bounds the page.
+   */
+  max_bytes?: number;
 }
 
 export interface ReadEventsResult {
   events: AccountEvent[];
   /** Highest seq ever pruned from this account's log (0 when nothing was pruned). */
   pruned_through: number;
-  /** Highest seq currently assigned in this account's stream. */
+  /** Highest seq currently assigned in this account's stream (and durable, see EventLog). */
   last_seq: number;
 }
 
@@ -133,6 +160,8 @@ export type DeliveryStatus = 'pending' | 'succeeded' | 'failed';
 export interface Delivery {
   delivery_id: string;
   webhook_id: string;
+  /** The endpoint's current URL (where the next attempt goes). */
+  webhook_url: string;
   account_id: string;
   msg_id: string;
   msg_type: EventType;
@@ -146,6 +175,8 @@ export interface Delivery {
   completed_at: string | null;
 }
 
+export type AttemptOutcome = 'succeeded' | 'retry' | 'failed';
+
 export interface DeliveryAttempt {
   attempt_id: string;
   delivery_id: string;
@@ -153,7 +184,9 @@ export interface DeliveryAttempt {
   status_code: number | null;
   latency_ms: number;
   error: string | null;
-  outcome: 'succeeded' | 'retry' | 'failed';
+  outcome: AttemptOutcome;
+  /** The first ≤ 1 KiB of the response body as text (null when there was no response or no body). */
+  response_excerpt: string | null;
 }
 
 /** A due delivery handed to one dispatcher under a lease, with everything needed to send it. */
@@ -164,18 +197,50 @@ export interface ClaimedDelivery {
   event: AccountEvent;
 }
 
+/** A delivery with its attempts and what its next (or latest) request is made of. */
+export interface DeliveryDetail {
+  delivery: Delivery;
+  attempts: DeliveryAttempt[];
+  endpoint: WebhookEndpoint;
+  account: Pick<Account, 'account_id' | 'partner_id'>;
+  /** Null once the event left the log (a succeeded delivery past retention). */
+  event: AccountEvent | null;
+}
+
 /** What the dispatcher decided after one attempt. */
 export type AttemptResolution =
   | { status: 'succeeded' }
   | { status: 'pending'; next_attempt_at: string }
   | { status: 'failed' };
 
-/** One attempt to record with `Store.recordAttempts` (same fields as `recordAttempt`'s arguments). */
+/**
+ * What one attempt means for its endpoint's health, applied in the attempt's own transaction
+ * against the endpoint as stored then (never a stale snapshot):
+ * - healthy: the failure streak ends (failing_since cleared);
+ * - failing: the streak starts at `at` unless already running; when it has lasted at least
+ *   `disable_after_ms` (> 0) the endpoint is disabled;
+ * - disable: the endpoint is disabled at once with `reason` (e.g. 410 Gone).
+ */
+export type EndpointEffect =
+  | { kind: 'healthy' }
+  | { kind: 'failing'; at: string; disable_after_ms: number }
+  | { kind: 'disable'; reason: string };
+
+/** One attempt to record with `DeliveryQueue.recordAttempts`. */
 export interface RecordAttemptItem {
   deliveryId: string;
   owner: string;
-  attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>;
+  attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id' | 'response_excerpt'> & { response_excerpt?: string | null };
   resolution: AttemptResolution;
+  /** Default: none (the endpoint is left as it is). */
+  effect?: EndpointEffect;
+}
+
+export interface RecordAttemptOutcome {
+  /** False when `owner` no longer held the delivery's lease: nothing was written for this item. */
+  recorded: boolean;
+  /** Set when this item's effect disabled the endpoint: why, and the reason text stored. */
+  disabled: { cause: 'gone' | 'failing'; reason: string } | null;
 }
 
 export interface AccountPatch {
@@ -195,24 +260,31 @@ export interface WebhookPatch {
   failing_since?: string | null;
 }
 
-/**
- * The store. Webhook dispatch needs more than CRUD (claiming due deliveries with a lease,
- * recording attempts); those methods live on the same interface below so one transaction
- * boundary covers "event + its deliveries" (SPEC §4: persisted before 202).
- */
-export interface Store {
-  readonly kind: 'sqlite' | 'postgres';
-  /** Create tables / run migrations. Idempotent; safe when several nodes start at once. */
-  init(): Promise<void>;
-  close(): Promise<void>;
-  /** Cheap round-trip used by /readyz. */
-  ping(): Promise<void>;
+export interface DeliveryFilter {
+  account_id?: string;
+  webhook_id?: string;
+  status?: DeliveryStatus;
+  msg_id?: string;
+  msg_type?: EventType;
+  /** ISO-8601 bounds on the delivery's creation time (inclusive). */
+  since?: string;
+  until?: string;
+  /** Default 100. */
+  limit?: number;
+}
 
-  // settings (admin token hash and similar node-independent values)
-  getSetting(key: string): Promise<string | null>;
-  setSettingIfAbsent(key: string, value: string): Promise<string>;
+export interface ClaimOptions {
+  now: Date;
+  limit: number;
+  leaseMs: number;
+  owner: string;
+  perEndpointLimit: number;
+}
 
-  // accounts
+// ---------- the aggregates ----------
+
+/** Accounts, their API keys and token resolution. */
+export interface AccountStore {
   createAccount(input: { name?: string | null; partner_id?: string | null; rooms?: EventType[] }): Promise<Account>;
   getAccount(accountId: string): Promise<Account | null>;
   listAccounts(opts?: { limit?: number; after?: string }): Promise<Account[]>;
@@ -220,7 +292,6 @@ export interface Store {
   /** Deletes the account with its keys, webhooks, events and deliveries. */
   deleteAccount(accountId: string): Promise<boolean>;
 
-  // api keys
   /** Returns the key record and the plain token (the only time it exists outside the caller). */
   createApiKey(accountId: string, input: { name?: string | null; expires_at?: string | null }): Promise<{ key: ApiKey; token: string }>;
   listApiKeys(accountId: string): Promise<ApiKey[]>;
@@ -230,44 +301,60 @@ export interface Store {
   deleteApiKey(keyId: string): Promise<ApiKey | null>;
   /** Resolve a presented token (hash lookup + constant-time compare). `now` decides expiry. */
   lookupToken(token: string, now?: Date): Promise<KeyLookup>;
+  /**
+   * Another node changed keys or accounts (a bus control message): forget cached token lookups
+   * now rather than at the end of their short time-to-live.
+   */
+  forgetCachedAuth(): void;
 
-  // event log
-  /** One transaction: idempotency check, per-account seq, event log rows, webhook deliveries. */
-  appendEvent(event: NewEvent): Promise<AppendResult>;
-  /** Same as appendEvent for many events in one transaction (batch publish). Throws UnknownAccountsError without storing anything. */
+  /** Node-independent settings (schema version and similar). */
+  getSetting(key: string): Promise<string | null>;
+  setSettingIfAbsent(key: string, value: string): Promise<string>;
+}
+
+/**
+ * The per-account event log. Durability (SPEC §3.1): `appendEvents` resolves only once the
+ * event and its deliveries are on disk, synced (unless TPX_DURABILITY=relaxed), and nothing
+ * read from the log (events, `last_seq`, claimable deliveries) shows an append before that.
+ */
+export interface EventLog {
+  /**
+   * One transaction for all events: idempotency on msg_id, per-account seq, log rows and one
+   * pending delivery per enabled endpoint of each recipient. Throws UnknownAccountsError
+   * (listing them) without storing anything.
+   */
   appendEvents(events: NewEvent[]): Promise<AppendResult[]>;
   readEvents(query: ReadEventsQuery): Promise<ReadEventsResult>;
   /** Delete events older than the cutoff; returns how many account-event rows were removed. */
   pruneEvents(olderThanMs: number): Promise<number>;
+}
 
-  // webhook endpoints
+/** Webhook endpoints and the durable delivery queue (endpoint → delivery → attempt). */
+export interface DeliveryQueue {
   createWebhook(accountId: string, input: { url: string; secret: string; description?: string | null }): Promise<WebhookEndpoint>;
   listWebhooks(accountId: string): Promise<WebhookEndpoint[]>;
   getWebhook(webhookId: string): Promise<WebhookEndpoint | null>;
   updateWebhook(webhookId: string, patch: WebhookPatch): Promise<WebhookEndpoint | null>;
   deleteWebhook(webhookId: string): Promise<boolean>;
 
-  // deliveries (read side for the admin API)
-  listDeliveries(filter: { account_id?: string; webhook_id?: string; status?: DeliveryStatus; since?: string; until?: string; limit?: number }): Promise<Delivery[]>;
-  getDelivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: DeliveryAttempt[] } | null>;
+  /** Newest first. */
+  listDeliveries(filter: DeliveryFilter): Promise<Delivery[]>;
+  getDelivery(deliveryId: string): Promise<DeliveryDetail | null>;
 
-  // deliveries (dispatcher side)
   /**
    * Lease up to `limit` due deliveries (status pending, next_attempt_at <= now, no live lease) to
    * `owner` for `leaseMs`, oldest due first and in seq order within an endpoint, at most
    * `perEndpointLimit` in flight per endpoint (counting live leases), enabled endpoints only.
    * A lease that expires (dispatcher died) makes the delivery claimable again.
    */
-  claimDueDeliveries(opts: { now: Date; limit: number; leaseMs: number; owner: string; perEndpointLimit: number }): Promise<ClaimedDelivery[]>;
-  /** Record one attempt and resolve the delivery in one transaction; releases the lease. Only the lease owner may record. */
-  recordAttempt(deliveryId: string, owner: string, attempt: Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'>, resolution: AttemptResolution): Promise<boolean>;
+  claimDueDeliveries(opts: ClaimOptions): Promise<ClaimedDelivery[]>;
   /**
-   * `recordAttempt` for many attempts in one transaction (the dispatcher batches completions made
-   * within a few milliseconds). Each item is checked and applied on its own, exactly as by
-   * recordAttempt: result[i] is false when items[i].owner no longer holds that delivery's lease.
-   * Throws StoreValidationError, writing nothing, when any item is malformed.
+   * Record attempts, resolve their deliveries (releasing the leases) and apply their endpoint
+   * effects, all in one transaction. Each item is checked on its own: only the current lease
+   * owner records (result[i].recorded false otherwise). Throws StoreValidationError, writing
+   * nothing, when any item is malformed.
    */
-  recordAttempts(items: RecordAttemptItem[]): Promise<boolean[]>;
+  recordAttempts(items: RecordAttemptItem[]): Promise<RecordAttemptOutcome[]>;
   /** Manual retry: make one delivery (any status) pending and due now; attempt history is kept. */
   retryDelivery(deliveryId: string, now?: Date): Promise<Delivery | null>;
   /** Manual retry of all failed deliveries of an account created in [since, until]. Returns how many. */
@@ -277,3 +364,32 @@ export interface Store {
   /** Counts for /metrics. */
   deliveryCounts(): Promise<{ pending: number; failed: number }>;
 }
+
+/**
+ * TPX_DURABILITY. 'synced' (default): an append is acknowledged once it is on disk, synced.
+ * 'relaxed': once written; survives the process dying, not the machine (docs/operations.md).
+ */
+export type Durability = 'synced' | 'relaxed';
+
+/** How the store is doing, for /readyz and /metrics. */
+export interface StoreStatus {
+  /** False when the store cannot be relied on (unreachable, storage failure, checkpoints failing). */
+  ok: boolean;
+  /** Named checks: 'ok' or what is wrong. */
+  checks: Record<string, string>;
+  /** Monotonic counters (e.g. checkpoint_failures), exported as tpx_store_<name>_total. */
+  counters: Record<string, number>;
+}
+
+export interface StoreLifecycle {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Create tables / run migrations. Idempotent; safe when several nodes start at once. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap round-trip used by /readyz. */
+  ping(): Promise<void>;
+  status(): StoreStatus;
+}
+
+/** The whole store. Components should ask for the aggregate they use instead. */
+export type Store = StoreLifecycle & AccountStore & EventLog & DeliveryQueue;

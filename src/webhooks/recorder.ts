@@ -1,5 +1,5 @@
 /**
- * Batches the dispatcher's attempt records into few store transactions (`Store.recordAttempts`).
+ * Batches the dispatcher's attempt records into few store transactions (`DeliveryQueue.recordAttempts`).
  *
  * Why: with the embedded store one transaction per attempt was the dispatch bottleneck (BEGIN
  * IMMEDIATE + COMMIT and the WAL pages each commit rewrites). Attempts that complete within a
@@ -16,11 +16,11 @@
  * synchronous store such as SQLite a flush never overlaps anyway). If a batch fails as a whole,
  * its items are retried one by one so each gets its own result or error.
  */
-import type { RecordAttemptItem, Store } from '../store/types.js';
+import type { DeliveryQueue, RecordAttemptItem, RecordAttemptOutcome } from '../store/types.js';
 
 interface Pending {
   item: RecordAttemptItem;
-  resolve: (recorded: boolean) => void;
+  resolve: (outcome: RecordAttemptOutcome) => void;
   reject: (err: unknown) => void;
 }
 
@@ -37,13 +37,13 @@ export class AttemptRecorder {
   private flushing: Promise<void> | null = null;
 
   constructor(
-    private readonly store: Pick<Store, 'recordAttempts' | 'recordAttempt'>,
+    private readonly store: Pick<DeliveryQueue, 'recordAttempts'>,
     private readonly opts: AttemptRecorderOptions,
   ) {}
 
-  /** Resolves once the attempt is committed: true when recorded, false when the lease was lost. */
-  record(item: RecordAttemptItem): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
+  /** Resolves once the attempt is committed (`recorded` false when the lease was lost). */
+  record(item: RecordAttemptItem): Promise<RecordAttemptOutcome> {
+    return new Promise<RecordAttemptOutcome>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       this.schedule();
     });
@@ -88,21 +88,20 @@ export class AttemptRecorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    let results: boolean[];
+    let results: RecordAttemptOutcome[];
     try {
       results = await this.store.recordAttempts(batch.map((p) => p.item));
     } catch {
       // One bad item (or a transient error) must not fail its neighbours: record them one by one.
       for (const p of batch) {
         try {
-          const { deliveryId, owner, attempt, resolution } = p.item;
-          p.resolve(await this.store.recordAttempt(deliveryId, owner, attempt, resolution));
+          p.resolve((await this.store.recordAttempts([p.item]))[0]);
         } catch (err) {
           p.reject(err);
         }
       }
       return;
     }
-    batch.forEach((p, i) => p.resolve(results[i] === true));
+    batch.forEach((p, i) => p.resolve(results[i]));
   }
 }

@@ -12,7 +12,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -41,7 +41,27 @@ export interface TestPostgres {
   port: number;
   /** Create another empty database on the same server and return its URL. */
   createDatabase(): Promise<string>;
+  /** The postmaster and every process it forked (backends, checkpointer, WAL writer…): for SIGSTOP/SIGCONT. */
+  pids(): number[];
+  /** Shut the server down (fast) and start it again on the same data and port (outage tests). */
+  restart(opts?: { downMs?: number }): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Direct children of `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
 }
 
 
@@ -91,24 +111,28 @@ export async function startPostgres(opts: { maxConnections?: number } = {}): Pro
       throw new Error(`initdb failed: ${err.message}\n${err.stderr ?? ''}`);
     });
     const port = await freePort();
-    proc = spawn(
-      path.join(PG_BIN, 'postgres'),
-      [
-        '-D', dataDir,
-        '-k', dir,
-        '-p', String(port),
-        '-h', '127.0.0.1',
-        '-c', 'fsync=off',
-        '-c', 'synchronous_commit=off',
-        '-c', 'full_page_writes=off',
-        '-c', `max_connections=${opts.maxConnections ?? 200}`,
-        '-c', 'shared_buffers=32MB',
-        '-c', 'log_min_messages=warning',
-      ],
-      { cwd: dir, uid, gid, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', LANG: 'C' } },
-    );
-    proc.stdout!.setEncoding('utf8').on('data', append);
-    proc.stderr!.setEncoding('utf8').on('data', append);
+    const launch = (): ChildProcess => {
+      const p = spawn(
+        path.join(PG_BIN, 'postgres'),
+        [
+          '-D', dataDir,
+          '-k', dir,
+          '-p', String(port),
+          '-h', '127.0.0.1',
+          '-c', 'fsync=off',
+          '-c', 'synchronous_commit=off',
+          '-c', 'full_page_writes=off',
+          '-c', `max_connections=${opts.maxConnections ?? 200}`,
+          '-c', 'shared_buffers=32MB',
+          '-c', 'log_min_messages=warning',
+        ],
+        { cwd: dir, uid, gid, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', LANG: 'C' } },
+      );
+      p.stdout!.setEncoding('utf8').on('data', append);
+      p.stderr!.setEncoding('utf8').on('data', append);
+      return p;
+    };
+    proc = launch();
     entry = { proc, dir };
     track(entry);
     await waitAccepting(port, proc, () => out);
@@ -126,22 +150,30 @@ export async function startPostgres(opts: { maxConnections?: number } = {}): Pro
     };
     const url = await createDatabase();
 
-    const running = proc;
     const liveEntry = entry;
+    const shutdown = async (running: ChildProcess) => {
+      if (running.exitCode !== null || running.signalCode !== null) return;
+      const exited = new Promise<void>((r) => running.once('exit', () => r()));
+      running.kill('SIGINT'); // fast shutdown: abort sessions, no checkpoint wait for clients
+      const timer = setTimeout(() => running.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    };
     let stopping: Promise<void> | null = null;
     const stop = () =>
       (stopping ??= (async () => {
-        if (running.exitCode === null && running.signalCode === null) {
-          const exited = new Promise<void>((r) => running.once('exit', () => r()));
-          running.kill('SIGINT'); // fast shutdown: abort sessions, no checkpoint wait for clients
-          const timer = setTimeout(() => running.kill('SIGKILL'), 10_000);
-          await exited;
-          clearTimeout(timer);
-        }
+        await shutdown(liveEntry.proc);
         untrack(liveEntry);
         rmSync(dir, { recursive: true, force: true });
       })());
-    return { url, port, createDatabase, stop };
+    const pids = () => [liveEntry.proc.pid!, ...childrenOf(liveEntry.proc.pid!)];
+    const restart = async (restartOpts: { downMs?: number } = {}) => {
+      await shutdown(liveEntry.proc);
+      if (restartOpts.downMs) await sleep(restartOpts.downMs);
+      liveEntry.proc = launch();
+      await waitAccepting(port, liveEntry.proc, () => out);
+    };
+    return { url, port, createDatabase, pids, restart, stop };
   } catch (err) {
     if (proc && proc.exitCode === null) proc.kill('SIGKILL');
     if (entry) untrack(entry);

@@ -11,9 +11,47 @@ import {
   UnknownAccountsError,
   type Account,
   type DeliveryAttempt,
+  type AppendResult,
+  type AttemptResolution,
+  type DeliveryQueue,
+  type EventLog,
   type NewEvent,
+  type ReadEventsQuery,
+  type RecordAttemptItem,
   type Store,
 } from '../../src/store/types.js';
+
+/** Resolves `work` and counts the event-loop turns (setImmediate rounds) that ran while it was pending. */
+export async function loopTurnsDuring<T>(work: Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0;
+  let done = false;
+  const spin = () => {
+    turns++;
+    if (!done) setImmediate(spin);
+  };
+  setImmediate(spin);
+  try {
+    return { value: await work, turns };
+  } finally {
+    done = true;
+  }
+}
+
+/** One event appended alone (appendEvents of one). */
+export async function appendOne(log: Pick<EventLog, 'appendEvents'>, event: NewEvent): Promise<AppendResult> {
+  return (await log.appendEvents([event]))[0];
+}
+
+/** One attempt recorded alone; true when recorded (the caller held the lease). */
+export async function recordOne(
+  queue: Pick<DeliveryQueue, 'recordAttempts'>,
+  deliveryId: string,
+  owner: string,
+  attempt: RecordAttemptItem['attempt'],
+  resolution: AttemptResolution,
+): Promise<boolean> {
+  return (await queue.recordAttempts([{ deliveryId, owner, attempt, resolution }]))[0].recorded;
+}
 
 export function ev(target: string[] | 'broadcast', over: Partial<NewEvent> = {}): NewEvent {
   return {
@@ -27,7 +65,7 @@ export function ev(target: string[] | 'broadcast', over: Partial<NewEvent> = {})
   };
 }
 
-function attempt(outcome: DeliveryAttempt['outcome'], status_code: number | null = outcome === 'succeeded' ? 200 : 500): Omit<DeliveryAttempt, 'attempt_id' | 'delivery_id'> {
+function attempt(outcome: DeliveryAttempt['outcome'], status_code: number | null = outcome === 'succeeded' ? 200 : 500): RecordAttemptItem['attempt'] {
   return { attempted_at: new Date().toISOString(), status_code, latency_ms: 12.5, error: outcome === 'succeeded' ? null : 'HTTP 500', outcome };
 }
 
@@ -200,8 +238,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('assigns strictly increasing seq per account, independent across accounts', async () => {
         const a = await store.createAccount({});
         const b = await store.createAccount({});
-        const r1 = await store.appendEvent(ev([a.account_id, b.account_id]));
-        const r2 = await store.appendEvent(ev([a.account_id]));
+        const r1 = await appendOne(store, ev([a.account_id, b.account_id]));
+        const r2 = await appendOne(store, ev([a.account_id]));
         const r3 = await store.appendEvents([ev([b.account_id]), ev([a.account_id, b.account_id])]);
         expect(r1).toMatchObject({ recipients: 2, duplicate: false, deliveries: 0 });
         const seqs = (id: string) => [r1, r2, ...r3].flatMap((r) => r.events).filter((e) => e.account_id === id).map((e) => e.seq);
@@ -216,7 +254,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('returns the stored copies exactly', async () => {
         const a = await store.createAccount({});
         const e = ev([a.account_id], { msg_type: 'PAYMENT_SETTLED', source_id: 'billing', payload_json: '{"amount":"12.50"}', created_at_ms: 1_700_000_000_123 });
-        const r = await store.appendEvent(e);
+        const r = await appendOne(store, e);
         const expected = { account_id: a.account_id, seq: 1, msg_id: e.msg_id, msg_type: 'PAYMENT_SETTLED', payload_json: '{"amount":"12.50"}', source_id: 'billing', created_at_ms: 1_700_000_000_123 };
         expect(r).toEqual({ msg_id: e.msg_id, recipients: 1, duplicate: false, events: [expected], deliveries: 0 });
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).events).toEqual([expected]);
@@ -227,9 +265,9 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const b = await store.createAccount({});
         await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
         const e = ev([a.account_id, b.account_id]);
-        const first = await store.appendEvent(e);
+        const first = await appendOne(store, e);
         expect(first).toMatchObject({ recipients: 2, duplicate: false, deliveries: 1 });
-        const again = await store.appendEvent({ ...e, target: [a.account_id], payload_json: '{"other":true}' });
+        const again = await appendOne(store, { ...e, target: [a.account_id], payload_json: '{"other":true}' });
         expect(again).toEqual({ msg_id: e.msg_id, recipients: 2, duplicate: true, events: [], deliveries: 0 });
         const batch = await store.appendEvents([ev([a.account_id]), e]);
         expect(batch[1]).toEqual({ msg_id: e.msg_id, recipients: 2, duplicate: true, events: [], deliveries: 0 });
@@ -255,7 +293,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const ghost1 = randomUUID();
         const ghost2 = randomUUID();
         const single = ev([a.account_id, ghost1]);
-        const err = await store.appendEvent(single).catch((e: unknown) => e);
+        const err = await appendOne(store, single).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(UnknownAccountsError);
         expect((err as UnknownAccountsError).accountIds).toEqual([ghost1]);
 
@@ -268,20 +306,20 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(read).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
         expect(await store.listDeliveries({ account_id: a.account_id })).toEqual([]);
         // Nothing was recorded for idempotency either: the same msg_ids are accepted afterwards.
-        expect((await store.appendEvent({ ...single, target: [a.account_id] })).duplicate).toBe(false);
-        expect((await store.appendEvent(good)).duplicate).toBe(false);
+        expect((await appendOne(store, { ...single, target: [a.account_id] })).duplicate).toBe(false);
+        expect((await appendOne(store, good)).duplicate).toBe(false);
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 })).events.map((e) => e.seq)).toEqual([1, 2]);
       });
 
       it('a batch mixing an already-accepted msg_id and an unknown account stores nothing new', async () => {
         const a = await store.createAccount({});
         const accepted = ev([a.account_id]);
-        await store.appendEvent(accepted);
+        await appendOne(store, accepted);
         const ghost = randomUUID();
         await expect(store.appendEvents([accepted, ev([a.account_id]), ev([ghost])])).rejects.toBeInstanceOf(UnknownAccountsError);
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).last_seq).toBe(1);
         // A re-post of an accepted msg_id is answered from the record, even if its targets no longer exist.
-        expect(await store.appendEvent({ ...accepted, target: [ghost] })).toMatchObject({ duplicate: true, recipients: 1 });
+        expect(await appendOne(store, { ...accepted, target: [ghost] })).toMatchObject({ duplicate: true, recipients: 1 });
         expect(await store.appendEvents([])).toEqual([]);
       });
 
@@ -289,15 +327,15 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const a = await store.createAccount({ rooms: ['PAYMENT_FAILED'] });
         const b = await store.createAccount({});
         await store.createWebhook(a.account_id, { url: 'https://example.com/a', secret: 'whsec_a' });
-        const r = await store.appendEvent(ev([a.account_id, b.account_id], { msg_type: 'BID_REQUEST' }));
+        const r = await appendOne(store, ev([a.account_id, b.account_id], { msg_type: 'BID_REQUEST' }));
         expect(r.recipients).toBe(1);
         expect(r.deliveries).toBe(0);
         expect(r.events.map((e) => e.account_id)).toEqual([b.account_id]);
-        const none = await store.appendEvent(ev([a.account_id], { msg_type: 'BID_OUTBID' }));
+        const none = await appendOne(store, ev([a.account_id], { msg_type: 'BID_OUTBID' }));
         expect(none).toMatchObject({ recipients: 0, duplicate: false, events: [], deliveries: 0 });
         expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).last_seq).toBe(0);
         // Duplicate target ids count once.
-        const dup = await store.appendEvent(ev([b.account_id, b.account_id]));
+        const dup = await appendOne(store, ev([b.account_id, b.account_id]));
         expect(dup.recipients).toBe(1);
       });
 
@@ -305,12 +343,12 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const a = await store.createAccount({});
         const b = await store.createAccount({ rooms: ['AUCTION_RESULT'] });
         const c = await store.createAccount({ rooms: ['AUCTION_RESULT', 'BID_REQUEST'] });
-        const r1 = await store.appendEvent(ev('broadcast', { msg_type: 'BID_REQUEST' }));
+        const r1 = await appendOne(store, ev('broadcast', { msg_type: 'BID_REQUEST' }));
         expect(r1.recipients).toBe(2);
         expect(r1.events.map((e) => e.account_id).sort()).toEqual([a.account_id, c.account_id].sort());
-        const r2 = await store.appendEvent(ev('broadcast', { msg_type: 'AUCTION_RESULT' }));
+        const r2 = await appendOne(store, ev('broadcast', { msg_type: 'AUCTION_RESULT' }));
         expect(r2.recipients).toBe(3);
-        const r3 = await store.appendEvent(ev('broadcast', { msg_type: 'PAYMENT_FAILED' }));
+        const r3 = await appendOne(store, ev('broadcast', { msg_type: 'PAYMENT_FAILED' }));
         expect(r3.recipients).toBe(1);
         expect((await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 })).events.map((e) => e.msg_type)).toEqual(['AUCTION_RESULT']);
       });
@@ -322,7 +360,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const w2 = await store.createWebhook(a.account_id, { url: 'https://example.com/2', secret: 'whsec_2' });
         const w3 = await store.createWebhook(b.account_id, { url: 'https://example.com/3', secret: 'whsec_3' });
         await store.updateWebhook(w2.webhook_id, { enabled: false, disabled_reason: 'manual' });
-        const r = await store.appendEvent(ev([a.account_id, b.account_id]));
+        const r = await appendOne(store, ev([a.account_id, b.account_id]));
         expect(r.deliveries).toBe(2);
         const ds = await store.listDeliveries({});
         expect(ds.map((d) => d.webhook_id).sort()).toEqual([w1.webhook_id, w3.webhook_id].sort());
@@ -354,12 +392,34 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
       });
 
+      it('readEvents with max_bytes stops once the payload bytes reach the budget, returning at least one event', async () => {
+        const a = await store.createAccount({});
+        // UTF-8 bytes count, not characters: each payload is exactly 100 bytes ("é" is two).
+        const payload = (i: number) => JSON.stringify({ i, s: 'é'.repeat(40) + 'x'.repeat(100 - 2 * 40 - 14) });
+        for (let i = 0; i < 6; i++) expect(Buffer.byteLength(payload(i))).toBe(100);
+        const types: EventType[] = ['BID_REQUEST', 'BID_OUTBID', 'BID_REQUEST', 'BID_REQUEST', 'BID_OUTBID', 'BID_REQUEST'];
+        await store.appendEvents(types.map((t, i) => ev([a.account_id], { msg_type: t, payload_json: payload(i) })));
+        const page = (over: Partial<ReadEventsQuery>) => store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100, ...over });
+        const seqs = async (over: Partial<ReadEventsQuery>) => (await page(over)).events.map((e) => e.seq);
+        expect(await seqs({ max_bytes: 250 })).toEqual([1, 2, 3]); // 200 read < 250, so a third; then 300 ≥ 250
+        expect(await seqs({ max_bytes: 200 })).toEqual([1, 2]);
+        expect(await seqs({ max_bytes: 201 })).toEqual([1, 2, 3]);
+        expect(await seqs({ max_bytes: 1 })).toEqual([1]); // at least one, whatever its size
+        expect(await seqs({ max_bytes: 1, after_seq: 5 })).toEqual([6]);
+        expect(await seqs({ max_bytes: 10_000 })).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(await seqs({ max_bytes: 10_000, limit: 2 })).toEqual([1, 2]); // limit still bounds it
+        expect(await seqs({ max_bytes: 150, types: new Set<EventType>(['BID_REQUEST']), after_seq: 1 })).toEqual([3, 4]); // only matching rows count
+        const counters = await page({ max_bytes: 1, limit: 0 });
+        expect(counters).toEqual({ events: [], pruned_through: 0, last_seq: 6 });
+        expect((await page({ max_bytes: 150 })).events[0].payload_json).toBe(payload(0));
+      });
+
       it('prunes old events, records pruned_through, keeps newer ones and seq continuity', async () => {
         const a = await store.createAccount({});
         const b = await store.createAccount({});
         const t0 = Date.now() - 10 * 3600_000;
         await store.appendEvents([ev([a.account_id, b.account_id], { created_at_ms: t0 }), ev([a.account_id], { created_at_ms: t0 + 1 })]);
-        await store.appendEvent(ev([a.account_id], { created_at_ms: t0 + 3600_000 * 9 }));
+        await appendOne(store, ev([a.account_id], { created_at_ms: t0 + 3600_000 * 9 }));
         const removed = await store.pruneEvents(t0 + 3600_000);
         expect(removed).toBe(3);
         const ra = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 });
@@ -369,7 +429,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const rb = await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 });
         expect(rb).toEqual({ events: [], pruned_through: 1, last_seq: 1 });
         expect(await store.pruneEvents(t0 + 3600_000)).toBe(0);
-        const next = await store.appendEvent(ev([a.account_id]));
+        const next = await appendOne(store, ev([a.account_id]));
         expect(next.events[0].seq).toBe(4);
       });
 
@@ -378,7 +438,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
         const old = Date.now() - 100 * 3600_000;
         const e = ev([a.account_id], { created_at_ms: old, payload_json: '{"keep":"me"}' });
-        await store.appendEvent(e);
+        await appendOne(store, e);
         expect(await store.pruneEvents(Date.now() - 3600_000)).toBe(1);
         const [c] = await claim();
         expect(c.event).toMatchObject({ msg_id: e.msg_id, payload_json: '{"keep":"me"}', seq: 1 });
@@ -418,7 +478,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('deleting a webhook deletes its deliveries', async () => {
         const a = await store.createAccount({});
         const w = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
-        await store.appendEvent(ev([a.account_id]));
+        await appendOne(store, ev([a.account_id]));
         expect(await store.deliveryCounts()).toEqual({ pending: 1, failed: 0 });
         await store.deleteWebhook(w.webhook_id);
         expect(await store.listDeliveries({ account_id: a.account_id })).toEqual([]);
@@ -431,7 +491,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const a = await store.createAccount({ partner_id: 'partner_acme' });
         const w = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
         const results = [];
-        for (let i = 0; i < n; i++) results.push(await store.appendEvent(ev([a.account_id], { payload_json: JSON.stringify({ i }) })));
+        for (let i = 0; i < n; i++) results.push(await appendOne(store, ev([a.account_id], { payload_json: JSON.stringify({ i }) })));
         return { a, w, results };
       }
 
@@ -454,8 +514,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const again = await claim({ now: new Date(now + 30_001), owner: 'node-b' });
         expect(again.map((x) => x.delivery.delivery_id)).toEqual([c.delivery.delivery_id]);
         // The first owner lost the lease: it may no longer record.
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-b', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-b', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
       });
 
       it('does not claim deliveries that are not due yet, and nextDueAt reports the earliest', async () => {
@@ -463,7 +523,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await setup(1);
         const [c] = await claim();
         const retryAt = new Date(Date.now() + 3600_000);
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: retryAt.toISOString() })).toBe(true);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: retryAt.toISOString() })).toBe(true);
         expect(await claim()).toEqual([]);
         expect((await store.nextDueAt())!.getTime()).toBe(retryAt.getTime());
         const later = await claim({ now: new Date(retryAt.getTime()) });
@@ -471,21 +531,21 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(later[0].delivery.attempt_count).toBe(1);
       });
 
-      it('recordAttempt: only the lease owner; success is final; attempts are kept', async () => {
+      it('recordAttempts: only the lease owner; success is final; attempts are kept', async () => {
         await setup(1);
         const [c] = await claim();
         const id = c.delivery.delivery_id;
-        expect(await store.recordAttempt(id, 'someone-else', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
-        expect(await store.recordAttempt(randomUUID(), 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, id, 'someone-else', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, randomUUID(), 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
         const next = new Date(Date.now() - 1000).toISOString();
-        expect(await store.recordAttempt(id, 'node-a', attempt('retry', 503), { status: 'pending', next_attempt_at: next })).toBe(true);
+        expect(await recordOne(store, id, 'node-a', attempt('retry', 503), { status: 'pending', next_attempt_at: next })).toBe(true);
         // Lease released: recording again needs a new claim.
-        expect(await store.recordAttempt(id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
+        expect(await recordOne(store, id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(false);
         let got = await store.getDelivery(id);
         expect(got!.delivery).toMatchObject({ status: 'pending', attempt_count: 1, last_status_code: 503, last_error: 'HTTP 500', next_attempt_at: next, completed_at: null });
         const [c2] = await claim();
         expect(c2.delivery.delivery_id).toBe(id);
-        expect(await store.recordAttempt(id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
+        expect(await recordOne(store, id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
         got = await store.getDelivery(id);
         expect(got!.delivery).toMatchObject({ status: 'succeeded', attempt_count: 2, last_status_code: 200, last_error: null, next_attempt_at: null });
         expect(got!.delivery.completed_at).not.toBeNull();
@@ -504,7 +564,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const { a } = await setup(3);
         const claimed = await claim();
         expect(claimed).toHaveLength(3);
-        for (const c of claimed) expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' })).toBe(true);
+        for (const c of claimed) expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' })).toBe(true);
         expect(await store.deliveryCounts()).toEqual({ pending: 0, failed: 3 });
         expect(await claim()).toEqual([]);
         expect(await store.listDeliveries({ account_id: a.account_id, status: 'failed' })).toHaveLength(3);
@@ -527,7 +587,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('a succeeded delivery can be re-sent only through retryDelivery', async () => {
         await setup(1);
         const [c] = await claim();
-        await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
+        await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
         expect(await claim()).toEqual([]);
         const r = await store.retryDelivery(c.delivery.delivery_id);
         expect(r).toMatchObject({ status: 'pending', completed_at: null });
@@ -540,13 +600,13 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const { a, w } = await setup(5);
         const w2 = await store.createWebhook(a.account_id, { url: 'https://example.com/other', secret: 'whsec_y' });
         // w2 only gets the events appended after its creation
-        await store.appendEvent(ev([a.account_id]));
+        await appendOne(store, ev([a.account_id]));
         const first = await claim({ perEndpointLimit: 2 });
         expect(first.filter((c) => c.endpoint.webhook_id === w.webhook_id).map((c) => c.delivery.seq)).toEqual([1, 2]);
         expect(first.filter((c) => c.endpoint.webhook_id === w2.webhook_id).map((c) => c.delivery.seq)).toEqual([6]);
         expect(await claim({ perEndpointLimit: 2 })).toEqual([]);
         const done = first.find((c) => c.endpoint.webhook_id === w.webhook_id)!;
-        await store.recordAttempt(done.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
+        await recordOne(store, done.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' });
         const second = await claim({ perEndpointLimit: 2, owner: 'node-b' });
         expect(second.map((c) => [c.endpoint.webhook_id, c.delivery.seq])).toEqual([[w.webhook_id, 3]]);
       });
@@ -557,7 +617,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         // Make seq 1 due later than the others after a failed attempt.
         const [c1] = await claim({ limit: 1 });
         expect(c1.delivery.seq).toBe(1);
-        await store.recordAttempt(c1.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: new Date(Date.now() + 5000).toISOString() });
+        await recordOne(store, c1.delivery.delivery_id, 'node-a', attempt('retry'), { status: 'pending', next_attempt_at: new Date(Date.now() + 5000).toISOString() });
         const batch = await claim({ limit: 2, now: new Date(Date.now() + 10_000) });
         expect(batch.map((c) => c.delivery.seq)).toEqual([2, 3]);
         const rest = await claim({ limit: 10, now: new Date(Date.now() + 10_000) });
@@ -577,7 +637,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('a lease expired but not re-claimed still lets its owner record', async () => {
         await setup(1);
         const [c] = await claim({ leaseMs: 0 });
-        expect(await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
+        expect(await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('succeeded'), { status: 'succeeded' })).toBe(true);
       });
 
       it('only enabled endpoints are claimed or reported due', async () => {
@@ -594,13 +654,100 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const { a, w } = await setup(3);
         const b = await store.createAccount({});
         await store.createWebhook(b.account_id, { url: 'https://example.com/b', secret: 'whsec_b' });
-        await store.appendEvent(ev([b.account_id]));
+        await appendOne(store, ev([b.account_id]));
         expect(await store.listDeliveries({})).toHaveLength(4);
         expect(await store.listDeliveries({ account_id: a.account_id })).toHaveLength(3);
         expect(await store.listDeliveries({ webhook_id: w.webhook_id, limit: 2 })).toHaveLength(2);
         expect(await store.listDeliveries({ status: 'succeeded' })).toHaveLength(0);
         expect(await store.listDeliveries({ since: new Date(Date.now() + 60_000).toISOString() })).toHaveLength(0);
         expect(await store.listDeliveries({ until: new Date(Date.now() + 60_000).toISOString(), account_id: b.account_id })).toHaveLength(1);
+        // msg_id and msg_type; newest first; the endpoint's URL on every delivery.
+        const mine = await store.listDeliveries({ account_id: a.account_id });
+        expect(mine.map((d) => d.seq)).toEqual([3, 2, 1]);
+        expect(mine.every((d) => d.webhook_url === w.url)).toBe(true);
+        expect((await store.listDeliveries({ msg_id: mine[1].msg_id })).map((d) => d.delivery_id)).toEqual([mine[1].delivery_id]);
+        expect(await store.listDeliveries({ msg_id: 'unknown' })).toEqual([]);
+        await appendOne(store, ev([a.account_id], { msg_type: 'PAYMENT_FAILED' }));
+        expect((await store.listDeliveries({ msg_type: 'PAYMENT_FAILED' })).map((d) => d.seq)).toEqual([4]);
+        expect(await store.listDeliveries({ msg_type: 'PAYMENT_FAILED', account_id: b.account_id })).toEqual([]);
+      });
+
+      it('getDelivery gives the delivery with its attempts, endpoint, account and event', async () => {
+        const { a, w, results } = await setup(1);
+        const [c] = await claim();
+        await recordOne(store, c.delivery.delivery_id, 'node-a', { ...attempt('retry', 503), response_excerpt: 'busy, try later' }, { status: 'pending', next_attempt_at: new Date().toISOString() });
+        const got = await store.getDelivery(c.delivery.delivery_id);
+        expect(got!.delivery).toMatchObject({ delivery_id: c.delivery.delivery_id, webhook_url: w.url, attempt_count: 1 });
+        expect(got!.attempts.map((x) => [x.status_code, x.response_excerpt])).toEqual([[503, 'busy, try later']]);
+        expect(got!.endpoint).toEqual(await store.getWebhook(w.webhook_id));
+        expect(got!.account).toEqual({ account_id: a.account_id, partner_id: 'partner_acme' });
+        expect(got!.event).toEqual(results[0].events[0]);
+        expect(await store.getDelivery(randomUUID())).toBeNull();
+      });
+    });
+
+    describe('endpoint effects, applied in the attempt transaction', () => {
+      async function leased(n: number) {
+        const a = await store.createAccount({});
+        const w = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
+        await store.appendEvents(Array.from({ length: n }, () => ev([a.account_id])));
+        const claimed = await claim();
+        return { w, ids: claimed.map((c) => c.delivery.delivery_id) };
+      }
+      const item = (deliveryId: string, effect: RecordAttemptItem['effect'], outcome: DeliveryAttempt['outcome'] = 'retry', owner = 'node-a'): RecordAttemptItem => ({
+        deliveryId,
+        owner,
+        attempt: attempt(outcome),
+        resolution: outcome === 'succeeded' ? { status: 'succeeded' } : outcome === 'failed' ? { status: 'failed' } : { status: 'pending', next_attempt_at: new Date(Date.now() + 60_000).toISOString() },
+        effect,
+      });
+      const DAY = 86_400_000;
+
+      it('failing starts the streak once (the stored one counts), healthy ends it; updated_at is left alone', async () => {
+        const { w, ids } = await leased(3);
+        const t1 = '2030-01-01T00:00:00.000Z';
+        const t2 = '2030-01-01T00:05:00.000Z';
+        expect(await store.recordAttempts([item(ids[0], { kind: 'failing', at: t1, disable_after_ms: DAY })])).toEqual([{ recorded: true, disabled: null }]);
+        expect(await store.getWebhook(w.webhook_id)).toEqual({ ...w, failing_since: t1 });
+        await store.recordAttempts([item(ids[1], { kind: 'failing', at: t2, disable_after_ms: DAY })]);
+        expect((await store.getWebhook(w.webhook_id))!.failing_since).toBe(t1); // the streak began at the first failure
+        await store.recordAttempts([item(ids[2], { kind: 'healthy' }, 'succeeded')]);
+        expect(await store.getWebhook(w.webhook_id)).toEqual(w);
+      });
+
+      it('disables once the stored streak has lasted disable_after_ms, with the reason, and only once', async () => {
+        const { w, ids } = await leased(3);
+        const start = Date.parse('2030-01-01T00:00:00.000Z');
+        await store.recordAttempts([item(ids[0], { kind: 'failing', at: new Date(start).toISOString(), disable_after_ms: DAY })]);
+        const before = await store.recordAttempts([item(ids[1], { kind: 'failing', at: new Date(start + DAY - 1).toISOString(), disable_after_ms: DAY })]);
+        expect(before[0].disabled).toBeNull();
+        const [out] = await store.recordAttempts([item(ids[2], { kind: 'failing', at: new Date(start + DAY).toISOString(), disable_after_ms: DAY })]);
+        const reason = 'failing continuously since 2030-01-01T00:00:00.000Z (longer than 1d)';
+        expect(out).toEqual({ recorded: true, disabled: { cause: 'failing', reason } });
+        const now = (await store.getWebhook(w.webhook_id))!;
+        expect(now).toMatchObject({ enabled: false, disabled_reason: reason, failing_since: '2030-01-01T00:00:00.000Z' });
+        expect(now.updated_at >= w.updated_at).toBe(true);
+        // A disabled endpoint gets no new deliveries (the append routing follows at once).
+        expect((await store.appendEvents([ev([w.account_id])]))[0].deliveries).toBe(0);
+      });
+
+      it('a 410 disables at once; several attempts of one endpoint in one call apply in order; a lost lease applies nothing', async () => {
+        const { w, ids } = await leased(3);
+        const out = await store.recordAttempts([
+          item(ids[0], { kind: 'failing', at: '2030-01-01T00:00:00.000Z', disable_after_ms: 0 }),
+          item(ids[1], { kind: 'healthy' }, 'succeeded', 'someone-else'), // not the lease owner: no effect
+          item(ids[2], { kind: 'disable', reason: 'endpoint answered 410 Gone' }, 'failed'),
+        ]);
+        expect(out).toEqual([
+          { recorded: true, disabled: null },
+          { recorded: false, disabled: null },
+          { recorded: true, disabled: { cause: 'gone', reason: 'endpoint answered 410 Gone' } },
+        ]);
+        expect(await store.getWebhook(w.webhook_id)).toMatchObject({ enabled: false, disabled_reason: 'endpoint answered 410 Gone', failing_since: '2030-01-01T00:00:00.000Z' });
+        // Re-enabling is an operator's update; it starts a fresh record.
+        const back = await store.updateWebhook(w.webhook_id, { enabled: true, disabled_reason: null, failing_since: null });
+        expect(back).toMatchObject({ enabled: true, disabled_reason: null, failing_since: null });
+        expect((await store.appendEvents([ev([w.account_id])]))[0].deliveries).toBe(1);
       });
     });
 
@@ -613,7 +760,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.createWebhook(b.account_id, { url: 'https://example.com/b', secret: 'whsec_b' });
         await store.appendEvents([ev([a.account_id, b.account_id]), ev([a.account_id])]);
         const [c] = (await claim()).filter((x) => x.account.account_id === a.account_id);
-        await store.recordAttempt(c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' });
+        await recordOne(store, c.delivery.delivery_id, 'node-a', attempt('failed'), { status: 'failed' });
 
         expect(await store.deleteAccount(a.account_id)).toBe(true);
         expect(await store.lookupToken(token)).toEqual({ ok: false, reason: 'invalid' });
@@ -626,7 +773,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect((await store.readEvents({ account_id: b.account_id, after_seq: 0, types: null, limit: 10 })).events).toHaveLength(1);
         expect(await store.listDeliveries({ account_id: b.account_id })).toHaveLength(1);
         expect((await store.createAccount({ partner_id: 'gone' })).partner_id).toBe('gone');
-        await expect(store.appendEvent(ev([a.account_id]))).rejects.toBeInstanceOf(UnknownAccountsError);
+        await expect(appendOne(store, ev([a.account_id]))).rejects.toBeInstanceOf(UnknownAccountsError);
       });
     });
   });

@@ -12,7 +12,7 @@ import { PostgresStore } from '../../src/store/postgres/store.js';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/postgres/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import { startPostgres, type TestPostgres } from '../helpers/pg.js';
-import { ev, storeContract } from './contract.js';
+import { appendOne, ev, loopTurnsDuring, storeContract } from './contract.js';
 
 let server: TestPostgres;
 const opened: PostgresStore[] = [];
@@ -78,7 +78,7 @@ describe('PostgreSQL store specifics', () => {
     for (let i = 0; i < 60; i++) {
       const node = nodes[i % 3];
       if (i % 4 === 0) jobs.push(node.appendEvents([ev([a.account_id, b.account_id]), ev([b.account_id]), ev([a.account_id])]));
-      else jobs.push(node.appendEvent(ev(i % 2 ? [a.account_id] : [b.account_id, a.account_id])));
+      else jobs.push(appendOne(node, ev(i % 2 ? [a.account_id] : [b.account_id, a.account_id])));
     }
     await Promise.all(jobs);
     for (const acct of [a, b]) {
@@ -97,7 +97,7 @@ describe('PostgreSQL store specifics', () => {
     await nodes[0].createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
     for (let round = 0; round < 10; round++) {
       const e = ev([a.account_id]);
-      const results = await Promise.all(nodes.map((n, i) => (i % 2 ? n.appendEvents([ev([a.account_id]), e]).then((r) => r[1]) : n.appendEvent(e))));
+      const results = await Promise.all(nodes.map((n, i) => (i % 2 ? n.appendEvents([ev([a.account_id]), e]).then((r) => r[1]) : appendOne(n, e))));
       expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
       for (const r of results) expect(r.recipients).toBe(1);
     }
@@ -135,7 +135,7 @@ describe('PostgreSQL store specifics', () => {
     const a = await n1.createAccount({});
     const old = Date.now() - 10_000;
     await n1.appendEvents(Array.from({ length: 5 }, () => ev([a.account_id], { created_at_ms: old })));
-    await n1.appendEvent(ev([a.account_id]));
+    await appendOne(n1, ev([a.account_id]));
     const removed = await Promise.all([n1.pruneEvents(Date.now() - 5000), n2.pruneEvents(Date.now() - 5000)]);
     expect(removed[0] + removed[1]).toBe(5);
     const read = await n2.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
@@ -156,7 +156,115 @@ describe('PostgreSQL store specifics', () => {
   it('unknown (non-uuid) ids are simply unknown, never a database error', async () => {
     const store = await freshStore();
     expect(await store.getAccount('not-a-uuid')).toBeNull();
-    await expect(store.appendEvent(ev(['nope']))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: ['nope'] });
+    await expect(appendOne(store, ev(['nope']))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: ['nope'] });
     expect(await store.readEvents({ account_id: randomUUID(), after_seq: 0, types: null, limit: 10 })).toEqual({ events: [], pruned_through: 0, last_seq: 0 });
+  });
+
+  it('every session commits with synchronous_commit=on (synced), even when the server default is off', async () => {
+    const url = await server.createDatabase();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off'); // the test server's default
+    } finally {
+      await c.end();
+    }
+    const synced = await freshStore(url);
+    expect(synced.status().checks.durability).toBe('ok');
+    const relaxed = new PostgresStore({ connectionString: url, durability: 'relaxed' });
+    opened.push(relaxed);
+    await relaxed.init();
+    expect(relaxed.status().checks.durability).toBe('relaxed');
+  });
+
+  it('token lookups are cached: served without the database until forgotten (bus) or expired (TTL)', async () => {
+    const url = await server.createDatabase();
+    const node = new PostgresStore({ connectionString: url, max: 2, tokenCacheTtlMs: 60_000 });
+    const short = new PostgresStore({ connectionString: url, max: 2, tokenCacheTtlMs: 150 });
+    opened.push(node, short);
+    await node.init();
+    await short.init();
+    const a = await node.createAccount({});
+    const { key, token } = await node.createApiKey(a.account_id, {});
+    expect((await node.lookupToken(token)).ok).toBe(true);
+    expect((await short.lookupToken(token)).ok).toBe(true);
+    // Deactivated behind both stores' backs (as another node would, its control message not yet here).
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query("UPDATE api_keys SET status = 'inactive' WHERE key_id = $1", [key.key_id]);
+    } finally {
+      await c.end();
+    }
+    expect((await node.lookupToken(token)).ok).toBe(true); // served from the cache
+    node.forgetCachedAuth(); // what the bus's control message triggers (src/server.ts)
+    expect(await node.lookupToken(token)).toEqual({ ok: false, reason: 'inactive' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await short.lookupToken(token)).toEqual({ ok: false, reason: 'inactive' }); // the TTL ran out
+    // An inactive key is not cached: activating it needs no invalidation.
+    await node.setApiKeyStatus(key.key_id, 'active');
+    expect((await short.lookupToken(token)).ok).toBe(true);
+  });
+
+  it('last_used_at is written in batches: queued at authentication, flushed by key reads and by the timer', async () => {
+    const url = await server.createDatabase();
+    const store = new PostgresStore({ connectionString: url, max: 2, keyTouchBatchMs: 100 });
+    opened.push(store);
+    await store.init();
+    const a = await store.createAccount({});
+    const k1 = await store.createApiKey(a.account_id, {});
+    const k2 = await store.createApiKey(a.account_id, {});
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    const stored = async (id: string) => (await raw.query('SELECT last_used_at FROM api_keys WHERE key_id = $1', [id])).rows[0].last_used_at as string | null;
+    try {
+      const r = await store.lookupToken(k1.token);
+      expect(r.ok && r.key.last_used_at).toBeTruthy();
+      expect(await stored(k1.key.key_id)).toBeNull(); // queued, not written yet
+      expect((await store.getApiKey(k1.key.key_id))!.last_used_at).toBe(r.ok && r.key.last_used_at);
+      expect(await stored(k1.key.key_id)).toBe(r.ok && r.key.last_used_at);
+      await store.lookupToken(k2.token);
+      for (let i = 0; i < 100 && (await stored(k2.key.key_id)) === null; i++) await new Promise((res) => setTimeout(res, 20));
+      expect(await stored(k2.key.key_id)).not.toBeNull();
+    } finally {
+      await raw.end();
+    }
+  });
+
+  it('retention pruning runs in chunks with the event loop running between them', async () => {
+    const url = await server.createDatabase();
+    const store = new PostgresStore({ connectionString: url, max: 2, pruneChunkRows: 3 });
+    opened.push(store);
+    await store.init();
+    const a = await store.createAccount({});
+    const b = await store.createAccount({});
+    const old = Date.now() - 10 * 3600_000;
+    await store.appendEvents(Array.from({ length: 10 }, (_, i) => ev([a.account_id, b.account_id], { created_at_ms: old + i })));
+    await store.appendEvents([ev([a.account_id])]);
+    const { value: removed, turns } = await loopTurnsDuring(store.pruneEvents(old + 3600_000));
+    expect(removed).toBe(20);
+    expect(turns).toBeGreaterThanOrEqual(8); // 2 accounts x 4 chunks of <= 3 rows
+    const read = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
+    expect(read).toMatchObject({ pruned_through: 10, last_seq: 11 });
+    expect(read.events.map((e) => e.seq)).toEqual([11]);
+  });
+
+  it('a busy database is not a hung one: an append waiting 3 s on a row lock succeeds', async () => {
+    const url = await server.createDatabase();
+    const store = await freshStore(url);
+    const a = await store.createAccount({});
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM accounts WHERE account_id = $1 FOR UPDATE', [a.account_id]);
+      const append = store.appendEvents([ev([a.account_id])]);
+      await new Promise((r) => setTimeout(r, 3000)); // past the 1.5 s liveness check, which the server answers
+      await holder.query('COMMIT');
+      expect((await append)[0].events[0].seq).toBe(1);
+      expect(store.status().ok).toBe(true);
+    } finally {
+      await holder.end();
+    }
   });
 });

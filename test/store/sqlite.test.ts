@@ -11,7 +11,7 @@ import { PRUNE_MAX_SEQ_SQL, PRUNE_SUCCEEDED_DELIVERIES_SQL, SqliteStore } from '
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
 import { hashToken } from '../../src/store/keys.js';
 import type { Store } from '../../src/store/types.js';
-import { ev, storeContract } from './contract.js';
+import { appendOne, ev, loopTurnsDuring, storeContract } from './contract.js';
 import { waitFor } from '../helpers/server.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'tpx-store-'));
@@ -83,8 +83,8 @@ describe('SQLite store specifics', () => {
     expect(await store.getSetting('admin_token_hash')).toBe('h');
     const read = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 });
     expect(read.events.map((x) => x.seq)).toEqual([1, 2]);
-    expect((await store.appendEvent(e)).duplicate).toBe(true);
-    expect((await store.appendEvent(ev([a.account_id]))).events[0].seq).toBe(3);
+    expect((await appendOne(store, e)).duplicate).toBe(true);
+    expect((await appendOne(store, ev([a.account_id]))).events[0].seq).toBe(3);
     const claimed = await store.claimDueDeliveries({ now: new Date(Date.now() + 1), limit: 10, leaseMs: 1000, owner: 'n', perEndpointLimit: 10 });
     expect(claimed.map((c) => c.delivery.seq)).toEqual([1, 2, 3]);
     await store.close();
@@ -115,7 +115,7 @@ describe('SQLite store specifics', () => {
     const seqs: number[] = [];
     for (let i = 0; i < 10; i++) {
       const s = i % 2 ? s1 : s2;
-      seqs.push(...(await s.appendEvent(ev([a.account_id]))).events.map((e) => e.seq));
+      seqs.push(...(await appendOne(s, ev([a.account_id]))).events.map((e) => e.seq));
     }
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await s1.close();
@@ -164,7 +164,7 @@ describe('SQLite store specifics', () => {
       await store.init();
       const a = await store.createAccount({});
       const b = await store.createAccount({});
-      for (let i = 0; i < 3; i++) await store.appendEvent(ev([a.account_id, b.account_id]));
+      for (let i = 0; i < 3; i++) await appendOne(store, ev([a.account_id, b.account_id]));
       await waitFor(() => pendingCount(file) === 0, 10_000, 'the staged rows moved');
       expect(pendingCount(file)).toBe(0);
       expect(streamCount(file)).toBe(6);
@@ -188,8 +188,8 @@ describe('SQLite store specifics', () => {
         const s = new SqliteStore({ filename: ${JSON.stringify(file)}, streamBatchMs: 600000 });
         await s.init();
         for (let i = 0; i < 3; i++) {
-          await s.appendEvent({ msg_id: crypto.randomUUID(), msg_type: 'BID_REQUEST', payload_json: '{"i":' + i + '}',
-            source_id: null, target: ${JSON.stringify([a.account_id, b.account_id])}, created_at_ms: Date.now() });
+          await s.appendEvents([{ msg_id: crypto.randomUUID(), msg_type: 'BID_REQUEST', payload_json: '{"i":' + i + '}',
+            source_id: null, target: ${JSON.stringify([a.account_id, b.account_id])}, created_at_ms: Date.now() }]);
         }
         process.kill(process.pid, 'SIGKILL'); // no close, no timer tick: the rows are only staged
       `;
@@ -204,7 +204,7 @@ describe('SQLite store specifics', () => {
         const r = await again.readEvents({ account_id: acc.account_id, after_seq: 0, types: null, limit: 10 });
         expect(r.events.map((e) => [e.seq, JSON.parse(e.payload_json).i])).toEqual([[1, 0], [2, 1], [3, 2]]);
       }
-      expect((await again.appendEvent(ev([a.account_id]))).events[0].seq).toBe(4);
+      expect((await appendOne(again, ev([a.account_id]))).events[0].seq).toBe(4);
       await again.close();
     });
 
@@ -214,7 +214,7 @@ describe('SQLite store specifics', () => {
       await store.init();
       const a = await store.createAccount({});
       const b = await store.createAccount({});
-      await store.appendEvent(ev([a.account_id, b.account_id]));
+      await appendOne(store, ev([a.account_id, b.account_id]));
       expect(pendingCount(file)).toBe(2);
       expect(await store.deleteAccount(a.account_id)).toBe(true);
       expect(pendingCount(file)).toBe(1);
@@ -232,8 +232,8 @@ describe('SQLite store specifics', () => {
       await s1.init();
       await s2.init();
       const a = await s1.createAccount({});
-      await s2.appendEvent(ev([a.account_id]));
-      await s2.appendEvent(ev([a.account_id]));
+      await appendOne(s2, ev([a.account_id]));
+      await appendOne(s2, ev([a.account_id]));
       const r = await s1.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 });
       expect(r.events.map((e) => e.seq)).toEqual([1, 2]);
       await s1.close();
@@ -329,15 +329,7 @@ describe('SQLite store specifics', () => {
     const ids = [a.account_id, b.account_id];
     await store.appendEvents(Array.from({ length: 10 }, (_, i) => ev(ids, { created_at_ms: old + i })));
     await store.appendEvents([ev(ids), ev([a.account_id])]);
-    let turns = 0;
-    let done = false;
-    const spin = () => {
-      turns++;
-      if (!done) setImmediate(spin);
-    };
-    setImmediate(spin);
-    const removed = await store.pruneEvents(old + 3600_000);
-    done = true;
+    const { value: removed, turns } = await loopTurnsDuring(store.pruneEvents(old + 3600_000));
     expect(removed).toBe(20);
     expect(turns).toBeGreaterThanOrEqual(6); // 2 accounts x 4 chunks of <= 3 rows, plus the event rows
     const ra = await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 100 });
@@ -400,7 +392,7 @@ describe('createStore', () => {
     const store = createStore(base({ TPX_DATABASE_URL: 'sqlite::memory:' }));
     await store.init();
     const a = await store.createAccount({});
-    expect((await store.appendEvent(ev([a.account_id]))).recipients).toBe(1);
+    expect((await appendOne(store, ev([a.account_id]))).recipients).toBe(1);
     await store.close();
   });
 

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { WebhookDispatcher } from '../../src/webhooks/dispatcher.js';
 import { generateSecret } from '../../src/webhooks/signing.js';
-import { DispatchFixture, startReceiver, type Receiver } from './helpers.js';
+import { DispatchFixture, startReceiver, until, type Receiver } from './helpers.js';
 
 const logger = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<void>> = [];
@@ -33,14 +33,6 @@ async function receiver(...args: Parameters<typeof startReceiver>): Promise<Rece
   const r = await startReceiver(...args);
   cleanups.push(() => r.close());
   return r;
-}
-
-async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('WebhookDispatcher', () => {

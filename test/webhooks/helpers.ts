@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { createStore } from '../../src/store/index.js';
 import type { Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../src/store/types.js';
 import type { EventType } from '@tpx-realtime/protocol';
+import { appendOne } from '../store/contract.js';
 
 export interface Received {
   at: number;
@@ -121,7 +122,7 @@ export class DispatchFixture {
     if (!current.enabled) await this.store.updateWebhook(ep.webhook_id, { enabled: true });
     const msgId = randomUUID();
     try {
-      const res = await this.store.appendEvent({
+      const res = await appendOne(this.store, {
         msg_id: msgId,
         msg_type: msgType,
         payload_json: JSON.stringify(payload),
@@ -149,5 +150,14 @@ export class DispatchFixture {
     const found = await this.store.getWebhook(webhookId);
     if (!found) throw new Error(`no webhook ${webhookId}`);
     return found;
+  }
+}
+
+/** Poll `fn` every 10 ms until it holds; fails after `timeoutMs` naming what was awaited. */
+export async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }

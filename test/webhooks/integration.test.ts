@@ -63,15 +63,21 @@ describe('webhooks end to end', () => {
     expect(got.json.payload).toEqual(frame.payload);
     expect(Number.isInteger(got.json.sent_at)).toBe(true);
     expect(got.json.sent_at).toBeLessThan(1e11); // seconds, not milliseconds
-    expect(Object.keys(got.json).sort()).toEqual(['destination_id', 'msg_id', 'msg_type', 'payload', 'sent_at', 'source_id']);
+    expect(Object.keys(got.json).sort()).toEqual(['destination_id', 'msg_id', 'msg_type', 'payload', 'sent_at', 'seq', 'source_id']);
+    // SPEC §4: seq is the event's seq in the account's stream, the same number the frame carries.
+    expect(got.json.seq).toBe(frame.seq);
+    expect(got.json.seq).toBe(1);
+    expect(Object.keys(got.json)).toEqual(['msg_type', 'msg_id', 'seq', 'sent_at', 'source_id', 'destination_id', 'payload']);
 
     // The publisher's source_id wins; an account without partner_id is addressed by account_id.
     const plain = await createAccount(server);
     const rx2 = await receiver();
     await addWebhook(server, plain.account_id, rx2.url);
     await publish(server, eventBody('PAYMENT_SETTLED', [plain.account_id], { source_id: 'billing' }));
-    await waitFor(() => rx2.received.length === 1, 10_000, 'second webhook');
-    expect(rx2.received[0].json).toMatchObject({ source_id: 'billing', destination_id: plain.account_id });
+    await publish(server, eventBody('PAYMENT_SETTLED', [plain.account_id]));
+    await waitFor(() => rx2.received.length === 2, 10_000, 'second and third webhooks');
+    expect(rx2.received.map((r) => r.json.seq).sort()).toEqual([1, 2]); // per account: this one's stream starts at 1 too
+    expect(rx2.received.find((r) => r.json.seq === 1)!.json).toMatchObject({ source_id: 'billing', destination_id: plain.account_id });
   });
 
   it('500 → 500 → 200 gives exactly one acknowledged delivery, attempts visible', async () => {
@@ -302,5 +308,5 @@ describe('durability across kill -9', () => {
     await server.restart();
     await sleep(1000);
     expect(rx.received.length).toBe(before);
-  });
+  }, 90_000); // three server starts: slow on a loaded machine
 });

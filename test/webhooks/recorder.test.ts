@@ -51,7 +51,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store.recordAttempts (%s)', (kin
     backend = 'sqlite';
   });
 
-  it('records each item as recordAttempt would, in one call; lease rules per item', async () => {
+  it('records each item on its own, in one call; lease rules per item', async () => {
     const { fx, ids } = await leased(4);
     const retryAt = new Date(Date.now() + 60_000).toISOString();
     const retry: RecordAttemptItem = {
@@ -62,7 +62,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store.recordAttempts (%s)', (kin
     };
     const res = await fx.store.recordAttempts([ok(ids[0]), retry, ok(ids[2], 'someone-else'), ok('no-such-delivery'), ok(ids[0])]);
     // Foreign owner, unknown id and a second record of the same delivery (lease already released) are refused.
-    expect(res).toEqual([true, true, false, false, false]);
+    expect(res.map((r) => r.recorded)).toEqual([true, true, false, false, false]);
 
     const d0 = await fx.row(ids[0]);
     expect(d0.delivery).toMatchObject({ status: 'succeeded', attempt_count: 1, last_status_code: 200 });
@@ -72,7 +72,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store.recordAttempts (%s)', (kin
     expect(d1.delivery).toMatchObject({ status: 'pending', attempt_count: 1, next_attempt_at: retryAt, last_error: 'HTTP 503' });
     // Untouched: still leased by node-a, no attempt.
     expect((await fx.row(ids[2])).attempts).toHaveLength(0);
-    expect(await fx.store.recordAttempts([ok(ids[2]), ok(ids[3])])).toEqual([true, true]);
+    expect((await fx.store.recordAttempts([ok(ids[2]), ok(ids[3])])).map((r) => r.recorded)).toEqual([true, true]);
     expect(await fx.store.recordAttempts([])).toEqual([]);
   });
 
@@ -91,11 +91,10 @@ describe('AttemptRecorder', () => {
     const calls: number[] = [];
     const store = {
       recordAttempts: (items: RecordAttemptItem[]) => (calls.push(items.length), fx.store.recordAttempts(items)),
-      recordAttempt: fx.store.recordAttempt.bind(fx.store),
     };
     const rec = new AttemptRecorder(store, { maxBatch: 4, maxDelayMs: 5 });
     const results = await Promise.all([...ids.map((id) => rec.record(ok(id))), rec.record(ok(ids[0], 'someone-else'))]);
-    expect(results).toEqual([...ids.map(() => true), false]);
+    expect(results.map((r) => r.recorded)).toEqual([...ids.map(() => true), false]);
     // 11 items with batches of at most 4: three calls, none of one item each.
     expect(calls).toEqual([4, 4, 3]);
     for (const id of ids) expect((await fx.row(id)).delivery.status).toBe('succeeded');
@@ -106,9 +105,9 @@ describe('AttemptRecorder', () => {
     const rec = new AttemptRecorder(fx.store, { maxBatch: 10, maxDelayMs: 5 });
     const bad: RecordAttemptItem = { ...ok(ids[1]), resolution: { status: 'pending', next_attempt_at: 'garbage' } };
     const [a, b, c] = await Promise.allSettled([rec.record(ok(ids[0])), rec.record(bad), rec.record(ok(ids[2]))]);
-    expect(a).toEqual({ status: 'fulfilled', value: true });
+    expect(a).toEqual({ status: 'fulfilled', value: { recorded: true, disabled: null } });
     expect(b.status).toBe('rejected');
-    expect(c).toEqual({ status: 'fulfilled', value: true });
+    expect(c).toEqual({ status: 'fulfilled', value: { recorded: true, disabled: null } });
     expect((await fx.row(ids[1])).attempts).toHaveLength(0);
   });
 
@@ -118,7 +117,7 @@ describe('AttemptRecorder', () => {
     const p = Promise.all(ids.map((id) => rec.record(ok(id))));
     expect(rec.waiting).toBe(2);
     await rec.drain();
-    expect(await p).toEqual([true, true]);
+    expect((await p).map((r) => r.recorded)).toEqual([true, true]);
     expect(rec.waiting).toBe(0);
   });
 });

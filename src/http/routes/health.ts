@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../../bus/types.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
+import type { StoreLifecycle } from '../../store/types.js';
 
-export function healthRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus; metrics: GatewayMetrics; isShuttingDown: () => boolean }): void {
+export function healthRoutes(app: FastifyInstance, deps: { store: Pick<StoreLifecycle, 'ping' | 'status'>; bus: Bus; metrics: GatewayMetrics; isShuttingDown: () => boolean }): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
@@ -18,6 +18,11 @@ export function healthRoutes(app: FastifyInstance, deps: { store: Store; bus: Bu
         checks[name] = (err as Error).message || 'unreachable';
       }
     }
+    // What the store knows beyond answering a ping: a failing checkpointer, a failed WAL sync,
+    // a database it could not reach a moment ago.
+    const status = deps.store.status();
+    for (const [name, state] of Object.entries(status.checks)) if (state !== 'ok' && state !== 'relaxed') checks[`store_${name}`] = state;
+    if (!status.ok) ready = false;
     if (deps.isShuttingDown()) checks.server = 'shutting down';
     reply.code(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'not_ready', checks };

@@ -10,15 +10,18 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.js';
 import type { Config } from '../../config/index.js';
-import type { Delivery, DeliveryAttempt, Store, WebhookEndpoint, WebhookPatch } from '../../store/types.js';
+import { EVENT_TYPES } from '@tpx-realtime/protocol';
+import type { AccountStore, Delivery, DeliveryAttempt, DeliveryDetail, DeliveryQueue, WebhookEndpoint, WebhookPatch } from '../../store/types.js';
 import type { WebhookDispatcher } from '../../webhooks/dispatcher.js';
+import { buildWebhookRequest, type WebhookRequest } from '../../webhooks/request.js';
 import { generateSecret, isValidSecret } from '../../webhooks/signing.js';
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH, UnsafeUrlError } from '../../webhooks/ssrf.js';
 import { HttpError, notFound } from '../errors.js';
 import { fieldsOf, parseBody } from '../validation.js';
 
 export interface WebhookRoutesOptions {
-  store: Store;
+  /** The delivery queue, and accounts for existence checks. */
+  store: DeliveryQueue & Pick<AccountStore, 'getAccount'>;
   config: Config;
   dispatcher: Pick<WebhookDispatcher, 'notify'>;
 }
@@ -42,6 +45,8 @@ const DeliveryQuery = z.object({
   account_id: z.string().regex(ID).optional(),
   webhook_id: z.string().regex(ID).optional(),
   status: z.enum(['pending', 'succeeded', 'failed']).optional(),
+  msg_id: z.string().min(1).max(200).optional(),
+  msg_type: z.enum(EVENT_TYPES).optional(),
   since: iso.optional(),
   until: iso.optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
@@ -73,8 +78,34 @@ export function presentWebhook(w: WebhookEndpoint): Record<string, unknown> {
   };
 }
 
-function presentDelivery(d: Delivery, attempts?: DeliveryAttempt[]): Record<string, unknown> {
-  return attempts ? { ...d, attempts } : { ...d };
+/** Public shape of a delivery (with the endpoint's URL as `webhook_url`). */
+function presentDelivery(d: Delivery): Record<string, unknown> {
+  return { ...d };
+}
+
+function presentAttempt(a: DeliveryAttempt): Record<string, unknown> {
+  return {
+    attempt_id: a.attempt_id,
+    attempted_at: a.attempted_at,
+    status_code: a.status_code,
+    latency_ms: a.latency_ms,
+    error: a.error,
+    outcome: a.outcome,
+    response_excerpt: a.response_excerpt,
+  };
+}
+
+/**
+ * The request of the latest attempt, or of the next one when none was made yet: re-derived from
+ * the event, the endpoint and the attempt's time exactly as the dispatcher builds it (signed with
+ * the endpoint's current secrets; the secrets themselves never appear). Null once the event has
+ * left the log.
+ */
+function requestOf(found: DeliveryDetail, sourceId: string): WebhookRequest | null {
+  if (found.event === null) return null;
+  const last = found.attempts.at(-1);
+  const atMs = last ? Date.parse(last.attempted_at) : Date.now();
+  return buildWebhookRequest({ endpoint: found.endpoint, account: found.account, event: found.event }, atMs, sourceId);
 }
 
 function mapStoreError(err: unknown): never {
@@ -209,7 +240,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     if (!ID.test(delivery_id)) throw notFound('Delivery');
     const found = await store.getDelivery(delivery_id);
     if (!found) throw notFound('Delivery');
-    return presentDelivery(found.delivery, found.attempts);
+    return { delivery: presentDelivery(found.delivery), attempts: found.attempts.map(presentAttempt), request: requestOf(found, config.sourceId) };
   });
 
   app.post('/deliveries/:delivery_id/retry', async (request, reply) => {

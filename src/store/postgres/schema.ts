@@ -11,11 +11,9 @@
  * Migrations run under a session advisory lock (see PostgresStore.init), so several nodes
  * starting at once on an empty database apply each migration exactly once.
  */
-export interface Migration {
-  version: number;
-  description: string;
-  sql: string;
-}
+import type { Migration } from '../shared/migrations.js';
+
+export type { Migration };
 
 /** Key of the advisory lock held while migrating ("tpx" schema). */
 export const MIGRATION_LOCK_KEY = 0x7470_7801;
@@ -129,6 +127,15 @@ CREATE TABLE delivery_attempts (
   outcome      TEXT NOT NULL CHECK (outcome IN ('succeeded', 'retry', 'failed'))
 );
 CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt_no);
+`,
+  },
+  {
+    version: 2,
+    description: 'response excerpt per attempt; deliveries by event (msg_id filter of the delivery log)',
+    sql: `
+ALTER TABLE delivery_attempts ADD COLUMN response_excerpt TEXT;
+CREATE INDEX deliveries_event ON deliveries (event_id);
+DROP INDEX deliveries_unfinished_event;
 `,
   },
 ];

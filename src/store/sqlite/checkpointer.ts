@@ -1,50 +1,145 @@
 /**
- * WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside whichever
- * COMMIT crosses the threshold, i.e. on the thread serving WebSockets: measured at 100 events/s
- * it stalled the event loop 12-46 ms (p99 latency followed). Instead the serving connection
- * disables auto-checkpoints and this worker thread, with its own connection, runs PASSIVE
- * checkpoints (they never block writers or readers in WAL mode) every interval.
+ * WAL checkpoints off the event loop, supervised.
+ *
+ * SQLite's automatic checkpoint runs inside whichever COMMIT crosses the threshold, i.e. on the
+ * thread serving WebSockets: measured at 100 events/s it stalled the event loop 12-46 ms (p99
+ * latency followed). Instead the serving connection disables auto-checkpoints and a worker
+ * thread, with its own connection, runs PASSIVE checkpoints (they never block writers or readers
+ * in WAL mode) every interval.
+ *
+ * With auto-checkpoints off, a dead worker means the WAL grows without bound, so the worker is
+ * supervised: a checkpoint error or a crash of the thread is logged, counted (/metrics), makes
+ * the store report itself unhealthy (/readyz), and a new worker is started after a backoff
+ * (100 ms, doubling up to 30 s while failures repeat). The store is healthy again once a
+ * restarted worker has completed a checkpoint.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type { StoreLogger } from '../logger.js';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.modulePath);
 const db = new Database(workerData.filename);
 db.pragma('busy_timeout = 5000');
-const run = () => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch { /* retried next tick */ } };
+db.pragma('synchronous = NORMAL'); // a checkpoint syncs the WAL before copying it and the database after
+let runs = 0;
+let reported = false;
+const run = () => {
+  runs++;
+  if (workerData.fault === 'crash' && runs === 1) throw new Error('injected checkpointer crash (test fault)');
+  try {
+    if (workerData.fault === 'error' && runs === 1) throw new Error('injected checkpoint error (test fault)');
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch (err) {
+    // The supervisor counts it and starts a fresh worker (a new connection).
+    parentPort.postMessage({ type: 'error', message: String(err && err.message || err) });
+    clearInterval(timer);
+    try { db.close(); } catch {}
+    return;
+  }
+  if (!reported) { reported = true; parentPort.postMessage({ type: 'ok' }); }
+};
 const timer = setInterval(run, workerData.intervalMs);
 parentPort.on('message', (m) => {
-  if (m === 'stop') { clearInterval(timer); run(); db.close(); parentPort.postMessage('stopped'); }
+  if (m === 'stop') {
+    clearInterval(timer);
+    try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {}
+    db.close();
+    parentPort.postMessage({ type: 'stopped' });
+  }
 });
 `;
 
-export class BackgroundCheckpointer {
-  private readonly worker: Worker;
+export type CheckpointFault = 'crash' | 'error';
 
-  constructor(filename: string, intervalMs = 1000) {
-    const modulePath = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { filename, intervalMs, modulePath } });
-    this.worker.unref(); // never keeps the process alive
-    this.worker.on('error', () => {
-      /* a failed checkpoint thread only means larger WAL files; the serving path is unaffected */
+export interface CheckpointerOptions {
+  filename: string;
+  intervalMs?: number;
+  logger?: StoreLogger;
+  /** Test hook: make the FIRST worker fail for real (its thread throws, or its checkpoint reports an error). */
+  fault?: CheckpointFault;
+}
+
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 30_000;
+
+export class SupervisedCheckpointer {
+  private worker: Worker | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private consecutiveFailures = 0;
+  private readonly modulePath = createRequire(import.meta.url).resolve('better-sqlite3');
+  /** Failures so far (errors and crashes). */
+  failures = 0;
+  /** Workers started after a failure. */
+  restarts = 0;
+  /** Null while healthy; otherwise what went wrong and that a restart is under way. */
+  problem: string | null = null;
+
+  constructor(private readonly opts: CheckpointerOptions) {
+    this.spawn(opts.fault);
+  }
+
+  private spawn(fault?: CheckpointFault): void {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { filename: this.opts.filename, intervalMs: this.opts.intervalMs ?? 1000, modulePath: this.modulePath, fault },
     });
+    worker.unref(); // never keeps the process alive
+    this.worker = worker;
+    let failed = false;
+    const fail = (what: string) => {
+      if (failed || this.stopping || this.worker !== worker) return;
+      failed = true;
+      void worker.terminate();
+      this.onFailure(what);
+    };
+    worker.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'ok' && this.worker === worker) {
+        if (this.problem !== null) this.opts.logger?.info({ restarts: this.restarts }, 'WAL checkpointer recovered');
+        this.problem = null;
+        this.consecutiveFailures = 0;
+      } else if (m.type === 'error') fail(`checkpoint failed: ${m.message}`);
+    });
+    worker.on('error', (err) => fail(`checkpointer thread crashed: ${err.message}`));
+    worker.on('exit', (code) => fail(`checkpointer thread exited (code ${code})`));
+  }
+
+  private onFailure(what: string): void {
+    this.failures++;
+    this.consecutiveFailures++;
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (this.consecutiveFailures - 1));
+    this.problem = `${what}; restarting (failure ${this.failures})`;
+    this.opts.logger?.error({ failures: this.failures, restart_in_ms: delay, problem: what }, 'WAL checkpointer failed; restarting it');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.stopping) return;
+      this.restarts++;
+      this.spawn();
+    }, delay);
+    this.restartTimer.unref();
   }
 
   /** Final checkpoint and close; resolves even if the worker is already gone. */
   stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    this.worker = null;
+    if (!worker) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => void this.worker.terminate().finally(resolve), 2000);
-      this.worker.once('message', () => {
+      const timer = setTimeout(() => void worker.terminate().finally(resolve), 2000);
+      worker.on('message', (m: { type: string }) => {
+        if (m.type !== 'stopped') return;
         clearTimeout(timer);
-        void this.worker.terminate().finally(resolve);
+        void worker.terminate().finally(resolve);
       });
-      this.worker.once('exit', () => {
+      worker.once('exit', () => {
         clearTimeout(timer);
         resolve();
       });
-      this.worker.postMessage('stop');
+      worker.postMessage('stop');
     });
   }
 }

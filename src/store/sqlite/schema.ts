@@ -6,11 +6,9 @@
  * Time columns: entity timestamps shown to humans are ISO-8601 UTC text; the hot, range-queried
  * ones (event log, deliveries) are epoch milliseconds (INTEGER) and converted at the edge.
  */
-export interface Migration {
-  version: number;
-  description: string;
-  sql: string;
-}
+import type { Migration } from '../shared/migrations.js';
+
+export type { Migration };
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -151,6 +149,18 @@ CREATE TABLE account_events_pending (
     description: 'succeeded deliveries by creation time (retention pruning reads only what expired)',
     sql: `
 CREATE INDEX deliveries_succeeded_created ON deliveries (created_at) WHERE status = 'succeeded';
+`,
+  },
+  {
+    version: 5,
+    description: 'response excerpt per attempt; deliveries by event (msg_id filter of the delivery log)',
+    sql: `
+ALTER TABLE delivery_attempts ADD COLUMN response_excerpt TEXT;
+-- All deliveries of an event (the admin API finds deliveries by msg_id through events.msg_id).
+-- Replaces the partial index of unfinished ones: pruning's "is this event still needed" probe
+-- uses it as well, and finishing a delivery no longer moves an index entry.
+CREATE INDEX deliveries_event ON deliveries (event_id);
+DROP INDEX deliveries_unfinished_event;
 `,
   },
 ];

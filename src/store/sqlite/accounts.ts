@@ -1,0 +1,182 @@
+/** Accounts, API keys and token lookups on the embedded store (the AccountStore aggregate). */
+import type { EventType } from '@tpx-realtime/protocol';
+import {
+  type Account,
+  type AccountPatch,
+  type AccountStore,
+  type ApiKey,
+  type ApiKeyStatus,
+  type KeyLookup,
+} from '../types.js';
+import { applyAccountPatch, DEFAULT_ACCOUNT_PAGE, newAccount, newApiKey, rethrowConstraint, validateKeyStatus, type ConstraintErrors } from '../shared/accounts.js';
+import { KeyTouches } from '../shared/key-touches.js';
+import { ACCOUNT_COLS, KEY_COLS, KEY_LOOKUP_SELECT, toAccount, toApiKey, type AccountRow, type ApiKeyRow, type KeyLookupRow } from '../shared/rows.js';
+import { TokenResolver } from '../shared/token-resolver.js';
+import type { SqliteDatabase } from './database.js';
+
+/** SQLite's constraint violations (better-sqlite3 error codes). */
+export const SQLITE_CONSTRAINTS: ConstraintErrors = {
+  isUnique: (err, column) => {
+    const e = err as { code?: string; message?: string };
+    return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes(column);
+  },
+  isForeignKey: (err) => (err as { code?: string })?.code === 'SQLITE_CONSTRAINT_FOREIGNKEY',
+};
+
+export class SqliteAccounts implements AccountStore {
+  readonly touches: KeyTouches;
+  private readonly tokens: TokenResolver;
+
+  constructor(
+    private readonly d: SqliteDatabase,
+    /** Called on writes that change who may receive what (accounts' rooms, existence). */
+    private readonly onRoutingChange: () => void,
+  ) {
+    const touch = d.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE key_id = ?');
+    const writeTouches = d.db.transaction((entries: Array<[string, string]>) => {
+      for (const [keyId, at] of entries) touch.run(at, keyId);
+    });
+    this.touches = new KeyTouches((entries) => writeTouches(entries), d.opts.keyTouchBatchMs);
+    const byHash = d.db.prepare(`${KEY_LOOKUP_SELECT} WHERE k.token_hash = ?`);
+    this.tokens = new TokenResolver({
+      find: (hash) => byHash.get(hash) as KeyLookupRow | undefined,
+      touches: this.touches,
+      check: () => this.d.check(),
+      // Own writes call forget(); commits of other connections are noticed here.
+      ttlMs: Infinity,
+      beforeLookup: () => this.d.noticeExternalWrites(),
+    });
+    d.onExternalWrite(() => this.tokens.forget());
+  }
+
+  /** Own writes to keys or accounts make cached lookups (and, for accounts, routing) stale. */
+  private changed(routing: boolean): void {
+    this.tokens.forget();
+    if (routing) this.onRoutingChange();
+  }
+
+  forgetCachedAuth(): void {
+    this.tokens.forget();
+  }
+
+  // ---------------------------------------------------------------- settings
+
+  async getSetting(key: string): Promise<string | null> {
+    this.d.check();
+    return (this.d.prepare('SELECT value FROM settings WHERE key = ?').pluck().get(key) as string | undefined) ?? null;
+  }
+
+  async setSettingIfAbsent(key: string, value: string): Promise<string> {
+    this.d.check();
+    this.d.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, value);
+    return (await this.getSetting(key))!;
+  }
+
+  // ---------------------------------------------------------------- accounts
+
+  async createAccount(input: { name?: string | null; partner_id?: string | null; rooms?: EventType[] }): Promise<Account> {
+    this.d.check();
+    const account = newAccount(input);
+    try {
+      this.changed(true);
+      this.d
+        .prepare('INSERT INTO accounts (account_id, name, partner_id, rooms, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(account.account_id, account.name, account.partner_id, JSON.stringify(account.rooms), account.created_at);
+    } catch (err) {
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { partnerId: account.partner_id });
+    }
+    return account;
+  }
+
+  async getAccount(accountId: string): Promise<Account | null> {
+    this.d.check();
+    const row = this.d.prepare(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE account_id = ?`).get(accountId) as AccountRow | undefined;
+    return row ? toAccount(row) : null;
+  }
+
+  async listAccounts(opts: { limit?: number; after?: string } = {}): Promise<Account[]> {
+    this.d.check();
+    const limit = Math.max(1, Math.floor(opts.limit ?? DEFAULT_ACCOUNT_PAGE));
+    // Creation order = rowid order (monotonic, unlike created_at which ties within a millisecond).
+    const rows = (
+      opts.after
+        ? this.d
+            .prepare(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE rowid > (SELECT rowid FROM accounts WHERE account_id = ?) ORDER BY rowid LIMIT ?`)
+            .all(opts.after, limit)
+        : this.d.prepare(`SELECT ${ACCOUNT_COLS} FROM accounts ORDER BY rowid LIMIT ?`).all(limit)
+    ) as AccountRow[];
+    return rows.map(toAccount);
+  }
+
+  async updateAccount(accountId: string, patch: AccountPatch): Promise<Account | null> {
+    const current = await this.getAccount(accountId);
+    if (!current) return null;
+    const next = applyAccountPatch(current, patch);
+    try {
+      this.changed(true);
+      this.d.prepare('UPDATE accounts SET name = ?, partner_id = ?, rooms = ? WHERE account_id = ?').run(next.name, next.partner_id, JSON.stringify(next.rooms), accountId);
+    } catch (err) {
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { partnerId: next.partner_id });
+    }
+    return next;
+  }
+
+  async deleteAccount(accountId: string): Promise<boolean> {
+    this.d.check();
+    // FK cascades remove keys, webhooks (→ deliveries → attempts) and the account's stream.
+    // Shared event rows go at the next prune once nothing references them.
+    this.changed(true);
+    return this.d.prepare('DELETE FROM accounts WHERE account_id = ?').run(accountId).changes > 0;
+  }
+
+  // ---------------------------------------------------------------- api keys
+
+  async createApiKey(accountId: string, input: { name?: string | null; expires_at?: string | null }): Promise<{ key: ApiKey; token: string }> {
+    this.d.check();
+    const { key, token, hash } = newApiKey(accountId, input);
+    try {
+      this.d
+        .prepare(
+          `INSERT INTO api_keys (key_id, account_id, name, token_hash, token_prefix, status, expires_at, created_at)
+           VALUES (?, ?, ?, ?, ?, 'active', ?, ?)`,
+        )
+        .run(key.key_id, accountId, key.name, hash, key.token_prefix, key.expires_at, key.created_at);
+    } catch (err) {
+      rethrowConstraint(err, SQLITE_CONSTRAINTS, { accountId });
+    }
+    return { key, token };
+  }
+
+  async listApiKeys(accountId: string): Promise<ApiKey[]> {
+    this.d.check();
+    await this.touches.flush();
+    return (this.d.prepare(`SELECT ${KEY_COLS} FROM api_keys WHERE account_id = ? ORDER BY rowid`).all(accountId) as ApiKeyRow[]).map(toApiKey);
+  }
+
+  async getApiKey(keyId: string): Promise<ApiKey | null> {
+    this.d.check();
+    await this.touches.flush();
+    const row = this.d.prepare(`SELECT ${KEY_COLS} FROM api_keys WHERE key_id = ?`).get(keyId) as ApiKeyRow | undefined;
+    return row ? toApiKey(row) : null;
+  }
+
+  async setApiKeyStatus(keyId: string, status: ApiKeyStatus): Promise<ApiKey | null> {
+    this.d.check();
+    validateKeyStatus(status);
+    this.changed(false);
+    if (this.d.prepare('UPDATE api_keys SET status = ? WHERE key_id = ?').run(status, keyId).changes === 0) return null;
+    return this.getApiKey(keyId);
+  }
+
+  async deleteApiKey(keyId: string): Promise<ApiKey | null> {
+    const key = await this.getApiKey(keyId);
+    if (!key) return null;
+    this.changed(false);
+    this.d.prepare('DELETE FROM api_keys WHERE key_id = ?').run(keyId);
+    return key;
+  }
+
+  lookupToken(token: string, now?: Date): Promise<KeyLookup> {
+    return this.tokens.lookup(token, now);
+  }
+}
