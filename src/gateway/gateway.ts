@@ -13,7 +13,7 @@ import type { ControlMessage, KeyDisableReason } from '../bus/types.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { Store } from '../store/types.js';
+import type { AccountStore, EventLog } from '../store/types.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import type { Hub } from './hub.js';
 import { Replayer } from './replay.js';
@@ -43,7 +43,7 @@ export class Gateway {
 
   constructor(
     readonly hub: Hub,
-    private readonly store: Store,
+    private readonly store: AccountStore & EventLog,
     private readonly config: Config,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,

@@ -7,7 +7,7 @@
 import type { Bus, KeyDisableReason } from '../bus/types.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
-import type { Account, AccountEvent, Store } from '../store/types.js';
+import type { Account, AccountEvent, EventLog } from '../store/types.js';
 import { CloseCode, ErrorCode } from '@tpx-realtime/protocol';
 import type { Connection } from './connection.js';
 import { LocalAccount } from './local-account.js';
@@ -22,7 +22,7 @@ export class Hub {
   private readonly byKey = new Map<string, Set<Connection>>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: EventLog,
     readonly bus: Bus,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,

@@ -16,7 +16,7 @@
  */
 import type { Bus } from '../bus/types.js';
 import type { Logger } from '../observability/logger.js';
-import type { Account, Store } from '../store/types.js';
+import type { Account, EventLog } from '../store/types.js';
 import type { Connection } from './connection.js';
 import { maskOf } from './rooms.js';
 import { Sequencer, type SequencerLimits, type SequencerSink } from './sequencer.js';
@@ -31,7 +31,7 @@ interface Waiter {
 
 export interface LocalAccountDeps {
   bus: Bus;
-  store: Store;
+  store: EventLog;
   logger: Logger;
   /** Called once the account went back to idle (the hub forgets it). */
   onIdle(account: LocalAccount): void;

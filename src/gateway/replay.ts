@@ -9,24 +9,14 @@
  */
 import type { Room } from '@tpx-realtime/protocol';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { Store } from '../store/types.js';
+import type { EventLog } from '../store/types.js';
 import type { Connection, KeyGuard } from './connection.js';
 import { controlFrame } from './frames.js';
 import type { Hub } from './hub.js';
 import { typesOfMask } from './rooms.js';
 
-/**
- * The largest event payload the publish API accepts (SPEC §3.1, TPX_MAX_EVENT_BYTES default).
- * The store reads pages by count, not bytes, so a page is sized for events this large: one page
- * then holds at most about TPX_MAX_OUTBOUND_BYTES of payload (16 events at the defaults).
- */
-const ASSUMED_MAX_EVENT_BYTES = 256 * 1024;
-const MIN_PAGE = 16;
-const MAX_PAGE = 500;
-
-export function replayPageLimit(maxOutboundBytes: number): number {
-  return Math.min(MAX_PAGE, Math.max(MIN_PAGE, Math.floor(maxOutboundBytes / ASSUMED_MAX_EVENT_BYTES)));
-}
+/** Most events per replay page; pages are also bounded in bytes (see Replayer.pageBytes). */
+const PAGE_EVENTS = 500;
 
 export interface ReplayRequest {
   /** Rooms of this `subscribe`, as answered in `subscribed`. */
@@ -35,17 +25,22 @@ export interface ReplayRequest {
 }
 
 export class Replayer {
-  private readonly pageLimit: number;
+  /**
+   * Payload bytes per store read: a quarter of the outbound limit, so one resuming connection
+   * holds at most about that much history in memory (plus one event, however large) whatever
+   * the size of its events. Pacing keeps the socket's queue under the same quarter.
+   */
+  private readonly pageBytes: number;
   private readonly paceBytes: number;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: EventLog,
     private readonly hub: Hub,
     private readonly guard: KeyGuard,
     private readonly metrics: GatewayMetrics,
     maxOutboundBytes: number,
   ) {
-    this.pageLimit = replayPageLimit(maxOutboundBytes);
+    this.pageBytes = Math.max(1, Math.floor(maxOutboundBytes / 4));
     this.paceBytes = maxOutboundBytes / 4;
   }
 
@@ -53,11 +48,10 @@ export class Replayer {
     const accountId = conn.accountId;
     const positionBefore = conn.lastSeq;
     if (accountId === null || !conn.beginReplay(req.afterSeq)) return;
-    const limit = this.pageLimit;
     let first = true;
     for (;;) {
       const types = new Set(typesOfMask(conn.subscribedMask & this.hub.accessMaskOf(accountId)));
-      const page = await this.store.readEvents({ account_id: accountId, after_seq: conn.lastSeq, types, limit });
+      const page = await this.store.readEvents({ account_id: accountId, after_seq: conn.lastSeq, types, limit: PAGE_EVENTS, max_bytes: this.pageBytes });
       if (!conn.revalidate(this.guard)) return;
       if (first) {
         first = false;
@@ -78,7 +72,9 @@ export class Replayer {
         written++;
       }
       this.metrics.eventsOut.inc(written);
-      if (page.events.length === limit) continue;
+      // A page cut short by its count or byte bound before the stream's head: read on.
+      const lastRead = page.events.at(-1)?.seq;
+      if (lastRead !== undefined && lastRead < page.last_seq) continue;
       if (conn.finishReplay() !== 'again') return;
     }
   }

@@ -12,7 +12,7 @@
  */
 import type { KeyDisableReason } from '../bus/types.js';
 import type { Logger } from '../observability/logger.js';
-import type { ApiKey, Store } from '../store/types.js';
+import type { AccountStore, ApiKey } from '../store/types.js';
 import type { KeyGuard } from './connection.js';
 
 interface Tombstone {
@@ -81,7 +81,7 @@ export class KeyStatusWatch {
   private round: Promise<void> | null = null;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: AccountStore,
     private readonly source: KeyStatusSource,
     private readonly apply: (keyId: string, reason: KeyDisableReason) => void,
     private readonly intervalMs: number,

@@ -11,7 +11,7 @@
  * an event that does not fit is dropped, because the store has it and the next fill reads it.
  */
 import type { Logger } from '../observability/logger.js';
-import type { AccountEvent, Store } from '../store/types.js';
+import type { AccountEvent, EventLog } from '../store/types.js';
 
 export interface SequencerSink {
   /** In-order, contiguous events. */
@@ -58,7 +58,7 @@ export class Sequencer {
 
   constructor(
     private readonly accountId: string,
-    private readonly store: Store,
+    private readonly store: EventLog,
     private readonly sink: SequencerSink,
     private readonly logger: Logger,
     private readonly limits: SequencerLimits = DEFAULT_SEQUENCER_LIMITS,

@@ -6,7 +6,7 @@
 import { AUTH_METHOD_API_KEY, CloseCode, ErrorCode, isRoom, type Room } from '@tpx-realtime/protocol';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { Store } from '../store/types.js';
+import type { AccountStore } from '../store/types.js';
 import { authFailure } from './auth-errors.js';
 import type { Connection, KeyGuard } from './connection.js';
 import { controlFrame } from './frames.js';
@@ -16,7 +16,7 @@ import { roomMask } from './rooms.js';
 
 export class Session {
   constructor(
-    private readonly store: Store,
+    private readonly store: AccountStore,
     private readonly hub: Hub,
     private readonly guard: KeyGuard,
     private readonly replayer: Replayer,
