@@ -4,7 +4,7 @@ import { ErrorCode, isRoom, ALL_ROOM, type EventType } from '@tpx-realtime/proto
 import { Publisher } from '../../publish/publisher.js';
 import { batchBodyLimit, singleBodyLimit } from '../../publish/limits.js';
 import { MAX_BATCH, validatePublish, type FieldError, type PublishLimits, type PublishRequest } from '../../publish/validate.js';
-import { UnknownAccountsError, type Store } from '../../store/types.js';
+import { UnknownAccountsError, type AccountStore, type EventLog } from '../../store/types.js';
 import { authFailure } from '../../gateway/auth-errors.js';
 import { eventFrameJson } from '../../gateway/frames.js';
 import { HttpError } from '../errors.js';
@@ -29,7 +29,8 @@ function unknownAccounts(err: UnknownAccountsError): HttpError {
 
 export interface PublishRouteDeps {
   publisher: Publisher;
-  store: Store;
+  /** Partners' log reads (GET /v1/events): the key lookup and the event log, nothing else. */
+  store: Pick<AccountStore, 'lookupToken'> & Pick<EventLog, 'readEvents'>;
   adminGuard: preHandlerHookHandler;
   limits: PublishLimits;
 }
