@@ -133,7 +133,11 @@ function verdict(
   return { id, label, value, target: `${op === '<=' ? '≤' : '≥'} ${text}`, unit, met, source, ...(value === null ? { note: note ?? 'not measured' } : {}) };
 }
 
-export function peerVerdicts(rows: PeerRow[], peers: Partial<Record<PeerKind, PeerResult>>, soak: SoakOutcome | undefined, plan: { small: number; big: number }): Verdict[] {
+export function peerVerdicts(
+  rows: PeerRow[],
+  peers: Partial<Record<PeerKind, PeerResult>>,
+  plan: { small: number; big: number; latency_rates: number[] },
+): Verdict[] {
   const get = (id: string) => rows.find((r) => r.id === id);
   const n = (v: number) => v.toLocaleString('en-US');
   const ratio = (id: string, over: PeerKind): number | null => {
@@ -148,8 +152,7 @@ export function peerVerdicts(rows: PeerRow[], peers: Partial<Record<PeerKind, Pe
     verdict('cpu_small_max', `tpx/nchan CPU per msg N=${n(plan.small)} max rate`, ratio('cpu_small_max', 'nchan'), '<=', 1, 'issue 13', noNchan),
     verdict('cpu_big_max', `tpx/nchan CPU per msg N=${n(plan.big)} max rate`, ratio('cpu_big_max', 'nchan'), '<=', 1, 'issue 13', noNchan),
   ];
-  const low = rows.find((r) => r.id === 'cpu_small_low');
-  out.push(verdict('cpu_small_low', `tpx/nchan CPU per msg ${low?.label.replace(/^server CPU µs per msg, /, '') ?? ''}`, ratio('cpu_small_low', 'nchan'), '<=', 1, 'issue 13', noNchan));
+  out.push(verdict('cpu_small_low', `tpx/nchan CPU per msg N=${n(plan.small)} × ${plan.latency_rates[0]} ev/s`, ratio('cpu_small_low', 'nchan'), '<=', 1, 'issue 13', noNchan));
   for (const r of rows.filter((x) => /^p(50|99)_/.test(x.id))) {
     const other = r.best_other ? PEER_LABEL[r.best_other] : 'best peer';
     out.push(verdict(r.id, `tpx/${other} ${r.label.replace(/ ms,/, ',')}`, r.tpx_vs_best, '<=', 1, 'issue 13'));
@@ -158,18 +161,11 @@ export function peerVerdicts(rows: PeerRow[], peers: Partial<Record<PeerKind, Pe
   out.push(verdict('connect_rate', 'tpx/bare ws connects per second', ratio('connect_rate', 'ws'), '>=', 1, 'issue 13'));
   out.push(verdict('rss_per_conn', 'tpx idle RSS per connection', get('rss_per_conn')?.values.tpx ?? null, '<=', 5.6, 'issue 13', undefined, 'KiB'));
   out.push(verdict('rss_before', 'tpx RSS before any connection', get('rss_before')?.values.tpx ?? null, '<=', 60, 'issue 13', undefined, 'MiB'));
-  out.push(
-    verdict(
-      'soak_fast_p99',
-      'soak: worst 10 s window of fast consumers’ p99 ÷ quiet p99',
-      soak?.worst_window_vs_quiet ?? null,
-      '<=',
-      2,
-      'issue 13',
-      'soak is opt-in (--scenarios soak)',
-    ),
-  );
   return out;
+}
+
+export function soakVerdict(soak: SoakOutcome | undefined, note: string): Verdict {
+  return verdict('soak_fast_p99', 'soak: worst 10 s window of fast consumers’ p99 ÷ quiet p99', soak?.worst_window_vs_quiet ?? null, '<=', 2, 'issue 13', note);
 }
 
 export function durabilityVerdicts(d: DurabilityResult | undefined, rates: number[]): Verdict[] {

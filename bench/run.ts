@@ -37,6 +37,7 @@ import {
   formatVerdicts,
   peerRows,
   peerVerdicts,
+  soakVerdict,
   type PeerRow,
   type Verdict,
 } from './report.js';
@@ -312,7 +313,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   const rows = peerSel.size ? peerRows(ran, plan) : [];
   const soakOk = soakOut && !('error' in soakOut) ? soakOut : undefined;
   const verdicts: Verdict[] = [
-    ...(peerSel.size || soakOk ? peerVerdicts(rows, ran, soakOk, plan) : []),
+    ...(peerSel.size ? peerVerdicts(rows, ran, plan) : []),
+    soakVerdict(soakOk, soakOut ? 'soak failed' : 'soak is opt-in (--scenarios soak)'),
     ...(durability ? durabilityVerdicts(durability, plan.durability_rates) : []),
     ...(cluster ? clusterVerdicts(cluster) : []),
   ];

@@ -218,9 +218,9 @@ export class RedisMeter {
   async start(): Promise<void> {
     const s = await this.snapshot();
     this.before = s.c;
-    // Both INFO requests ("*2\r\n$4\r\ninfo\r\n$10\r\neverything\r\n", 31 B) are read before
-    // the second snapshot is taken; of the replies, only the first is already counted in it.
-    this.ownIn = 2 * INFO_REQUEST_BYTES;
+    // Each INFO request is counted when read, before its own snapshot is taken: the delta holds
+    // the second request, and the first reply (the second is written after its snapshot).
+    this.ownIn = INFO_REQUEST_BYTES;
     this.ownOut = s.replyBytes;
   }
   async stop(): Promise<RedisDelta> {
