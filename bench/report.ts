@@ -84,13 +84,13 @@ const fig = (r: { figures: Record<string, Figure> } | undefined, field: string):
 
 export function peerRows(peers: Partial<Record<PeerKind, PeerResult>>, plan: { big: number; small: number; connect_clients: number; latency_rates: number[] }): PeerRow[] {
   const n = (v: number) => v.toLocaleString('en-US');
-  const [low, high] = plan.latency_rates;
+  const low = plan.latency_rates[0];
   const rows: PeerRow[] = [
     row(peers, 'cpu_small_max', `server CPU µs per msg, N=${n(plan.small)}, max rate`, 'µs', 'lower', (p) => fig(p.fanout?.[String(plan.small)], 'cpu_us_per_msg')),
     row(peers, 'cpu_big_max', `server CPU µs per msg, N=${n(plan.big)}, max rate`, 'µs', 'lower', (p) => fig(p.fanout?.[String(plan.big)], 'cpu_us_per_msg')),
     row(peers, 'cpu_small_low', `server CPU µs per msg, N=${n(plan.small)}, ${low} ev/s`, 'µs', 'lower', (p) => fig(p.latency?.[String(low)], 'cpu_us_per_msg')),
   ];
-  for (const rate of [low, high]) {
+  for (const rate of plan.latency_rates) {
     rows.push(row(peers, `p50_${rate}`, `latency p50 ms, N=${n(plan.small)}, ${rate} ev/s`, 'ms', 'lower', (p) => fig(p.latency?.[String(rate)], 'p50_ms')));
     rows.push(row(peers, `p99_${rate}`, `latency p99 ms, N=${n(plan.small)}, ${rate} ev/s`, 'ms', 'lower', (p) => fig(p.latency?.[String(rate)], 'p99_ms')));
   }
@@ -263,7 +263,7 @@ export function formatDurability(d: DurabilityResult, rates: number[]): string {
 }
 
 export function formatCluster(c: ClusterResult, singleNodeCpu: number | null): string {
-  const rows: string[][] = [['window', 'node', 'subscribers', 'CPU µs/msg', 'vs single', 'CPU µs/event', 'p50 ms', 'p99 ms', 'seq']];
+  const rows: string[][] = [['window', 'node', 'subscribers', 'CPU µs/msg', 'vs single', 'CPU µs/event (net of idle)', 'p50 ms', 'p99 ms', 'seq']];
   for (const w of c.windows) {
     const name = w.publish_on.length > 1 ? `publish on ${w.publish_on.join('+')}` : `${w.holding} holding, publish on ${w.publish_on[0]}`;
     for (const n of w.nodes) {
@@ -273,14 +273,16 @@ export function formatCluster(c: ClusterResult, singleNodeCpu: number | null): s
         n.connections.toLocaleString('en-US'),
         fmtValue(n.cpu_us_per_msg, ''),
         n.cpu_us_per_msg !== null && singleNodeCpu ? `${round(n.cpu_us_per_msg / singleNodeCpu, 2)}×` : '—',
-        fmtValue(n.cpu_us_per_event, ''),
+        `${fmtValue(n.cpu_us_per_event, '')} (${fmtValue(n.net_cpu_us_per_event, '')})`,
         fmtValue(n.latency?.p50_ms, ''),
         fmtValue(n.latency?.p99_ms, ''),
         n.connections ? (n.seq_gaps || n.seq_dups || n.missing ? `gaps ${n.seq_gaps} dups ${n.seq_dups} missing ${n.missing}` : 'ok') : '',
       ]);
     }
   }
-  const redisRows: string[][] = [['nodes holding the account', 'Redis cmds/event', 'PUBLISH/event', 'bytes in/event', 'bytes out/event', 'Redis CPU µs/event', 'PostgreSQL CPU µs/event']];
+  const redisRows: string[][] = [
+    ['nodes holding the account', 'Redis cmds/event', 'PUBLISH/event', 'bytes in/event', 'bytes out/event', 'Redis CPU µs/event*', 'PostgreSQL CPU µs/event*'],
+  ];
   for (const w of c.windows.filter((x) => x.publish_on.length === 1)) {
     redisRows.push([
       `${w.holding} of ${c.nodes}`,
@@ -292,5 +294,10 @@ export function formatCluster(c: ClusterResult, singleNodeCpu: number | null): s
       fmtValue(w.postgres_cpu_us_per_event, ''),
     ]);
   }
-  return table(rows, new Set([2, 3, 4, 5, 6, 7])) + '\n\n' + table(redisRows, new Set([1, 2, 3, 4, 5, 6]));
+  const idle = c.idle
+    ? `\n* net of idle CPU, measured with nothing published (µs/s): ${Object.entries(c.idle.nodes)
+        .map(([n, v]) => `node ${n} ${v}`)
+        .join(', ')}, PostgreSQL ${c.idle.postgres}, Redis ${c.idle.redis}`
+    : '';
+  return table(rows, new Set([2, 3, 4, 5, 6, 7])) + '\n\n' + table(redisRows, new Set([1, 2, 3, 4, 5, 6])) + idle;
 }

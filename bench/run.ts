@@ -12,12 +12,12 @@
  * The report prints each target's verdict as a ratio measured in this run and is saved as JSON
  * in bench/results/ (latest.json is the one kept in git).
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { runWebhookBaseline, type WebhookBaselineResult } from './webhook-baseline.js';
-import { summarizeCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
+import type { ProfileSummary } from './lib/cpuprofile.js';
 import { IS_TS, REPO_ROOT, benchFile, sleep, type PeerKind } from './lib/children.js';
 import { makePlan, parseDurationMs, type Plan } from './lib/plan.js';
 import { pin } from './lib/pin.js';
@@ -76,7 +76,7 @@ export interface BenchOptions {
   soakDuration?: string | number;
   /** Fast consumers alone before the soak, for the quiet p99 (default 60 s; 20 s with --quick). */
   soakQuiet?: string | number;
-  /** Record a V8 CPU profile of the tpx peer (written to .tmp/bench-profiles/) and summarise it. */
+  /** V8 CPU profiles of the tpx peer's measured phases (written to .tmp/bench-profiles/), summarised. */
   profile?: boolean;
   /** Peers to run: `nchan,ws,tpx` (default all; `baseline` means ws). */
   servers?: string;
@@ -109,7 +109,8 @@ export interface BenchReport {
   cluster?: ClusterResult;
   webhooks?: Record<string, unknown> | null;
   soak?: SoakOutcome | { error: string };
-  profile?: ProfileSummary | null;
+  /** `--profile`: per measured phase of the tpx peer (start-up excluded). */
+  profiles?: Record<string, ProfileSummary>;
   notes: string[];
 }
 
@@ -302,12 +303,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     }
   }
 
-  let profile: ProfileSummary | null | undefined;
-  if (profileDir) {
-    const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
-    profile = files.length ? summarizeCpuProfile(path.join(profileDir, files[0]), REPO_ROOT) : null;
-    if (!profile) notes.push('profile requested but no .cpuprofile was written (server did not exit cleanly?)');
-  }
+  const profiles = ran.tpx?.profiles;
+  if (profileDir && !profiles) notes.push('--profile: no profile was recorded (the tpx peer did not run a measured phase)');
 
   // ---- report ----
   const rows = peerSel.size ? peerRows(ran, plan) : [];
@@ -351,7 +348,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     ...(cluster ? { cluster } : {}),
     ...(webhooks !== undefined ? { webhooks } : {}),
     ...(soakOut ? { soak: soakOut } : {}),
-    ...(profile !== undefined ? { profile } : {}),
+    ...(profiles ? { profiles } : {}),
     notes,
   };
 
@@ -424,9 +421,9 @@ export function formatReport(report: BenchReport, file: string): string {
     );
   }
   lines.push('', `targets met: ${report.targets.met}, missed: ${report.targets.missed}${report.targets.unknown ? `, not measured: ${report.targets.unknown}` : ''}`);
-  if (report.profile) {
-    lines.push('', `tpx server CPU profile (${report.profile.file}), busy ${round(100 - report.profile.idle_pct, 1)} % — top self time:`);
-    for (const e of report.profile.top_self.slice(0, 15)) lines.push(`  ${String(e.self_pct).padStart(5)} %  ${e.function}  (${e.location})`);
+  for (const [phase, p] of Object.entries(report.profiles ?? {})) {
+    lines.push('', `tpx CPU profile, ${phase} (${path.relative(REPO_ROOT, p.file)}), busy ${round(100 - p.idle_pct, 1)} % — self time (inclusive):`);
+    for (const e of p.top_self.slice(0, 12)) lines.push(`  ${String(e.self_pct).padStart(5)} % (${String(e.total_pct).padStart(5)} %)  ${e.function}  (${e.location})`);
   }
   for (const n of report.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
@@ -448,7 +445,7 @@ export function parseArgv(argv: string[]): BenchOptions {
     let value: unknown = inline;
     if (value === undefined) value = argv[i + 1] !== undefined && !argv[i + 1].startsWith('--') ? argv[++i] : true;
     if (value === 'false') value = false;
-    if (typeof value === 'string' && /^\d+$/.test(value) && !['soakDuration', 'soakQuiet'].includes(key)) value = Number(value);
+    if (typeof value === 'string' && /^\d+$/.test(value) && !['soakDuration', 'soakQuiet', 'latencyRates'].includes(key)) value = Number(value);
     out[key] = value;
   }
   return out;
@@ -460,11 +457,12 @@ export const USAGE = [
   `  --scenarios a,b              any of ${ALL_SCENARIOS.join(', ')} (default: all but soak)`,
   '  --servers nchan,ws,tpx       peers of the table (baseline = ws); nchan is skipped when not installed',
   '  --repeats N                  median of N windows per figure (default 3, 1 with --quick)',
+  '  --latency-rates 10,50        event rates of the latency rows (the first also gives CPU per message at a low rate)',
   '  --no-pin                     do not pin servers and clients to separate cores',
   '  --soak-duration 10m          soak length (soak is opt-in: --scenarios soak)',
   '  --soak-quiet 60s             fast consumers alone first: the quiet p99 the soak is judged against',
   '  --workers N                  load-generator worker threads',
-  '  --profile                    V8 CPU profile of the tpx peer, summarised in the report',
+  '  --profile                    V8 CPU profile of each measured phase of the tpx peer, summarised',
   '  --out FILE                   also write the JSON report to FILE',
   '',
 ].join('\n');

@@ -4,7 +4,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -213,8 +213,6 @@ export interface BenchServer {
 export interface NodeServerOptions {
   kind: 'tpx' | 'ws';
   name?: string;
-  /** Write a V8 CPU profile (.cpuprofile) into this directory on exit. */
-  cpuProfDir?: string;
   env?: Record<string, string>;
   /** Shared by the nodes of a cluster (one publish/admin token for all). */
   adminToken?: string;
@@ -276,7 +274,6 @@ export class NodeServer implements BenchServer {
     const adminToken = opts.adminToken ?? 'bench_' + randomBytes(18).toString('hex');
     const probe = pathToFileURL(benchFile('probe')).href;
     const nodeArgs = ['--expose-gc', ...TSX_ARGS, '--import', probe];
-    if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
     let script: string[];
     if (opts.kind === 'ws') script = [benchFile('baseline-server')];
     else if (IS_TS) script = [path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve'];
@@ -381,6 +378,39 @@ export class NodeServer implements BenchServer {
       }
     }
     return null;
+  }
+
+  private profN = 0;
+  /** Ask the probe to start or stop (writing `out`) a CPU profile; resolves when it acknowledged. */
+  private async profileCmd(cmd: 'start' | 'stop', out?: string): Promise<void> {
+    const n = ++this.profN;
+    writeFileSync(this.probeFile + '.prof', JSON.stringify({ n, cmd, out }));
+    this.proc.kill('SIGURG');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      await sleep(20);
+      try {
+        const r = JSON.parse(readFileSync(this.probeFile + '.prof.ack', 'utf8')) as { n: number; error?: string };
+        if (r.n >= n) {
+          if (r.error) throw new Error(`${this.name}: profiler ${cmd}: ${r.error}`);
+          return;
+        }
+      } catch (err) {
+        if ((err as Error).message.includes('profiler')) throw err;
+      }
+    }
+    throw new Error(`${this.name}: no answer from the profiler (${cmd})`);
+  }
+
+  /** A V8 CPU profile of `body` only (the measured windows, not start-up), written to `out`. */
+  async profiled<T>(out: string | undefined, body: () => Promise<T>): Promise<T> {
+    if (!out) return body();
+    await this.profileCmd('start');
+    try {
+      return await body();
+    } finally {
+      await this.profileCmd('stop', out);
+    }
   }
 
   async stop(): Promise<void> {

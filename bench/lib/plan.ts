@@ -23,6 +23,8 @@ export interface Plan {
   latency_warmup_ms: number;
   // ---- synced vs relaxed durability (issue 10) ----
   durability_rates: number[];
+  /** Latency and fan-out windows of the durability suite (shorter: two servers, alternating). */
+  durability_window_ms: number;
   publish_window_ms: number;
   publish_warmup_ms: number;
   publish_batch: number;
@@ -60,6 +62,17 @@ export interface PlanOptions {
   pin?: unknown;
   soakDuration?: unknown;
   soakQuiet?: unknown;
+  /** `10,50`: the fixed rates of the latency rows (the first also gives CPU per message at a low rate). */
+  latencyRates?: unknown;
+}
+
+function rates(v: unknown, fallback: number[]): number[] {
+  if (v === undefined || v === true) return fallback;
+  const list = String(v)
+    .split(',')
+    .map((x) => Number(x.trim()));
+  if (list.length === 0 || list.some((x) => !(x > 0))) throw new Error(`invalid rates "${String(v)}" (use e.g. 10,50)`);
+  return list;
 }
 
 export function makePlan(opts: PlanOptions): Plan {
@@ -78,11 +91,12 @@ export function makePlan(opts: PlanOptions): Plan {
     fanout_window_ms: quick ? 2_000 : 4_000,
     fanout_warmup_ms: quick ? 500 : 1_000,
     fanout_concurrency: 8,
-    latency_rates: [10, 50],
-    latency_window_ms: quick ? 3_000 : 6_000,
+    latency_rates: rates(opts.latencyRates, [10, 50]),
+    latency_window_ms: quick ? 3_000 : 5_000,
     latency_warmup_ms: quick ? 500 : 1_000,
     durability_rates: [20, 100],
-    publish_window_ms: quick ? 2_000 : 3_000,
+    durability_window_ms: quick ? 2_000 : 4_000,
+    publish_window_ms: 2_000,
     publish_warmup_ms: quick ? 500 : 1_000,
     publish_batch: 100,
     publish_concurrency_single: 16,

@@ -22,14 +22,13 @@ export function serverReadsDurability(): boolean {
 
 export function startTpx(
   plan: Plan,
-  opts: { durability: Durability; name?: string; env?: Record<string, string>; adminToken?: string; cpuProfDir?: string },
+  opts: { durability: Durability; name?: string; env?: Record<string, string>; adminToken?: string },
 ): Promise<NodeServer> {
   return NodeServer.start({
     kind: 'tpx',
     name: opts.name ?? `tpx (${opts.durability})`,
     env: { TPX_DURABILITY: opts.durability, ...opts.env },
     adminToken: opts.adminToken,
-    cpuProfDir: opts.cpuProfDir,
     pins: plan.pins,
   });
 }

@@ -21,6 +21,7 @@ import { withClients } from '../lib/rig.js';
 import { createAccounts } from '../lib/children.js';
 import { startTpx } from '../lib/tpx.js';
 import { connectPhase, drain, publishRun, round, type Rig } from '../scenarios.js';
+import { sleep } from '../lib/children.js';
 
 export interface ClusterNodeWindow {
   node: string;
@@ -30,11 +31,21 @@ export interface ClusterNodeWindow {
   server_cpu_us: number;
   /** Server CPU per message this node delivered (null when it holds no subscriber). */
   cpu_us_per_msg: number | null;
-  /** Idle nodes: CPU per published event (keepalive, bus). */
+  /** CPU per published event, gross. */
   cpu_us_per_event: number;
+  /** CPU per published event net of the node's idle CPU over the window (≈ 0 for a node that holds nobody). */
+  net_cpu_us_per_event: number;
   latency: LatencySummary | null;
   seq_gaps: number;
   seq_dups: number;
+}
+
+/** CPU each process uses with nothing published (polling, keepalive, background work), µs per second. */
+export interface ClusterIdle {
+  window_ms: number;
+  nodes: Record<string, number>;
+  postgres: number;
+  redis: number;
 }
 
 export interface ClusterWindow {
@@ -45,6 +56,7 @@ export interface ClusterWindow {
   events_published: number;
   nodes: ClusterNodeWindow[];
   redis: RedisDelta & { commands_per_event: number; publish_per_event: number; in_bytes_per_event: number; out_bytes_per_event: number };
+  /** CPU per event net of what the process spends idle over the same time (see ClusterIdle). */
   postgres_cpu_us_per_event: number;
   redis_cpu_us_per_event: number;
   seq_ok: boolean;
@@ -52,6 +64,7 @@ export interface ClusterWindow {
 
 export interface ClusterResult {
   nodes: number;
+  idle?: ClusterIdle;
   connections_per_node: number;
   rate: number;
   windows: ClusterWindow[];
@@ -82,6 +95,7 @@ async function clusterWindow(
   plan: Plan,
   stores: { pg: Datastore; redis: Datastore; meter: RedisMeter },
   target: { account_ids: string[] },
+  idle: ClusterIdle,
 ): Promise<ClusterWindow> {
   const rate = plan.cluster_rate;
   // Warm-up: a second of the same stream, drained everywhere.
@@ -124,12 +138,14 @@ async function clusterWindow(
       server_cpu_us: Math.round(c1[i].cpu_us),
       cpu_us_per_msg: holds && delivered ? round(c1[i].cpu_us / delivered, 3) : null,
       cpu_us_per_event: events ? round(c1[i].cpu_us / events, 1) : 0,
+      net_cpu_us_per_event: events ? round((c1[i].cpu_us - (idle.nodes[names[i]] * c1[i].wall_ms) / 1000) / events, 1) : 0,
       latency: holds ? h.summaryMs() : null,
       seq_gaps: s1[i].seq_gaps - s0[i].seq_gaps,
       seq_dups: s1[i].seq_dups - s0[i].seq_dups,
     };
   });
   const per = (v: number) => (events ? round(v / events, 2) : 0);
+  const net = (c: { cpu_us: number; wall_ms: number }, idleRate: number) => per(c.cpu_us - (idleRate * c.wall_ms) / 1000);
   return {
     holding,
     publish_on: publishers.map((p) => names[p]),
@@ -143,10 +159,24 @@ async function clusterWindow(
       in_bytes_per_event: per(redis.net_input_bytes),
       out_bytes_per_event: per(redis.net_output_bytes),
     },
-    postgres_cpu_us_per_event: per(pg.cpu_us),
-    redis_cpu_us_per_event: per(rd.cpu_us),
+    postgres_cpu_us_per_event: net(pg, idle.postgres),
+    redis_cpu_us_per_event: net(rd, idle.redis),
     seq_ok: nodes.every((n) => n.seq_gaps === 0 && n.seq_dups === 0 && n.missing === 0),
   };
+}
+
+/** Every process's CPU with nothing published and nobody subscribed. */
+async function idleWindow(rigs: Rig[], names: string[], stores: { pg: Datastore; redis: Datastore }, ms: number): Promise<ClusterIdle> {
+  const meters = rigs.map((r) => new CpuMeter(r.server.pid, true));
+  const pg = new CpuMeter(stores.pg.pid, true);
+  const redis = new CpuMeter(stores.redis.pid, true);
+  for (const m of [...meters, pg, redis]) m.start();
+  await sleep(ms);
+  const rate = (m: CpuMeter) => {
+    const r = m.stop();
+    return round((r.cpu_us / r.wall_ms) * 1000, 0);
+  };
+  return { window_ms: ms, nodes: Object.fromEntries(meters.map((m, i) => [names[i], rate(m)])), postgres: rate(pg), redis: rate(redis) };
 }
 
 export async function runCluster(plan: Plan, log: (m: string) => void): Promise<ClusterResult> {
@@ -179,10 +209,17 @@ export async function runCluster(plan: Plan, log: (m: string) => void): Promise<
     const stores = { pg, redis, meter };
     await withAllClients(servers, plan, accounts, log, async (rigs) => {
       const conns = plan.cluster_conns_per_node;
+      const idle = await idleWindow(rigs, names, stores, Math.max(2000, plan.cluster_window_ms / 2));
+      out.idle = idle;
+      log(
+        `cluster: idle CPU (µs/s): ${Object.entries(idle.nodes)
+          .map(([n, v]) => `node ${n} ${v}`)
+          .join(', ')}, PostgreSQL ${idle.postgres}, Redis ${idle.redis}`,
+      );
       for (let h = 1; h <= servers.length; h++) {
         const c = await connectPhase(rigs[h - 1], 0, conns, accounts);
         if (c.ready !== conns) throw new Error(`node ${names[h - 1]}: only ${c.ready}/${conns} subscribers connected (${JSON.stringify(c.failures)})`);
-        const w = await clusterWindow(rigs, names, h, [0], conns, plan, stores, target);
+        const w = await clusterWindow(rigs, names, h, [0], conns, plan, stores, target, idle);
         out.windows.push(w);
         log(
           `cluster: ${h} node(s) holding, publish on a: ` +
@@ -190,7 +227,7 @@ export async function runCluster(plan: Plan, log: (m: string) => void): Promise<
             `; Redis ${w.redis.commands_per_event} cmd, ${w.redis.out_bytes_per_event} B out per event; seq ${w.seq_ok ? 'ok' : 'BROKEN'}`,
         );
       }
-      const all = await clusterWindow(rigs, names, servers.length, servers.map((_, i) => i), conns, plan, stores, target);
+      const all = await clusterWindow(rigs, names, servers.length, servers.map((_, i) => i), conns, plan, stores, target, idle);
       out.windows.push(all);
       log(`cluster: publish on every node at once: seq ${all.seq_ok ? 'ok' : 'BROKEN'} (${all.events_published} events)`);
       const st = await rigs[0].loadgen.stats();

@@ -49,7 +49,7 @@ async function measureMode(rig: Rig, plan: Plan, connections: number, acc: { run
   const empty = { account_ids: [rig.accounts[1].account_id] };
   const f = await fanout(rig, {
     connections,
-    windowMs: plan.fanout_window_ms,
+    windowMs: Math.min(plan.fanout_window_ms, plan.durability_window_ms),
     warmupMs: plan.fanout_warmup_ms,
     concurrency: plan.fanout_concurrency,
     target: subscribers,
@@ -57,7 +57,7 @@ async function measureMode(rig: Rig, plan: Plan, connections: number, acc: { run
   push('fanout', f);
   rig.log(`${label}: fan-out N=${connections}: ${f.cpu_us_per_msg} µs CPU/msg, ${f.publish_per_sec} events/s`);
   for (const rate of plan.durability_rates) {
-    const l = await latency(rig, { connections, rate, windowMs: plan.latency_window_ms, warmupMs: plan.latency_warmup_ms, target: subscribers });
+    const l = await latency(rig, { connections, rate, windowMs: plan.durability_window_ms, warmupMs: plan.latency_warmup_ms, target: subscribers });
     push(`latency_${rate}`, l);
     rig.log(`${label}: ${rate} ev/s × ${connections}: p50 ${l.p50_ms} p99 ${l.p99_ms} ms`);
   }

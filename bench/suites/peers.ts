@@ -8,8 +8,9 @@
  * connection → fan-out N=10,000 × repeats → close → connect 5,000 × (repeats − 1) → 1,000
  * connections → fan-out N=1,000 × repeats → latency at each rate × repeats.
  */
-import { sleep, type BenchServer, type PeerKind } from '../lib/children.js';
-import { NodeServer } from '../lib/children.js';
+import path from 'node:path';
+import { NodeServer, REPO_ROOT, sleep, type BenchServer, type PeerKind } from '../lib/children.js';
+import { summarizeCpuProfile, type ProfileSummary } from '../lib/cpuprofile.js';
 import type { Plan } from '../lib/plan.js';
 import { treeMemory } from '../lib/proc.js';
 import { repeated, type Repeated } from '../lib/repeat.js';
@@ -43,6 +44,8 @@ export interface PeerResult {
   connect?: Repeated<ConnectOutcome>;
   fanout?: Record<string, Repeated<FanoutOutcome>>;
   latency?: Record<string, Repeated<LatencyOutcome>>;
+  /** `--profile`: a V8 CPU profile per measured phase (Node servers), summarised. */
+  profiles?: Record<string, ProfileSummary>;
   error?: string;
 }
 
@@ -85,7 +88,7 @@ async function startPeer(kind: PeerKind, ctx: PeerContext): Promise<{ server: Be
     const s = await NodeServer.start({ kind: 'ws', name: 'bare ws', pins: ctx.plan.pins });
     return { server: s, version: `ws 8 (node ${process.version})` };
   }
-  const s = await startTpx(ctx.plan, { durability: 'synced', name: 'tpx', cpuProfDir: ctx.profileDir });
+  const s = await startTpx(ctx.plan, { durability: 'synced', name: 'tpx' });
   return { server: s, version: `tpx-realtime, TPX_DURABILITY=synced (node ${process.version})` };
 }
 
@@ -94,6 +97,15 @@ export async function runPeer(kind: PeerKind, ctx: PeerContext): Promise<PeerRes
   const { server, version } = await startPeer(kind, ctx);
   const out: PeerResult = { kind, name: server.name, version, auth: kind === 'tpx' };
   const name = server.name;
+  // `--profile`: one CPU profile per phase, of the measured windows only.
+  const profiled = <T>(label: string, body: () => Promise<T>): Promise<T> => {
+    if (!ctx.profileDir || !(server instanceof NodeServer)) return body();
+    const file = path.join(ctx.profileDir, `${kind}-${label.replace(/[^\w.-]+/g, '_')}.cpuprofile`);
+    return server.profiled(file, body).then((r) => {
+      (out.profiles ??= {})[label] = summarizeCpuProfile(file, REPO_ROOT);
+      return r;
+    });
+  };
   try {
     await withClients(server, plan, 1, log, async (rig) => {
       const only = rig.accounts.slice(0, 1);
@@ -110,7 +122,7 @@ export async function runPeer(kind: PeerKind, ctx: PeerContext): Promise<PeerRes
         const first = sel.has('connect') ? plan.connect_clients : 0;
         const total = sel.has('memory') || sel.has('fanout') ? plan.big : first;
         if (first > 0) {
-          const c = await connectPhase(rig, 0, first, only);
+          const c = await profiled('connect (cold)', () => connectPhase(rig, 0, first, only));
           connectRuns.push(c);
           log(`${name}: connect ${c.ready}/${first} → ${c.per_sec}/s, ${c.server_cpu_us_per_conn} µs CPU/connection`);
         }
@@ -124,13 +136,13 @@ export async function runPeer(kind: PeerKind, ctx: PeerContext): Promise<PeerRes
         if (sel.has('fanout')) {
           const runs: FanoutOutcome[] = [];
           for (let i = 0; i < plan.repeats; i++) {
-            const f = await fanout(rig, {
+            const f = await profiled(`fan-out N=${ready}`, () => fanout(rig, {
               connections: ready,
               windowMs: plan.fanout_window_ms,
               warmupMs: plan.fanout_warmup_ms,
               concurrency: plan.fanout_concurrency,
               target,
-            });
+            }));
             runs.push(f);
             log(`${name}: fan-out N=${ready} max rate: ${f.delivered_per_sec} msg/s, ${f.cpu_us_per_msg} µs CPU/msg, missing ${f.missing}`);
           }
@@ -140,7 +152,7 @@ export async function runPeer(kind: PeerKind, ctx: PeerContext): Promise<PeerRes
         await sleep(500);
         if (sel.has('connect')) {
           for (let i = 1; i < plan.repeats; i++) {
-            const c = await connectPhase(rig, 0, plan.connect_clients, only);
+            const c = await profiled('connect (warm)', () => connectPhase(rig, 0, plan.connect_clients, only));
             connectRuns.push(c);
             log(`${name}: connect ${c.ready}/${plan.connect_clients} → ${c.per_sec}/s, ${c.server_cpu_us_per_conn} µs CPU/connection`);
             await rig.loadgen.closeAll();
@@ -156,13 +168,13 @@ export async function runPeer(kind: PeerKind, ctx: PeerContext): Promise<PeerRes
         if (sel.has('fanout')) {
           const runs: FanoutOutcome[] = [];
           for (let i = 0; i < plan.repeats; i++) {
-            const f = await fanout(rig, {
+            const f = await profiled(`fan-out N=${c.ready}`, () => fanout(rig, {
               connections: c.ready,
               windowMs: plan.fanout_window_ms,
               warmupMs: plan.fanout_warmup_ms,
               concurrency: plan.fanout_concurrency,
               target,
-            });
+            }));
             runs.push(f);
             log(`${name}: fan-out N=${c.ready} max rate: ${f.delivered_per_sec} msg/s, ${f.cpu_us_per_msg} µs CPU/msg, missing ${f.missing}`);
           }
@@ -173,7 +185,9 @@ export async function runPeer(kind: PeerKind, ctx: PeerContext): Promise<PeerRes
           for (const rate of plan.latency_rates) {
             const runs: LatencyOutcome[] = [];
             for (let i = 0; i < plan.repeats; i++) {
-              const l = await latency(rig, { connections: c.ready, rate, windowMs: plan.latency_window_ms, warmupMs: plan.latency_warmup_ms, target });
+              const l = await profiled(`${rate} ev/s × ${c.ready}`, () =>
+                latency(rig, { connections: c.ready, rate, windowMs: plan.latency_window_ms, warmupMs: plan.latency_warmup_ms, target }),
+              );
               runs.push(l);
               log(`${name}: ${rate} ev/s × ${c.ready}: p50 ${l.p50_ms} p99 ${l.p99_ms} ms, ${l.cpu_us_per_msg} µs CPU/msg, missing ${l.missing}`);
             }
