@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import type { ConnectResult, ConnectSpec, StatsResult } from './messages.js';
 import { pin, type PinPlan } from './pin.js';
+import { parentOf, processTree } from './proc.js';
 import type { PublishResult, PublishRun } from '../publisher.js';
 
 export const IS_TS = import.meta.url.endsWith('.ts');
@@ -220,18 +221,28 @@ export interface NodeServerOptions {
   pins?: PinPlan;
 }
 
-/** Exit hook: whatever the benchmark started and has not stopped yet is killed if it dies. */
+/**
+ * Exit hook: whatever the benchmark started and has not stopped yet is killed if it dies, with
+ * its descendants (nginx's worker, PostgreSQL's backends), which would otherwise outlive a
+ * SIGKILLed parent and keep its port.
+ */
 const liveChildren = new Set<{ pid: number; dir?: string }>();
 process.once('exit', () => {
   for (const c of liveChildren) {
-    try {
-      process.kill(c.pid, 'SIGKILL');
-    } catch {
-      /* already gone */
+    // Only a process that is still our child: a PID freed by a dead child may belong to anyone now.
+    // The parent first: an nginx master that saw its worker die would fork a new one.
+    const tree = parentOf(c.pid) === process.pid ? processTree(c.pid) : [];
+    for (const pid of tree) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
     if (c.dir) rmSync(c.dir, { recursive: true, force: true });
   }
 });
+
 export function trackChild(entry: { pid: number; dir?: string }): () => void {
   liveChildren.add(entry);
   return () => liveChildren.delete(entry);

@@ -52,6 +52,16 @@ export function openFds(pid: number): number | null {
   }
 }
 
+/** Parent PID of a process, or null when it does not exist. */
+export function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The process and its descendants (nginx's master and workers, PostgreSQL's postmaster and
  * backends). One scan of /proc; a server's tree is read again for every window, so workers

@@ -3,7 +3,8 @@
  * benchmark measures (real nginx + nchan, the real load generator and publisher processes).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,16 @@ import { detectNchan, moduleFromLoadLine, nchanConfig, NchanServer } from '../..
 import { connectSpec, publishRun, type Rig } from '../../bench/scenarios.js';
 
 const found = detectNchan();
+
+/** A process that still runs (a zombie waiting for its reaper holds no port and no memory). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 describe('nchan detection', () => {
   it('resolves a Debian modules-enabled line to the module file', () => {
@@ -94,7 +105,32 @@ describe('nchan as a running peer', () => {
     const tree = processTree(server.pid);
     expect(tree.length).toBe(2); // master + one worker
     await server.stop();
-    for (const pid of tree) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    for (const pid of tree) expect(alive(pid)).toBe(false);
     expect(existsSync(server.dir)).toBe(false);
+  });
+
+  it('leaves no nginx process or temp dir behind when the benchmark dies without stopping it', async () => {
+    if ('missing' in found) return expect(found.missing).toBeTruthy();
+    // A benchmark process that starts the peer and exits abruptly (an uncaught error: no stop()).
+    const script = `
+      const { detectNchan, NchanServer } = await import(${JSON.stringify(path.resolve('bench/nchan.ts'))});
+      const { processTree } = await import(${JSON.stringify(path.resolve('bench/lib/proc.ts'))});
+      const s = await NchanServer.start(detectNchan());
+      console.log(JSON.stringify({ pids: processTree(s.pid), dir: s.dir, port: s.port }));
+      throw new Error('benchmark crashed');`;
+    const r = spawnSync(process.execPath, ['--conditions=tpx-source', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).not.toBe(0);
+    const { pids, dir, port } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { pids: number[]; dir: string; port: number };
+    expect(pids.length).toBe(2);
+    await sleep(200);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(existsSync(dir)).toBe(false);
+    // Nobody holds the port any more (a worker forked again by a dying master would).
+    const refused = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: '127.0.0.1', port });
+      sock.once('connect', () => (sock.destroy(), resolve(false)));
+      sock.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 });
