@@ -39,7 +39,7 @@ export interface Verdict {
   met: boolean | null;
   /** Why it could not be judged, when met is null. */
   note?: string;
-  source: 'issue 13' | 'issue 10' | 'SPEC §7';
+  source: 'issue 13' | 'issue 10' | 'SPEC §7' | 'bench';
 }
 
 function round(v: number, d: number): number {
@@ -204,6 +204,11 @@ export function clusterVerdicts(c: ClusterResult | undefined): Verdict[] {
   ];
 }
 
+/** The default suite (no --quick, no soak, every scenario) must stay under ten minutes on the 2-core reference VM. */
+export function runTimeVerdict(seconds: number, fullDefault: boolean): Verdict[] {
+  return fullDefault ? [verdict('run_wall', 'whole run, default suite', Math.round(seconds), '<=', 600, 'bench', undefined, 's')] : [];
+}
+
 // ---- text output -----------------------------------------------------------------------------------
 
 export function fmtValue(v: number | null | undefined, unit: string): string {
@@ -281,7 +286,7 @@ export function formatCluster(c: ClusterResult, singleNodeCpu: number | null): s
     }
   }
   const redisRows: string[][] = [
-    ['nodes holding the account', 'Redis cmds/event', 'PUBLISH/event', 'bytes in/event', 'bytes out/event', 'Redis CPU µs/event*', 'PostgreSQL CPU µs/event*'],
+    ['nodes holding the account', 'Redis cmds/event', 'PUBLISH/event', 'bytes in/event', 'bytes out/event', 'Redis CPU µs/event*', 'PostgreSQL CPU µs/event*', 'PG statements/event*'],
   ];
   for (const w of c.windows.filter((x) => x.publish_on.length === 1)) {
     redisRows.push([
@@ -292,12 +297,17 @@ export function formatCluster(c: ClusterResult, singleNodeCpu: number | null): s
       fmtValue(w.redis.out_bytes_per_event, 'msgs'),
       fmtValue(w.redis_cpu_us_per_event, ''),
       fmtValue(w.postgres_cpu_us_per_event, ''),
+      fmtValue(w.postgres_statements_per_event_net, ''),
     ]);
   }
   const idle = c.idle
-    ? `\n* net of idle CPU, measured with nothing published (µs/s): ${Object.entries(c.idle.nodes)
+    ? `\n* net of the idle cost, measured with nothing published: CPU (µs/s) ${Object.entries(c.idle.nodes)
         .map(([n, v]) => `node ${n} ${v}`)
-        .join(', ')}, PostgreSQL ${c.idle.postgres}, Redis ${c.idle.redis}`
+        .join(', ')}, PostgreSQL ${c.idle.postgres}, Redis ${c.idle.redis}; PostgreSQL statements/s ${c.idle.postgres_statements_per_sec}`
     : '';
-  return table(rows, new Set([2, 3, 4, 5, 6, 7])) + '\n\n' + table(redisRows, new Set([1, 2, 3, 4, 5, 6])) + idle;
+  const last = c.windows.filter((x) => x.publish_on.length === 1).at(-1);
+  const top = last?.postgres_top.length
+    ? `\nPostgreSQL statements per event (${last.holding} holding, all nodes, gross): ` + last.postgres_top.slice(0, 5).map((t) => `${t.calls}× ${t.query.slice(0, 70)}`).join(' | ')
+    : '';
+  return table(rows, new Set([2, 3, 4, 5, 6, 7])) + '\n\n' + table(redisRows, new Set([1, 2, 3, 4, 5, 6, 7])) + idle + top;
 }

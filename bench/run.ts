@@ -37,6 +37,7 @@ import {
   formatVerdicts,
   peerRows,
   peerVerdicts,
+  runTimeVerdict,
   soakVerdict,
   type PeerRow,
   type Verdict,
@@ -325,6 +326,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   }
   const frameRun = ran.tpx?.fanout?.[String(plan.small)]?.runs[0] ?? ran.ws?.fanout?.[String(plan.small)]?.runs[0];
   const wallS = (performance.now() - t0) / 1000;
+  const fullDefault = !quick && DEFAULT_SCENARIOS.every((s) => sel.has(s)) && !sel.has('soak') && plan.repeats === 3;
+  verdicts.push(...runTimeVerdict(wallS, fullDefault));
   const report: BenchReport = {
     tool: 'tpx-bench',
     version: 2,
@@ -420,6 +423,7 @@ export function formatReport(report: BenchReport, file: string): string {
       '  per 10 s window, fast p99 ms (× quiet): ' + s.samples.map((x) => `${x.fast_p99_ms}${x.vs_quiet !== null ? ` (${x.vs_quiet}×)` : ''}`).join(', '),
     );
   }
+  section('Run:', ['bench']);
   lines.push('', `targets met: ${report.targets.met}, missed: ${report.targets.missed}${report.targets.unknown ? `, not measured: ${report.targets.unknown}` : ''}`);
   for (const [phase, p] of Object.entries(report.profiles ?? {})) {
     lines.push('', `tpx CPU profile, ${phase} (${path.relative(REPO_ROOT, p.file)}), busy ${round(100 - p.idle_pct, 1)} % — self time (inclusive):`);

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { BenchAccount, NodeServer } from '../lib/children.js';
-import { startPostgres, startRedis, RedisMeter, type Datastore, type RedisDelta } from '../lib/datastores.js';
+import { PgMeter, startPostgres, startRedis, RedisMeter, type Datastore, type PgDelta, type RedisDelta } from '../lib/datastores.js';
 import { Hist, type LatencySummary } from '../lib/hist.js';
 import type { Plan } from '../lib/plan.js';
 import { CpuMeter } from '../lib/proc.js';
@@ -46,6 +46,9 @@ export interface ClusterIdle {
   nodes: Record<string, number>;
   postgres: number;
   redis: number;
+  /** Statements per second the idle nodes run on PostgreSQL (polling), and which. */
+  postgres_statements_per_sec: number;
+  postgres_top: PgDelta['top'];
 }
 
 export interface ClusterWindow {
@@ -59,6 +62,10 @@ export interface ClusterWindow {
   /** CPU per event net of what the process spends idle over the same time (see ClusterIdle). */
   postgres_cpu_us_per_event: number;
   redis_cpu_us_per_event: number;
+  /** PostgreSQL statements per event (all nodes; BEGIN/COMMIT included), gross and net of the idle polling. */
+  postgres_statements_per_event: number;
+  postgres_statements_per_event_net: number;
+  postgres_top: PgDelta['top'];
   seq_ok: boolean;
 }
 
@@ -93,7 +100,7 @@ async function clusterWindow(
   publishers: number[],
   conns: number,
   plan: Plan,
-  stores: { pg: Datastore; redis: Datastore; meter: RedisMeter },
+  stores: Stores,
   target: { account_ids: string[] },
   idle: ClusterIdle,
 ): Promise<ClusterWindow> {
@@ -112,6 +119,7 @@ async function clusterWindow(
   const pgCpu = new CpuMeter(stores.pg.pid, true);
   const redisCpu = new CpuMeter(stores.redis.pid, true);
   await stores.meter.start();
+  await stores.pgMeter.start();
   for (const c of [...cpu, pgCpu, redisCpu]) c.start();
   const res = await Promise.all(
     publishers.map((p) =>
@@ -124,6 +132,7 @@ async function clusterWindow(
   const pg = pgCpu.stop();
   const rd = redisCpu.stop();
   const redis = await stores.meter.stop();
+  const statements = await stores.pgMeter.stop();
   for (const r of rigs) await r.loadgen.latency(false);
   const nodes = rigs.map((_, i): ClusterNodeWindow => {
     const holds = i < holding;
@@ -161,28 +170,52 @@ async function clusterWindow(
     },
     postgres_cpu_us_per_event: net(pg, idle.postgres),
     redis_cpu_us_per_event: net(rd, idle.redis),
+    postgres_statements_per_event: per(statements.calls),
+    postgres_statements_per_event_net: per(statements.calls - (idle.postgres_statements_per_sec * pg.wall_ms) / 1000),
+    postgres_top: statements.top.map((t) => ({ ...t, calls: per(t.calls) })),
     seq_ok: nodes.every((n) => n.seq_gaps === 0 && n.seq_dups === 0 && n.missing === 0),
   };
 }
 
-/** Every process's CPU with nothing published and nobody subscribed. */
-async function idleWindow(rigs: Rig[], names: string[], stores: { pg: Datastore; redis: Datastore }, ms: number): Promise<ClusterIdle> {
+interface Stores {
+  pg: Datastore;
+  redis: Datastore;
+  meter: RedisMeter;
+  pgMeter: PgMeter;
+}
+
+/** Every process's CPU, and the statements PostgreSQL runs, with nothing published and nobody subscribed. */
+async function idleWindow(rigs: Rig[], names: string[], stores: Stores, ms: number): Promise<ClusterIdle> {
   const meters = rigs.map((r) => new CpuMeter(r.server.pid, true));
   const pg = new CpuMeter(stores.pg.pid, true);
   const redis = new CpuMeter(stores.redis.pid, true);
+  await stores.pgMeter.start();
   for (const m of [...meters, pg, redis]) m.start();
   await sleep(ms);
   const rate = (m: CpuMeter) => {
     const r = m.stop();
     return round((r.cpu_us / r.wall_ms) * 1000, 0);
   };
-  return { window_ms: ms, nodes: Object.fromEntries(meters.map((m, i) => [names[i], rate(m)])), postgres: rate(pg), redis: rate(redis) };
+  const nodes = Object.fromEntries(meters.map((m, i) => [names[i], rate(m)]));
+  const pgRate = rate(pg);
+  const redisRate = rate(redis);
+  const st = await stores.pgMeter.stop();
+  const perSec = (v: number) => round((v / ms) * 1000, 2);
+  return {
+    window_ms: ms,
+    nodes,
+    postgres: pgRate,
+    redis: redisRate,
+    postgres_statements_per_sec: perSec(st.calls),
+    postgres_top: st.top.map((t) => ({ ...t, calls: perSec(t.calls) })),
+  };
 }
 
 export async function runCluster(plan: Plan, log: (m: string) => void): Promise<ClusterResult> {
   const out: ClusterResult = { nodes: plan.cluster_nodes, connections_per_node: plan.cluster_conns_per_node, rate: plan.cluster_rate, windows: [], frame_bytes: null };
   const started: Array<{ stop(): Promise<void> }> = [];
   let meter: RedisMeter | null = null;
+  let pgMeter: PgMeter | null = null;
   try {
     const [pg, redis] = await Promise.all([startPostgres(plan.pins), startRedis(plan.pins)]);
     started.push(pg, redis);
@@ -206,7 +239,8 @@ export async function runCluster(plan: Plan, log: (m: string) => void): Promise<
     const accounts = await createAccounts(first, 1);
     const target = { account_ids: [accounts[0].account_id] };
     meter = new RedisMeter(redis.url);
-    const stores = { pg, redis, meter };
+    pgMeter = new PgMeter(pg.url);
+    const stores: Stores = { pg, redis, meter, pgMeter };
     await withAllClients(servers, plan, accounts, log, async (rigs) => {
       const conns = plan.cluster_conns_per_node;
       const idle = await idleWindow(rigs, names, stores, Math.max(2000, plan.cluster_window_ms / 2));
@@ -214,7 +248,7 @@ export async function runCluster(plan: Plan, log: (m: string) => void): Promise<
       log(
         `cluster: idle CPU (µs/s): ${Object.entries(idle.nodes)
           .map(([n, v]) => `node ${n} ${v}`)
-          .join(', ')}, PostgreSQL ${idle.postgres}, Redis ${idle.redis}`,
+          .join(', ')}, PostgreSQL ${idle.postgres}, Redis ${idle.redis}; PostgreSQL statements/s ${idle.postgres_statements_per_sec}`,
       );
       for (let h = 1; h <= servers.length; h++) {
         const c = await connectPhase(rigs[h - 1], 0, conns, accounts);
@@ -239,6 +273,7 @@ export async function runCluster(plan: Plan, log: (m: string) => void): Promise<
     log(`cluster: FAILED: ${(err as Error).message.split('\n')[0]}`);
   } finally {
     await meter?.close();
+    await pgMeter?.close();
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
   }
   return out;
