@@ -13,9 +13,9 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { answers, freePort } from './lib/net.js';
 import { pin, type PinPlan } from './lib/pin.js';
 import { processTree } from './lib/proc.js';
 import { sleep, trackChild, type BenchServer, type LoopDelay, type ProbeResult } from './lib/children.js';
@@ -148,31 +148,6 @@ function workerUser(): string | null {
   return /^nogroup:/m.test(groups) ? 'nobody nogroup' : 'nobody nobody';
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function httpAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1000, () => done(false));
-    s.once('error', () => done(false));
-    s.once('connect', () => s.write('GET /nchan_status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
-    s.once('data', (d) => done(d.toString('latin1').startsWith('HTTP/1.1 200')));
-  });
-}
-
 export class NchanServer implements BenchServer {
   readonly kind = 'nchan' as const;
   readonly protocol = 'nchan' as const;
@@ -232,7 +207,7 @@ export class NchanServer implements BenchServer {
         rmSync(dir, { recursive: true, force: true });
         throw new Error(`nginx exited during start-up (code ${proc.exitCode}):\n${out}`);
       }
-      if (await httpAnswers(port)) break;
+      if (await answers(port, 'GET /nchan_status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'HTTP/1.1 200')) break;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         untrack();

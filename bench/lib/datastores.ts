@@ -10,27 +10,16 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { sleep, trackChild } from './children.js';
+import { answers, freePort } from './net.js';
 import { pin, type PinPlan } from './pin.js';
 
 const execFileP = promisify(execFile);
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Datastore {
   url: string;
@@ -133,20 +122,6 @@ export async function startPostgres(pins?: PinPlan): Promise<Datastore> {
   return { url: `postgres://postgres@127.0.0.1:${port}/tpx_bench`, pid: proc.pid!, stop };
 }
 
-function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1000, () => done(false));
-    s.once('error', () => done(false));
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (d) => done(d.toString('latin1').startsWith('+PONG')));
-  });
-}
-
 /** A private redis-server: pure pub/sub for tpx, so no persistence. */
 export async function startRedis(pins?: PinPlan): Promise<Datastore> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tpx-bench-redis-'));
@@ -167,7 +142,7 @@ export async function startRedis(pins?: PinPlan): Promise<Datastore> {
     rmSync(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 15_000;
-  while (!(await answersPing(port))) {
+  while (!(await answers(port, 'PING\r\n', '+PONG'))) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`redis-server did not start:\n${out}`);
