@@ -227,7 +227,7 @@ function table(rows: string[][], rightCols: Set<number>): string {
 
 export function formatPeerTable(rows: PeerRow[], kinds: PeerKind[]): string {
   const head = ['per delivered message / connection', ...kinds.map((k) => PEER_LABEL[k]), 'tpx vs best'];
-  const body = rows.map((r) => {
+  const body = rows.filter((r) => kinds.some((k) => typeof r.values[k] === 'number')).map((r) => {
     const cells = kinds.map((k) => {
       const v = fmtValue(r.values[k], r.unit);
       return r.best === k && kinds.length > 1 && v !== '—' ? `*${v}` : v;

@@ -318,7 +318,10 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   ];
   for (const kind of Object.keys(ran) as PeerKind[]) {
     const noisy: string[] = [];
-    for (const [what, r] of [...Object.entries(ran[kind]!.fanout ?? {}), ...Object.entries(ran[kind]!.latency ?? {}).map(([k, v]) => [`${k} ev/s`, v] as const)]) {
+    for (const [what, r] of [
+      ...Object.entries(ran[kind]!.fanout ?? {}).map(([k, v]) => [`fan-out N=${k}`, v] as const),
+      ...Object.entries(ran[kind]!.latency ?? {}).map(([k, v]) => [`${k} ev/s`, v] as const),
+    ]) {
       const worst = Math.max(0, ...r.runs.map((x) => x.other_cores));
       if (worst > 0.3) noisy.push(`${what} (up to ${round(worst, 2)} cores)`);
     }
