@@ -138,7 +138,7 @@ function openClient(c: Client, spec: ConnectSpec): void {
     c.state = State.Handshake;
     const key = randomBytes(16).toString('base64');
     sock.write(
-      `GET ${spec.path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `GET ${spec.paths[c.index % spec.paths.length]} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     );
   });
@@ -191,8 +191,11 @@ function onData(c: Client, chunk: Buffer): void {
       return;
     }
     off = end + 4;
-    c.state = State.Authenticating;
-    c.sock!.write(clientFrame(1, Buffer.from(JSON.stringify({ msg_type: 'authenticate', payload: { token: c.token } }))));
+    if (spec().handshakeOnly) becomeReady(c);
+    else {
+      c.state = State.Authenticating;
+      c.sock!.write(clientFrame(1, Buffer.from(JSON.stringify({ msg_type: 'authenticate', payload: { token: c.token } }))));
+    }
   }
   const len = buf.length;
   let now = 0;
@@ -223,7 +226,7 @@ function onData(c: Client, chunk: Buffer): void {
         // An event (event types are upper case, control messages lower case).
         events++;
         c.events++;
-        const si = buf.indexOf(MARK_SEQ, start);
+        const si = checkSeq ? buf.indexOf(MARK_SEQ, start) : -1;
         if (si >= 0 && si < end) {
           const seq = readInt(buf, si + MARK_SEQ.length, end);
           if (c.lastSeq >= 0) {
@@ -295,14 +298,7 @@ function onControl(c: Client, buf: Buffer, start: number, end: number): void {
       }
       return;
     case 'subscribed':
-      if (c.state === State.Subscribing) {
-        c.state = State.Ready;
-        if (c.slow) {
-          c.budget = spec().slowReadBytesPerSec;
-          if (c.budget <= 0) c.sock?.pause();
-        }
-        finishSetup(c, true);
-      }
+      if (c.state === State.Subscribing) becomeReady(c);
       return;
     case 'error': {
       let code = 'error';
@@ -322,10 +318,21 @@ function onControl(c: Client, buf: Buffer, start: number, end: number): void {
 }
 
 let currentRooms: string[] = ['ALL'];
+let checkSeq = true;
+
+function becomeReady(c: Client): void {
+  c.state = State.Ready;
+  if (c.slow) {
+    c.budget = spec().slowReadBytesPerSec;
+    if (c.budget <= 0) c.sock?.pause();
+  }
+  finishSetup(c, true);
+}
 
 async function connect(spec: ConnectSpec): Promise<ConnectResult> {
   currentSpec = spec;
   currentRooms = spec.rooms;
+  checkSeq = spec.checkSeq;
   closingAll = false;
   const t0 = performance.now();
   const setup = new Hist();

@@ -6,8 +6,14 @@
  * - SIGWINCH: the event-loop delay seen since the previous SIGWINCH (perf_hooks histogram,
  *   1 ms resolution) is written to $TPX_BENCH_PROBE_FILE.eld and the histogram reset: shows
  *   whether latency outliers come from the server's loop being blocked.
+ * - SIGURG: start or stop a V8 CPU profile (an in-process inspector session), as asked in
+ *   $TPX_BENCH_PROBE_FILE.prof (`{"n":1,"cmd":"start"}` or `{"n":2,"cmd":"stop","out":"…"}`),
+ *   acknowledged in $TPX_BENCH_PROBE_FILE.prof.ack: profiles of the measured windows only, not of
+ *   start-up and module loading as `--cpu-prof` would give. SIGURG is ignored by default, so a
+ *   process without this probe is unaffected.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 
 const file = process.env.TPX_BENCH_PROBE_FILE;
@@ -61,5 +67,32 @@ if (file) {
     );
     eld.reset();
     gcCount = gcTotal = gcMax = gcMaxKind = 0;
+  });
+
+  let session: Session | null = null;
+  const ack = (n: number, error?: string) => writeFileSync(file + '.prof.ack', JSON.stringify({ n, ...(error ? { error } : {}) }));
+  process.on('SIGURG', () => {
+    let req: { n: number; cmd: 'start' | 'stop'; out?: string };
+    try {
+      req = JSON.parse(readFileSync(file + '.prof', 'utf8')) as typeof req;
+    } catch {
+      return;
+    }
+    if (req.cmd === 'start') {
+      session ??= new Session();
+      try {
+        session.connect();
+      } catch {
+        /* already connected */
+      }
+      session.post('Profiler.enable', () =>
+        session!.post('Profiler.setSamplingInterval', { interval: 1000 }, () => session!.post('Profiler.start', (err) => ack(req.n, err?.message))),
+      );
+    } else if (session) {
+      session.post('Profiler.stop', (err, res) => {
+        if (!err && req.out) writeFileSync(req.out, JSON.stringify(res.profile));
+        ack(req.n, err?.message);
+      });
+    } else ack(req.n, 'no profile running');
   });
 }

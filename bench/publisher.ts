@@ -1,16 +1,24 @@
 /**
- * Publisher process: drives the publish API (POST /v1/events or /v1/events/batch) over
+ * Publisher process: drives the publish API (POST /v1/events or /v1/events/batch, or nchan's
+ * publisher location with the complete frame as the body) over
  * keep-alive connections (undici Pool), either closed-loop "as fast as the server accepts" with
  * a fixed number of requests in flight, or open-loop at a fixed event rate. Every event payload
  * starts with `"bench_t":<µs CLOCK_MONOTONIC>` stamped just before the request is sent, which
  * the load generator reads back for publish→receive latency. Bounded in time and count.
  */
+import { randomUUID } from 'node:crypto';
 import { Pool } from 'undici';
 import { Hist, nowUs } from './lib/hist.js';
 
 export interface PublishRun {
   origin: string;
   adminToken: string;
+  /**
+   * `tpx`: the publish API's JSON (tpx and the bare-ws baseline build the frame themselves).
+   * `nchan`: POST the frame itself to `/pub?ch=<account>` (one account): nchan delivers the body
+   * as is, so the client receives the same bytes as from the other peers.
+   */
+  format: 'tpx' | 'nchan';
   /** Events per request: 1 → POST /v1/events, > 1 → POST /v1/events/batch. */
   batch: number;
   mode: 'max' | 'rate';
@@ -43,21 +51,52 @@ export interface PublishResult {
 
 const MAX_INFLIGHT_RATE_MODE = 512;
 
-export async function publish(run: PublishRun): Promise<PublishResult> {
-  const pool = new Pool(run.origin, { connections: Math.max(1, run.concurrency), pipelining: 1, keepAliveTimeout: 60_000 });
-  const path = run.batch > 1 ? '/v1/events/batch' : '/v1/events';
+interface RequestShape {
+  path: string;
+  body: () => string;
+  headers: Record<string, string>;
+}
+
+/** POST /v1/events (or /batch): the event with `"bench_t"` first in its payload. */
+function tpxRequest(run: PublishRun): RequestShape {
   const rest = JSON.stringify(run.payload).slice(1); // payload without its opening brace
   const head =
     '{"msg_type":' + JSON.stringify(run.msgType) + ',' + JSON.stringify(run.target).slice(1, -1) + ',"payload":{"bench_t":';
   const tail = rest === '}' ? '}}' : ',' + rest + '}';
-  const body = (): string => {
-    const t = nowUs();
-    if (run.batch <= 1) return head + t + tail;
-    const one = head + t + tail;
-    const parts = new Array<string>(run.batch).fill(one);
-    return '{"events":[' + parts.join(',') + ']}';
+  return {
+    path: run.batch > 1 ? '/v1/events/batch' : '/v1/events',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${run.adminToken}` },
+    body: () => {
+      const one = head + nowUs() + tail;
+      if (run.batch <= 1) return one;
+      return '{"events":[' + new Array<string>(run.batch).fill(one).join(',') + ']}';
+    },
   };
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${run.adminToken}` };
+}
+
+/**
+ * nchan: the frame the other peers send (same fields, same order, same payload), built here
+ * because nchan passes the body through. Its `seq` is the publisher's counter, not checked by
+ * the load generator (requests in flight may be accepted in another order).
+ */
+function nchanRequest(run: PublishRun): RequestShape {
+  if (run.batch > 1) throw new Error('nchan has no batch publish');
+  if (!('account_ids' in run.target) || run.target.account_ids.length !== 1) throw new Error('nchan: publish to exactly one account (its channel)');
+  const rest = JSON.stringify(run.payload).slice(1);
+  const tail = rest === '}' ? '}}' : ',' + rest + '}';
+  let seq = 0;
+  return {
+    path: `/pub?ch=${encodeURIComponent(run.target.account_ids[0])}`,
+    headers: { 'content-type': 'application/json' },
+    body: () =>
+      '{"msg_type":' + JSON.stringify(run.msgType) + ',"msg_id":"' + randomUUID() + '","seq":' + ++seq +
+      ',"sent_at":' + Date.now() + ',"payload":{"bench_t":' + nowUs() + tail,
+  };
+}
+
+export async function publish(run: PublishRun): Promise<PublishResult> {
+  const pool = new Pool(run.origin, { connections: Math.max(1, run.concurrency), pipelining: 1, keepAliveTimeout: 60_000 });
+  const { path, body, headers } = run.format === 'nchan' ? nchanRequest(run) : tpxRequest(run);
   const resp = new Hist();
   const statuses: Record<string, number> = {};
   let firstError: string | null = null;
@@ -80,7 +119,7 @@ export async function publish(run: PublishRun): Promise<PublishResult> {
       const res = await pool.request({ path, method: 'POST', headers, body: body() });
       const text = await res.body.text();
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-      if (res.statusCode === 202 || res.statusCode === 200) {
+      if (res.statusCode >= 200 && res.statusCode < 300) {
         okRequests++;
         accepted += n;
       } else if (!firstError) firstError = `${res.statusCode} ${text.slice(0, 500)}`;

@@ -1,19 +1,21 @@
 /**
- * The measured scenarios. Each one runs against one server (tpx or the baseline) with the same
- * load generator and publisher, and returns plain numbers; bench/run.ts pairs them up.
+ * The measured scenarios. Each one runs against one server (a peer: nchan, bare ws, tpx; or one
+ * node of a cluster) with the same load generator and publisher, and returns plain numbers;
+ * bench/suites/* and bench/report.ts pair them up.
  *
- * CPU per delivered message is read from /proc/<server pid>/stat (utime+stime, all threads)
- * over the whole window: from the first publish until every expected frame arrived (or delivery
- * stalled), so work queued inside the server is charged to the messages it produced.
+ * CPU per delivered message is read from /proc (utime+stime of every thread of every process of
+ * the server's tree) over the whole window: from the first publish until every expected frame
+ * arrived (or delivery stalled), so work queued inside the server is charged to the messages it
+ * produced.
  */
 import { Hist, type LatencySummary } from './lib/hist.js';
-import { CpuMeter, HostCpu, memory } from './lib/proc.js';
-import { sleep, type BenchAccount, type Loadgen, type Publisher, type ServerProc } from './lib/children.js';
+import { CpuMeter, HostCpu, treeMemory } from './lib/proc.js';
+import { sleep, type BenchAccount, type BenchServer, type Loadgen, type Publisher } from './lib/children.js';
 import type { ConnectSpec, StatsResult } from './lib/messages.js';
 import type { PublishResult, PublishRun } from './publisher.js';
 
 export interface Rig {
-  server: ServerProc;
+  server: BenchServer;
   loadgen: Loadgen;
   publisher: Publisher;
   accounts: BenchAccount[];
@@ -22,12 +24,15 @@ export interface Rig {
   log(msg: string): void;
 }
 
-export function connectSpec(rig: Rig, start: number, end: number, tokens: string[], extra: Partial<ConnectSpec> = {}): ConnectSpec {
+export function connectSpec(rig: Rig, start: number, end: number, accounts: BenchAccount[], extra: Partial<ConnectSpec> = {}): ConnectSpec {
+  const nchan = rig.server.protocol === 'nchan';
   return {
     host: '127.0.0.1',
     port: rig.server.port,
-    path: '/ws',
-    tokens,
+    paths: accounts.map((a) => rig.server.wsPath(a.account_id)),
+    tokens: accounts.map((a) => a.token),
+    handshakeOnly: nchan,
+    checkSeq: !nchan,
     rooms: ['ALL'],
     start,
     end,
@@ -41,10 +46,11 @@ export function connectSpec(rig: Rig, start: number, end: number, tokens: string
   };
 }
 
-function publishRun(rig: Rig, over: Partial<PublishRun>): PublishRun {
+export function publishRun(rig: Rig, over: Partial<PublishRun>): PublishRun {
   return {
     origin: rig.server.origin,
     adminToken: rig.server.adminToken,
+    format: rig.server.protocol,
     batch: 1,
     mode: 'max',
     concurrency: 8,
@@ -59,7 +65,7 @@ function publishRun(rig: Rig, over: Partial<PublishRun>): PublishRun {
 }
 
 /** Wait until the load generator saw `expected` more event frames than `base`, or delivery stalls. */
-async function drain(rig: Rig, base: number, expected: number, stallMs: number, maxMs: number): Promise<StatsResult> {
+export async function drain(rig: Rig, base: number, expected: number, stallMs: number, maxMs: number): Promise<StatsResult> {
   const t0 = performance.now();
   let last = -1;
   let lastChange = performance.now();
@@ -77,8 +83,15 @@ async function drain(rig: Rig, base: number, expected: number, stallMs: number, 
   }
 }
 
-function sumCounts(m: Record<string, number>): number {
-  return Object.values(m).reduce((a, b) => a + b, 0);
+/** Response statuses other than 2xx (accepted), by status or error code. */
+function failures(statuses: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(statuses)) if (!/^2\d\d$/.test(k)) out[k] = v;
+  return out;
+}
+
+function closesSince(s1: StatsResult, s0: StatsResult): Record<string, number> {
+  return diffCounts(s1.closes_fast, s0.closes_fast);
 }
 
 // ---- connection rate + idle memory --------------------------------------------------------------
@@ -96,12 +109,12 @@ export interface ConnectOutcome {
   loadgen_cpu_cores: number;
 }
 
-export async function connectPhase(rig: Rig, start: number, end: number, tokens: string[], extra: Partial<ConnectSpec> = {}): Promise<ConnectOutcome> {
-  const cpu = new CpuMeter(rig.server.pid);
+export async function connectPhase(rig: Rig, start: number, end: number, accounts: BenchAccount[], extra: Partial<ConnectSpec> = {}): Promise<ConnectOutcome> {
+  const cpu = new CpuMeter(rig.server.pid, true);
   const lg = new CpuMeter(rig.loadgen.pid);
   cpu.start();
   lg.start();
-  const r = await rig.loadgen.connect(connectSpec(rig, start, end, tokens, extra));
+  const r = await rig.loadgen.connect(connectSpec(rig, start, end, accounts, extra));
   const c = cpu.stop();
   const l = lg.stop();
   const setup = new Hist();
@@ -127,9 +140,10 @@ export interface MemorySample {
   array_buffers: number | null;
 }
 
+/** After a full GC where the server has one (Node): resident memory of its process tree, and its heap. */
 export async function memorySample(rig: Rig): Promise<MemorySample> {
   const p = await rig.server.probe();
-  const m = memory(rig.server.pid);
+  const m = treeMemory(rig.server.pid);
   return { rss: m.rss, heap_used: p?.heapUsed ?? null, external: p?.external ?? null, array_buffers: p?.arrayBuffers ?? null };
 }
 
@@ -165,6 +179,8 @@ export interface FanoutOutcome {
   delivered: number;
   missing: number;
   delivered_per_sec: number;
+  /** Bytes received per delivered frame (WebSocket header included). */
+  frame_bytes: number;
   server_cpu_us: number;
   server_cpu_cores: number;
   cpu_us_per_msg: number;
@@ -197,7 +213,7 @@ export async function fanout(
   await drain(rig, w0.events, warm.events_accepted * connections, 3000, 60_000);
 
   const s0 = await rig.loadgen.stats();
-  const server = new CpuMeter(rig.server.pid);
+  const server = new CpuMeter(rig.server.pid, true);
   const lg = new CpuMeter(rig.loadgen.pid);
   const pub = new CpuMeter(rig.publisher.pid);
   const host = new HostCpu();
@@ -215,13 +231,6 @@ export async function fanout(
   const p = pub.stop();
   const h = host.stop();
   const delivered = s1.events - s0.events;
-  const closes: Record<string, number> = {};
-  for (const [k, v] of Object.entries(s1.closes_fast)) {
-    const d = v - (s0.closes_fast[k] ?? 0);
-    if (d) closes[k] = d;
-  }
-  const statuses = { ...res.statuses };
-  delete statuses['202'];
   return {
     connections,
     window_ms: Math.round(c.wall_ms),
@@ -231,6 +240,7 @@ export async function fanout(
     delivered,
     missing: Math.max(0, expected - delivered),
     delivered_per_sec: Math.round((delivered / c.wall_ms) * 1000),
+    frame_bytes: delivered ? Math.round((s1.bytes - s0.bytes) / delivered) : 0,
     server_cpu_us: Math.round(c.cpu_us),
     server_cpu_cores: round(c.cores, 2),
     cpu_us_per_msg: delivered ? round(c.cpu_us / delivered, 3) : 0,
@@ -244,8 +254,8 @@ export async function fanout(
     other_cores: round(Math.max(0, h.busy_cores - h.softirq_cores - c.cores - l.cores - p.cores - h.orchestrator_cores), 2),
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
     seq_dups: s1.seq_dups - s0.seq_dups,
-    closes,
-    publish_errors: statuses,
+    closes: closesSince(s1, s0),
+    publish_errors: failures(res.statuses),
     first_error: res.first_error,
   };
 }
@@ -262,10 +272,16 @@ export interface LatencyOutcome extends LatencySummary {
   missing: number;
   skipped: number;
   server_cpu_cores: number;
+  /** Server CPU per delivered frame at this fixed rate (nothing to coalesce at low rates). */
+  cpu_us_per_msg: number;
+  user_us_per_msg: number;
+  sys_us_per_msg: number;
+  writes_per_msg: number;
   loadgen_cpu_cores: number;
   host_busy_cores: number;
   /** Cores used by processes outside the benchmark during the window (noise indicator). */
   other_cores: number;
+  publish_response_p50_ms: number | null;
   publish_response_p99_ms: number | null;
   /** The server's own event-loop delay during the window (perf_hooks, 1 ms resolution). */
   server_loop_delay_p99_ms: number | null;
@@ -275,7 +291,9 @@ export interface LatencyOutcome extends LatencySummary {
   server_gc_max_kind: string | null;
   server_gc_total_ms: number | null;
   seq_gaps: number;
+  seq_dups: number;
   closes: Record<string, number>;
+  publish_errors: Record<string, number>;
 }
 
 export async function latency(
@@ -290,7 +308,7 @@ export async function latency(
   await drain(rig, w0.events, warm.events_accepted * opts.connections, 3000, 30_000);
   const s0 = await rig.loadgen.stats(true);
   await rig.server.loopDelay();
-  const server = new CpuMeter(rig.server.pid);
+  const server = new CpuMeter(rig.server.pid, true);
   const lg = new CpuMeter(rig.loadgen.pid);
   const pub = new CpuMeter(rig.publisher.pid);
   const host = new HostCpu();
@@ -314,11 +332,7 @@ export async function latency(
   const resp = new Hist();
   resp.merge(res.response);
   const delivered = s1.events - s0.events;
-  const closes: Record<string, number> = {};
-  for (const [k, v] of Object.entries(s1.closes_fast)) {
-    const d = v - (s0.closes_fast[k] ?? 0);
-    if (d) closes[k] = d;
-  }
+  const per = (v: number, digits = 3) => (delivered ? round(v / delivered, digits) : 0);
   return {
     connections: opts.connections,
     rate: opts.rate,
@@ -329,9 +343,14 @@ export async function latency(
     missing: Math.max(0, expected - delivered),
     skipped: res.skipped,
     server_cpu_cores: round(c.cores, 2),
+    cpu_us_per_msg: per(c.cpu_us),
+    user_us_per_msg: per(c.user_us),
+    sys_us_per_msg: per(c.sys_us),
+    writes_per_msg: per(c.write_calls, 4),
     loadgen_cpu_cores: round(l.cores, 2),
     host_busy_cores: round(hc.busy_cores, 2),
     other_cores: round(Math.max(0, hc.busy_cores - hc.softirq_cores - c.cores - l.cores - p.cores - hc.orchestrator_cores), 2),
+    publish_response_p50_ms: resp.summaryMs().p50_ms,
     publish_response_p99_ms: resp.summaryMs().p99_ms,
     server_loop_delay_p99_ms: eld?.p99_ms ?? null,
     server_loop_delay_max_ms: eld?.max_ms ?? null,
@@ -339,7 +358,9 @@ export async function latency(
     server_gc_max_kind: eld?.gc_max_kind ?? null,
     server_gc_total_ms: eld?.gc_total_ms ?? null,
     seq_gaps: s1.seq_gaps - s0.seq_gaps,
-    closes,
+    seq_dups: s1.seq_dups - s0.seq_dups,
+    closes: closesSince(s1, s0),
+    publish_errors: failures(res.statuses),
     ...h.summaryMs(),
   };
 }
@@ -366,7 +387,7 @@ export async function publishApi(
   opts: { batch: number; concurrency: number; windowMs: number; warmupMs: number; target: PublishRun['target'] },
 ): Promise<PublishOutcome> {
   await rig.publisher.run(publishRun(rig, { batch: opts.batch, concurrency: opts.concurrency, durationMs: opts.warmupMs, target: opts.target }));
-  const server = new CpuMeter(rig.server.pid);
+  const server = new CpuMeter(rig.server.pid, true);
   server.start();
   const res = await rig.publisher.run(
     publishRun(rig, { batch: opts.batch, concurrency: opts.concurrency, durationMs: opts.windowMs, target: opts.target }),
@@ -375,8 +396,6 @@ export async function publishApi(
   const resp = new Hist();
   resp.merge(res.response);
   const s = resp.summaryMs();
-  const errors = { ...res.statuses };
-  delete errors['202'];
   return {
     batch: opts.batch,
     concurrency: opts.concurrency,
@@ -388,7 +407,7 @@ export async function publishApi(
     response_p99_ms: s.p99_ms,
     server_cpu_cores: round(c.cores, 2),
     server_cpu_us_per_event: res.events_accepted ? round(c.cpu_us / res.events_accepted, 2) : 0,
-    errors,
+    errors: failures(res.statuses),
     first_error: res.first_error,
   };
 }
@@ -396,10 +415,13 @@ export async function publishApi(
 // ---- soak: fixed rate for a long time with 10 % slow consumers -----------------------------------
 
 export interface SoakSample {
+  /** Seconds since the phase started, at the end of this sample window. */
   t_s: number;
   rss: number;
   fast_p99_ms: number | null;
   fast_max_ms: number | null;
+  /** fast_p99_ms ÷ the quiet p99 (soak phase only). */
+  vs_quiet: number | null;
   fast_events: number;
   slow_open: number;
   reconnects: number;
@@ -409,12 +431,17 @@ export interface SoakOutcome {
   connections: number;
   slow_consumers: number;
   rate: number;
+  /** Fast consumers alone, before any slow consumer connects: the reference p99. */
+  quiet: { duration_ms: number; fast: LatencySummary; samples: SoakSample[] };
   duration_ms: number;
   events_published: number;
   fast_expected: number;
   fast_delivered: number;
   fast_missing: number;
   fast: LatencySummary;
+  /** The worst sample window's fast p99 ÷ the quiet p99 (issue 13's target: ≤ 2 in every window). */
+  worst_window_vs_quiet: number | null;
+  windows_over_2x: number;
   fast_disconnects: Record<string, number>;
   slow_closes: Record<string, number>;
   slow_reconnects: number;
@@ -432,14 +459,11 @@ export interface SoakOutcome {
   samples: SoakSample[];
 }
 
-export async function soak(
+/** Publish at a fixed rate for `durationMs`, sampling fast consumers' p99 and RSS every `sampleMs`. */
+async function sampledRun(
   rig: Rig,
-  opts: { connections: number; rate: number; durationMs: number; sampleMs: number; target: PublishRun['target'] },
-): Promise<SoakOutcome> {
-  const fastCount = opts.connections - Math.floor(opts.connections / 10);
-  await rig.loadgen.latency(true);
-  const m0 = await memorySample(rig);
-  const s0 = await rig.loadgen.stats(true);
+  opts: { rate: number; durationMs: number; sampleMs: number; target: PublishRun['target']; quietP99: number | null; label: string },
+): Promise<{ res: PublishResult; samples: SoakSample[]; total: Hist }> {
   const t0 = performance.now();
   const samples: SoakSample[] = [];
   const total = new Hist();
@@ -448,7 +472,7 @@ export async function soak(
   );
   let done = false;
   void running.finally(() => (done = true));
-  let prevFast = s0.fast_events;
+  let prev = (await rig.loadgen.stats(true)).fast_events;
   while (!done) {
     const until = performance.now() + opts.sampleMs;
     while (!done && performance.now() < until) await sleep(100);
@@ -457,29 +481,71 @@ export async function soak(
     h.merge(s.latency);
     total.merge(s.latency);
     const sum = h.summaryMs();
-    samples.push({
+    const sample: SoakSample = {
       t_s: Math.round((performance.now() - t0) / 100) / 10,
-      rss: memory(rig.server.pid).rss,
+      rss: treeMemory(rig.server.pid).rss,
       fast_p99_ms: sum.p99_ms,
       fast_max_ms: sum.max_ms,
-      fast_events: s.fast_events - prevFast,
+      vs_quiet: opts.quietP99 && sum.p99_ms !== null ? round(sum.p99_ms / opts.quietP99, 2) : null,
+      fast_events: s.fast_events - prev,
       slow_open: s.slow_open,
       reconnects: s.reconnects,
-    });
-    prevFast = s.fast_events;
+    };
+    samples.push(sample);
+    prev = s.fast_events;
     rig.log(
-      `  soak t=${samples.at(-1)!.t_s}s rss=${mib(samples.at(-1)!.rss)} MiB fast p99=${sum.p99_ms} ms slow open=${s.slow_open} reconnects=${s.reconnects}`,
+      `  ${opts.label} t=${sample.t_s}s rss=${mib(sample.rss)} MiB fast p99=${sum.p99_ms} ms` +
+        (sample.vs_quiet !== null ? ` (${sample.vs_quiet}× quiet)` : '') +
+        ` slow open=${s.slow_open} reconnects=${s.reconnects}`,
     );
   }
-  const res = await running;
+  return { res: await running, samples, total };
+}
+
+/**
+ * The soak: first the fast consumers alone for `quietMs` (their quiet p99: the reference), then
+ * the slow consumers (10 % of all) join and the same stream runs for `durationMs`. Every sample
+ * window's fast p99 is reported against the quiet p99 (issue 13: it must never leave 2×).
+ */
+export async function soak(
+  rig: Rig,
+  opts: {
+    connections: number;
+    accounts: BenchAccount[];
+    rate: number;
+    durationMs: number;
+    quietMs: number;
+    sampleMs: number;
+    slowReadBytesPerSec: number;
+    target: PublishRun['target'];
+  },
+): Promise<SoakOutcome> {
+  const slowCount = Math.floor(opts.connections / 10);
+  const fastCount = opts.connections - slowCount;
+  const fastConn = await connectPhase(rig, 0, fastCount, opts.accounts);
+  await rig.loadgen.latency(true);
+  rig.log(`  soak: ${fastConn.ready} fast consumers alone for ${opts.quietMs / 1000}s (quiet reference)`);
+  const quiet = await sampledRun(rig, { ...opts, durationMs: opts.quietMs, quietP99: null, label: 'quiet' });
+  await sleep(1000);
+  quiet.total.merge((await rig.loadgen.stats(true)).latency);
+  const quietSummary = quiet.total.summaryMs();
+  const slowConn = await connectPhase(rig, fastCount, opts.connections, opts.accounts, {
+    slowEvery: 1,
+    slowReadBytesPerSec: opts.slowReadBytesPerSec,
+    slowReconnectMs: 1000,
+  });
+  rig.log(`  soak: ${slowConn.ready} slow consumers joined; quiet fast p99 ${quietSummary.p99_ms} ms; ${opts.rate} events/s for ${opts.durationMs / 1000}s`);
+  const m0 = await memorySample(rig);
+  const s0 = await rig.loadgen.stats(true);
+  const t0 = performance.now();
+  const run = await sampledRun(rig, { ...opts, quietP99: quietSummary.p99_ms, label: 'soak' });
   await sleep(1000);
   const s1 = await rig.loadgen.stats(true);
-  const tail = new Hist();
-  tail.merge(s1.latency);
-  total.merge(s1.latency);
+  run.total.merge(s1.latency);
   await rig.loadgen.latency(false);
   const m1 = await memorySample(rig);
-  const rssList = samples.map((s) => s.rss);
+  const samples = run.samples;
+  const rssList = samples.map((x) => x.rss);
   const q = Math.max(1, Math.floor(rssList.length / 4));
   const med = (a: number[]) => {
     const b = [...a].sort((x, y) => x - y);
@@ -488,19 +554,23 @@ export async function soak(
   const second = med(rssList.slice(q, 2 * q));
   const last = med(rssList.slice(-q));
   const half = samples.slice(Math.floor(samples.length / 2));
-  const slope = linearSlope(half.map((s) => s.t_s / 60), half.map((s) => s.rss / 1048576));
-  const fastExpected = res.events_accepted * fastCount;
+  const slope = linearSlope(half.map((x) => x.t_s / 60), half.map((x) => x.rss / 1048576));
+  const ratios = samples.map((x) => x.vs_quiet).filter((x): x is number => x !== null);
+  const fastExpected = run.res.events_accepted * fastConn.ready;
   const fastDelivered = s1.fast_events - s0.fast_events;
   return {
-    connections: opts.connections,
-    slow_consumers: opts.connections - fastCount,
+    connections: fastConn.ready + slowConn.ready,
+    slow_consumers: slowConn.ready,
     rate: opts.rate,
+    quiet: { duration_ms: opts.quietMs, fast: quietSummary, samples: quiet.samples },
     duration_ms: Math.round(performance.now() - t0),
-    events_published: res.events_accepted,
+    events_published: run.res.events_accepted,
     fast_expected: fastExpected,
     fast_delivered: fastDelivered,
     fast_missing: Math.max(0, fastExpected - fastDelivered),
-    fast: total.summaryMs(),
+    fast: run.total.summaryMs(),
+    worst_window_vs_quiet: ratios.length ? Math.max(...ratios) : null,
+    windows_over_2x: ratios.filter((r) => r > 2).length,
     fast_disconnects: diffCounts(s1.closes_fast, s0.closes_fast),
     slow_closes: diffCounts(s1.closes_slow, s0.closes_slow),
     slow_reconnects: s1.reconnects - s0.reconnects,
@@ -517,7 +587,7 @@ export async function soak(
   };
 }
 
-function diffCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+export function diffCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(a)) {
     const d = v - (b[k] ?? 0);
@@ -549,28 +619,9 @@ export function mib(bytes: number): number {
   return round(bytes / 1048576, 1);
 }
 
-export { sumCounts };
-
-/**
- * Run a measurement, and once more if processes outside the benchmark used more than
- * `threshold` cores during it (shared hosts); keep the quieter of the two.
- */
-export async function quietest<T extends { other_cores: number }>(
-  what: string,
-  log: (m: string) => void,
-  fn: () => Promise<T>,
-  threshold = 0.3,
-): Promise<T & { attempts: number }> {
-  const first = await fn();
-  if (first.other_cores <= threshold) return { ...first, attempts: 1 };
-  log(`${what}: other processes used ${first.other_cores} cores during the window; measuring again`);
-  const second = await fn();
-  const best = second.other_cores < first.other_cores ? second : first;
-  return { ...best, attempts: 2 };
-}
-
 /** Server-initiated closes by close code from the server's Prometheus /metrics (tpx only; null elsewhere). */
 async function serverCloses(rig: Rig): Promise<Record<string, number> | null> {
+  if (rig.server.kind !== 'tpx') return null;
   try {
     const res = await fetch(`${rig.server.origin}/metrics`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) return null;

@@ -85,6 +85,7 @@ export async function runWebhookBench(opts: WebhookBenchOptions = {}): Promise<W
   const receiver = await startReceiver();
   const config = loadConfig({
     TPX_DATA_DIR: dataDir,
+    TPX_DURABILITY: 'synced', // stated explicitly, like every tpx run of the benchmark (issue 13)
     TPX_WEBHOOK_ALLOW_PRIVATE: 'true',
     TPX_WEBHOOK_CONCURRENCY_PER_ENDPOINT: String(concurrency),
     TPX_WEBHOOK_TIMEOUT_MS: '10000',

@@ -4,12 +4,14 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import type { ConnectResult, ConnectSpec, StatsResult } from './messages.js';
+import { pin, type PinPlan } from './pin.js';
+import { parentOf, processTree } from './proc.js';
 import type { PublishResult, PublishRun } from '../publisher.js';
 
 export const IS_TS = import.meta.url.endsWith('.ts');
@@ -93,20 +95,29 @@ export class IpcChild {
   }
 }
 
-function forkChild(name: string, file: string, env: Record<string, string>): IpcChild {
+/** Where client processes run: the CPUs of the pin plan's `clients` list. */
+export interface ClientPlacement {
+  pins: PinPlan;
+}
+
+function forkChild(name: string, file: string, env: Record<string, string>, placement?: ClientPlacement): IpcChild {
   const proc = fork(file, [], {
     execArgv: [...TSX_ARGS],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  // Pinned before it starts its worker threads (they inherit the mask): the child only starts
+  // them after its module graph loaded, long after this synchronous call.
+  if (placement) pin(proc.pid!, placement.pins.clients, placement.pins);
   return new IpcChild(name, proc);
 }
 
 export class Loadgen {
   constructor(readonly child: IpcChild) {}
-  static async start(workers: number): Promise<Loadgen> {
-    const c = forkChild('loadgen', benchFile('loadgen'), { TPX_BENCH_WORKERS: String(workers) });
+  static async start(workers: number, placement?: ClientPlacement): Promise<Loadgen> {
+    const c = forkChild('loadgen', benchFile('loadgen'), { TPX_BENCH_WORKERS: String(workers) }, placement);
     await c.ready;
+    if (placement) pin(c.pid, placement.pins.clients, placement.pins); // threads started since the fork
     return new Loadgen(c);
   }
   get pid(): number {
@@ -131,9 +142,10 @@ export class Loadgen {
 
 export class Publisher {
   constructor(readonly child: IpcChild) {}
-  static async start(): Promise<Publisher> {
-    const c = forkChild('publisher', benchFile('publisher'), { TPX_BENCH_ROLE: 'publisher' });
+  static async start(placement?: ClientPlacement): Promise<Publisher> {
+    const c = forkChild('publisher', benchFile('publisher'), { TPX_BENCH_ROLE: 'publisher' }, placement);
     await c.ready;
+    if (placement) pin(c.pid, placement.pins.clients, placement.pins);
     return new Publisher(c);
   }
   get pid(): number {
@@ -149,7 +161,8 @@ export class Publisher {
 
 // ---- servers ------------------------------------------------------------------------------------
 
-export type ServerKind = 'tpx' | 'baseline';
+/** The peers of the comparison: nginx + nchan (C), a bare `ws` server, and tpx-realtime. */
+export type PeerKind = 'nchan' | 'ws' | 'tpx';
 
 export interface ProbeResult {
   n: number;
@@ -172,24 +185,84 @@ export interface LoopDelay {
   gc_max_kind: string;
 }
 
-export interface ServerOptions {
-  kind: ServerKind;
-  /** Write a V8 CPU profile (.cpuprofile) into this directory on exit. */
-  cpuProfDir?: string;
-  env?: Record<string, string>;
+/**
+ * A server under test, whatever it is built with. `protocol` says how clients talk to it:
+ * `tpx` (SPEC §2: authenticate, subscribe, then event frames with a per-account seq) or
+ * `nchan` (the WebSocket upgrade subscribes; frames are the published bodies, no auth).
+ */
+export interface BenchServer {
+  readonly kind: PeerKind;
+  /** Process name in logs and the report (e.g. `tpx`, `tpx node b`). */
+  readonly name: string;
+  readonly protocol: 'tpx' | 'nchan';
+  /** Root process; CPU and memory are read for its whole process tree. */
+  readonly pid: number;
+  readonly port: number;
+  readonly origin: string;
+  /** Bearer token of the publish API (tpx, ws); empty for nchan. */
+  readonly adminToken: string;
+  /** WebSocket path for a client of `account` (its channel, for nchan). */
+  wsPath(accountId: string): string;
+  /** Full GC then process.memoryUsage() (Node servers); null where there is no such thing. */
+  probe(): Promise<ProbeResult | null>;
+  /** Event-loop delay and GC pauses since the previous call (Node servers); null otherwise. */
+  loopDelay(): Promise<LoopDelay | null>;
+  output(): string;
+  stop(): Promise<void>;
 }
 
-export class ServerProc {
-  private out = '';
+export interface NodeServerOptions {
+  kind: 'tpx' | 'ws';
+  name?: string;
+  env?: Record<string, string>;
+  /** Shared by the nodes of a cluster (one publish/admin token for all). */
+  adminToken?: string;
+  /** Pin the server (all threads) to the plan's server CPUs. */
+  pins?: PinPlan;
+}
+
+/**
+ * Exit hook: whatever the benchmark started and has not stopped yet is killed if it dies, with
+ * its descendants (nginx's worker, PostgreSQL's backends), which would otherwise outlive a
+ * SIGKILLed parent and keep its port.
+ */
+const liveChildren = new Set<{ pid: number; dir?: string }>();
+process.once('exit', () => {
+  for (const c of liveChildren) {
+    // Only a process that is still our child: a PID freed by a dead child may belong to anyone now.
+    // The parent first: an nginx master that saw its worker die would fork a new one.
+    const tree = parentOf(c.pid) === process.pid ? processTree(c.pid) : [];
+    for (const pid of tree) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    if (c.dir) rmSync(c.dir, { recursive: true, force: true });
+  }
+});
+
+export function trackChild(entry: { pid: number; dir?: string }): () => void {
+  liveChildren.add(entry);
+  return () => liveChildren.delete(entry);
+}
+
+/** A Node.js server (tpx-realtime or the bare-ws baseline) in its own process. */
+export class NodeServer implements BenchServer {
   private probeN = 0;
+  private eldN = 0;
+  readonly protocol = 'tpx' as const;
   constructor(
-    readonly kind: ServerKind,
+    readonly kind: 'tpx' | 'ws',
+    readonly name: string,
     readonly proc: ChildProcess,
     readonly port: number,
     readonly adminToken: string,
     readonly dataDir: string,
     readonly probeFile: string,
     private readonly exit: Promise<void>,
+    private readonly untrack: () => void,
     out: { get(): string },
   ) {
     this.output = () => out.get();
@@ -202,16 +275,18 @@ export class ServerProc {
   get origin(): string {
     return `http://127.0.0.1:${this.port}`;
   }
+  wsPath(): string {
+    return '/ws';
+  }
 
-  static async start(opts: ServerOptions): Promise<ServerProc> {
+  static async start(opts: NodeServerOptions): Promise<NodeServer> {
     const dataDir = mkdtempSync(path.join(tmpdir(), `tpx-bench-${opts.kind}-`));
     const probeFile = path.join(dataDir, 'probe.json');
-    const adminToken = 'bench_' + randomBytes(18).toString('hex');
+    const adminToken = opts.adminToken ?? 'bench_' + randomBytes(18).toString('hex');
     const probe = pathToFileURL(benchFile('probe')).href;
     const nodeArgs = ['--expose-gc', ...TSX_ARGS, '--import', probe];
-    if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
     let script: string[];
-    if (opts.kind === 'baseline') script = [benchFile('baseline-server')];
+    if (opts.kind === 'ws') script = [benchFile('baseline-server')];
     else if (IS_TS) script = [path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve'];
     else script = [path.join(REPO_ROOT, 'bin', 'tpx.js'), 'serve'];
     const proc = spawn(process.execPath, [...nodeArgs, ...script], {
@@ -227,17 +302,20 @@ export class ServerProc {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const untrack = trackChild({ pid: proc.pid!, dir: dataDir });
+    if (opts.pins) pin(proc.pid!, opts.pins.server, opts.pins);
     let out = '';
     const append = (s: string) => {
       out += s;
       if (out.length > 400_000) out = out.slice(-200_000);
     };
     const exit = new Promise<void>((r) => proc.once('exit', () => r()));
+    const name = opts.name ?? opts.kind;
     const port = await new Promise<number>((resolve, reject) => {
       let buf = '';
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
-        reject(new Error(`${opts.kind} server did not log "listening" within 60 s:\n${out.slice(-4000)}`));
+        reject(new Error(`${name} did not log "listening" within 60 s:\n${out.slice(-4000)}`));
       }, 60_000);
       proc.stderr!.setEncoding('utf8').on('data', append);
       proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -262,13 +340,18 @@ export class ServerProc {
       });
       void exit.then(() => {
         clearTimeout(timer);
-        reject(new Error(`${opts.kind} server exited before listening:\n${out.slice(-4000)}`));
+        reject(new Error(`${name} exited before listening:\n${out.slice(-4000)}`));
       });
+    }).catch((err: unknown) => {
+      untrack();
+      rmSync(dataDir, { recursive: true, force: true });
+      throw err;
     });
-    return new ServerProc(opts.kind, proc, port, adminToken, dataDir, probeFile, exit, { get: () => out });
+    // Threads started during start-up (libuv pool, the store's workers) get the mask too.
+    if (opts.pins) pin(proc.pid!, opts.pins.server, opts.pins);
+    return new NodeServer(opts.kind, name, proc, port, adminToken, dataDir, probeFile, exit, untrack, { get: () => out });
   }
 
-  /** Full GC in the server, then its process.memoryUsage(). */
   async probe(timeoutMs = 15_000): Promise<ProbeResult | null> {
     const want = ++this.probeN;
     this.proc.kill('SIGUSR2');
@@ -289,8 +372,6 @@ export class ServerProc {
     return null;
   }
 
-  private eldN = 0;
-  /** Event-loop delay in the server since the previous call (first call just resets). */
   async loopDelay(timeoutMs = 5_000): Promise<LoopDelay | null> {
     const want = ++this.eldN;
     this.proc.kill('SIGWINCH');
@@ -310,6 +391,39 @@ export class ServerProc {
     return null;
   }
 
+  private profN = 0;
+  /** Ask the probe to start or stop (writing `out`) a CPU profile; resolves when it acknowledged. */
+  private async profileCmd(cmd: 'start' | 'stop', out?: string): Promise<void> {
+    const n = ++this.profN;
+    writeFileSync(this.probeFile + '.prof', JSON.stringify({ n, cmd, out }));
+    this.proc.kill('SIGURG');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      await sleep(20);
+      try {
+        const r = JSON.parse(readFileSync(this.probeFile + '.prof.ack', 'utf8')) as { n: number; error?: string };
+        if (r.n >= n) {
+          if (r.error) throw new Error(`${this.name}: profiler ${cmd}: ${r.error}`);
+          return;
+        }
+      } catch (err) {
+        if ((err as Error).message.includes('profiler')) throw err;
+      }
+    }
+    throw new Error(`${this.name}: no answer from the profiler (${cmd})`);
+  }
+
+  /** A V8 CPU profile of `body` only (the measured windows, not start-up), written to `out`. */
+  async profiled<T>(out: string | undefined, body: () => Promise<T>): Promise<T> {
+    if (!out) return body();
+    await this.profileCmd('start');
+    try {
+      return await body();
+    } finally {
+      await this.profileCmd('stop', out);
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) {
       this.proc.kill('SIGTERM');
@@ -317,22 +431,24 @@ export class ServerProc {
       await this.exit;
       clearTimeout(t);
     }
+    this.untrack();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 
-// ---- admin API set-up of accounts and keys ------------------------------------------------------
+// ---- accounts ------------------------------------------------------------------------------------
 
 export interface BenchAccount {
   account_id: string;
   token: string;
 }
 
-export async function createAccounts(server: ServerProc, count: number): Promise<BenchAccount[]> {
-  if (server.kind === 'baseline') {
+/** Accounts and API keys through the admin API (tpx); made-up ids elsewhere (no auth there). */
+export async function createAccounts(server: BenchServer, count: number): Promise<BenchAccount[]> {
+  if (server.kind !== 'tpx') {
     return Array.from({ length: count }, (_, i) => ({
       account_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-      token: `tp_live_baseline_${i}`,
+      token: `tp_live_${server.kind}_${i}`,
     }));
   }
   const pool = new Pool(server.origin, { connections: 8 });
@@ -355,7 +471,7 @@ export async function createAccounts(server: ServerProc, count: number): Promise
     }
   };
   try {
-    await Promise.all(Array.from({ length: 8 }, worker));
+    await Promise.all(Array.from({ length: Math.min(8, count) }, worker));
   } finally {
     await pool.close();
   }

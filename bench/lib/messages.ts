@@ -4,9 +4,17 @@ import type { HistData } from './hist.js';
 export interface ConnectSpec {
   host: string;
   port: number;
-  path: string;
+  /** Upgrade paths; client with global index i uses paths[i % paths.length] (nchan: its channel). */
+  paths: string[];
   /** API keys; client with global index i uses tokens[i % tokens.length]. */
   tokens: string[];
+  /**
+   * The upgrade alone subscribes (nchan): no authenticate/subscribe exchange, the client is
+   * ready on the 101.
+   */
+  handshakeOnly: boolean;
+  /** Check each connection's `seq` is previous + 1 (false where the server assigns none). */
+  checkSeq: boolean;
   rooms: string[];
   /** Global client indices [start, end). */
   start: number;
