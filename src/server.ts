@@ -16,6 +16,7 @@ import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
 import { publishRoutes } from './http/routes/publish.js';
 import { webhookAdminRoutes } from './http/routes/webhooks.js';
+import { loadTlsMaterial, TlsReloader } from './http/tls.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { Publisher } from './publish/publisher.js';
@@ -25,6 +26,7 @@ import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { resolveAdminToken } from './admin-token.js';
 
 export interface RunningServer {
+  /** `http://…` or, with TPX_TLS_CERT/TPX_TLS_KEY, `https://…`. */
   url: string;
   host: string;
   port: number;
@@ -35,12 +37,16 @@ export interface RunningServer {
   store: Store;
   bus: Bus;
   logger: Logger;
+  /** Re-read the TLS files (what SIGHUP does); false when they were refused or TLS is off. */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
 export async function startServer(config: Config, opts: { logger?: Logger } = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  const logger = opts.logger ?? createLogger(config.logLevel, { format: config.logFormat });
   const metrics = createMetrics();
+  // TLS files are checked before anything else opens: a bad pair stops the start with the reason.
+  const tlsMaterial = config.tls ? await loadTlsMaterial(config.tls) : null;
   const store = createStore(config);
   await store.init();
   const bus = await createBus(config);
@@ -52,7 +58,10 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
   const publisher = new Publisher(store, bus, metrics, logger, () => dispatcher.notify());
 
   let shuttingDown = false;
-  const app = createApp({ logger, metrics });
+  const app = createApp({ logger, metrics, https: tlsMaterial ?? undefined });
+  const tls = config.tls && tlsMaterial ? new TlsReloader(config.tls, tlsMaterial, logger, metrics.registry) : null;
+  const httpsServer = app.server as import('node:https').Server;
+  tls?.attach(httpsServer, metrics.registry);
   const adminGuard = makeAdminGuard(admin.token);
   healthRoutes(app, { store, bus, metrics, isShuttingDown: () => shuttingDown });
   consoleRoutes(app);
@@ -70,7 +79,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address() as AddressInfo;
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${address.port}`;
 
   dispatcher.start();
   const pruneEvery = Math.max(1000, Math.min(config.eventRetentionMs / 10, 10 * 60_000));
@@ -87,14 +96,29 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
   pruneTimer.unref();
 
   logger.info(
-    { url, port: address.port, ws_url: `${url.replace(/^http/, 'ws')}/ws`, node: config.nodeId, store: store.kind, bus: bus.kind },
+    {
+      url,
+      port: address.port,
+      ws_url: `${url.replace(/^http/, 'ws')}/ws`,
+      console_url: `${url}/console`,
+      tls: tls ? { subject: tls.material.subject, not_after: tls.material.notAfter.toISOString() } : false,
+      node: config.nodeId,
+      store: store.kind,
+      bus: bus.kind,
+    },
     'listening',
   );
+
+  // SIGHUP re-reads the certificate and key (SPEC §5). Without TLS, SIGHUP keeps Node's default.
+  const reloadTls = async () => (tls ? tls.reload(httpsServer) : false);
+  const onSighup = () => void reloadTls();
+  if (tls) process.on('SIGHUP', onSighup);
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       shuttingDown = true;
+      process.off('SIGHUP', onSighup);
       logger.info('shutting down');
       clearInterval(pruneTimer);
       const httpClosed = app.close();
@@ -117,6 +141,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
     store,
     bus,
     logger,
+    reloadTls,
     close,
   };
 }

@@ -65,6 +65,8 @@ export function consoleRoutes(app: FastifyInstance, opts: { dir?: string } = {})
     return reply.send(body);
   };
 
+  // A person who opens the server's address lands in the console (the APIs live under /v1, /admin).
+  app.get('/', (_request, reply) => reply.redirect('/console', 302));
   app.get('/console', (_request, reply) => send(reply, 'index.html'));
   app.get('/console/', (_request, reply) => send(reply, 'index.html'));
   app.get('/console/:file', (request, reply) => send(reply, (request.params as { file: string }).file));
