@@ -101,7 +101,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
       port: address.port,
       ws_url: `${url.replace(/^http/, 'ws')}/ws`,
       console_url: `${url}/console`,
-      tls: tls ? { subject: tls.material.subject, not_after: tls.material.notAfter.toISOString() } : false,
+      tls: tls ? { subject: tls.material.subject, not_after: tls.material.notAfter.toISOString() } : undefined,
       node: config.nodeId,
       store: store.kind,
       bus: bus.kind,
