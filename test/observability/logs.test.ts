@@ -19,7 +19,7 @@ describe('readable log lines', () => {
     expect(out.endsWith('\n')).toBe(true);
     expect(out.split('\n')).toHaveLength(2);
     expect(out).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  webhook attempt failed url=https:\/\/p\.example\/hook status=503 error=x+… nested=\{"a":1\}\n$/);
-    expect(out.length).toBeLessThan(260);
+    expect(out.length).toBeLessThan(300);
     expect(out).not.toContain('pid=');
     expect(out).not.toContain('\x1b[');
     expect(formatRecord(line, true)).toContain('\x1b[33mWARN');
