@@ -14,6 +14,7 @@ import { makeAdminGuard } from './http/auth.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
+import { operatorRoutes } from './http/routes/operator.js';
 import { publishRoutes } from './http/routes/publish.js';
 import { webhookAdminRoutes } from './http/routes/webhooks.js';
 import { loadTlsMaterial, TlsReloader } from './http/tls.js';
@@ -70,6 +71,7 @@ export async function startServer(config: Config, opts: { logger?: Logger } = {}
     async (scope) => {
       scope.addHook('onRequest', adminGuard);
       adminRoutes(scope, { store, bus, gateway, nodeId: config.nodeId });
+      operatorRoutes(scope, { store, metrics, nodeId: config.nodeId, isShuttingDown: () => shuttingDown });
       await scope.register(webhookAdminRoutes, { store, config, dispatcher });
     },
     { prefix: '/admin' },
