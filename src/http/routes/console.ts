@@ -24,6 +24,11 @@ const FILES: ReadonlyMap<string, string> = new Map([
   ['dom.js', 'text/javascript; charset=utf-8'],
   ['accounts.js', 'text/javascript; charset=utf-8'],
   ['connections.js', 'text/javascript; charset=utf-8'],
+  ['deliveries.js', 'text/javascript; charset=utf-8'],
+  ['overview.js', 'text/javascript; charset=utf-8'],
+  ['chart.js', 'text/javascript; charset=utf-8'],
+  ['tail.js', 'text/javascript; charset=utf-8'],
+  ['send.js', 'text/javascript; charset=utf-8'],
   ['favicon.svg', 'image/svg+xml'],
 ]);
 
