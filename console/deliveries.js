@@ -97,10 +97,10 @@ export async function deliveriesTable(ctx, deliveries, reload, opts = {}) {
     [d.last_status_code !== null ? h('code', {}, String(d.last_status_code)) : null, d.last_error ? h('div', { class: 'muted clip', title: d.last_error }, d.last_error) : null],
     d.status === 'pending' ? time(d.next_attempt_at) : time(d.completed_at),
     idText(d.msg_id, 'msg_id'),
-    h('span', { class: 'actions' }, h('a', { class: 'button ghost', href: `#/deliveries/${seg(d.delivery_id)}` }, 'Open'), retryButton(ctx, d, reload)),
+    h('span', { class: 'actions stacked' }, h('a', { class: 'button ghost', href: `#/deliveries/${seg(d.delivery_id)}` }, 'Open'), retryButton(ctx, d, reload)),
   ]);
   /** @type {Array<string | [string, string]>} */
-  const headers = ['Created', 'Event', 'Account', 'Endpoint', 'Status', ['Attempts', 'wide'], 'Last result', ['Next / done', 'wide'], ['msg_id', 'wide'], ''];
+  const headers = ['Created', 'Event', 'Account', 'Endpoint', 'Status', ['Tries', 'wide'], 'Last result', ['Next / done', 'wide'], ['msg_id', 'wide'], ''];
   if (!opts.account) {
     headers.splice(2, 1);
     rows.forEach((r) => r.splice(2, 1));
@@ -141,7 +141,8 @@ export function renderDeliveries(root, ctx, _param, query = new URLSearchParams(
     /** @type {{ deliveries: Delivery[] } | undefined} */
     const data = await ctx.run(() => ctx.api('GET', `/admin/deliveries?${q}`));
     if (!data) return;
-    replace(list, await deliveriesTable(ctx, data.deliveries, load, { account: true, accountNames }));
+    // The account column only when the list is not of one account already.
+    replace(list, await deliveriesTable(ctx, data.deliveries, load, { account: !q.get('account_id'), accountNames }));
   };
 
   const search = form(

@@ -49,7 +49,7 @@ export function quantile(now, before, q) {
 }
 
 /** @param {number} v */
-const perSecond = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, '') || '0');
+const perSecond = (v) => (Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, '') || '0');
 /** @param {number} s seconds */
 const duration = (s) => (s >= 1 ? `${s.toFixed(s >= 10 ? 0 : 1)} s` : s === 0 ? '0 ms' : `${(s * 1000).toFixed(s >= 0.01 ? 0 : 1)} ms`);
 
