@@ -163,16 +163,19 @@ export function renderDeliveries(root, ctx, _param, query = new URLSearchParams(
 
   replace(root, h('section', { class: 'card', id: 'delivery-search' }, h('div', { class: 'card-head' }, h('h2', {}, 'Webhook deliveries'), button('Refresh', load)), search, list));
 
-  void ctx.run(async () => {
-    /** @type {{ accounts: import('./api.js').Account[] }} */
-    const data = await ctx.api('GET', '/admin/accounts');
-    for (const a of data.accounts) {
-      accountNames.set(a.account_id, a.name || a.partner_id || a.account_id);
-      account.input.append(h('option', { value: a.account_id }, a.name || a.partner_id || a.account_id));
-    }
-    account.input.value = query.get('account_id') ?? '';
-  });
-  void load();
+  // The first search waits for the account list, so an account_id from the address is selected
+  // (and applied) rather than silently dropped by a select that has no such option yet.
+  void ctx
+    .run(async () => {
+      /** @type {{ accounts: import('./api.js').Account[] }} */
+      const data = await ctx.api('GET', '/admin/accounts');
+      for (const a of data.accounts) {
+        accountNames.set(a.account_id, a.name || a.partner_id || a.account_id);
+        account.input.append(h('option', { value: a.account_id }, a.name || a.partner_id || a.account_id));
+      }
+      account.input.value = query.get('account_id') ?? '';
+    })
+    .finally(() => void load());
 }
 
 // ---------------------------------------------------------------- one delivery

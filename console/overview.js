@@ -48,6 +48,17 @@ export function quantile(now, before, q) {
   return lower;
 }
 
+/*
+ * Samples live as long as the tab (not the view): leaving the overview and coming back shows the
+ * history gathered so far, with a gap for the time away.
+ */
+/** @type {Map<string, Stats>} previous sample per node */
+const previous = new Map();
+/** @type {Record<string, Array<[number, number | null]>>} */
+const points = { connections: [], in: [], out: [], success: [], p50: [], p95: [] };
+/** @type {Stats | null} */
+let last = null;
+
 /** @param {number} v */
 const perSecond = (v) => (Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, '') || '0');
 /** @param {number} s seconds */
@@ -64,13 +75,7 @@ export function renderOverview(root, ctx) {
   const tiles = h('div', { class: 'tiles', id: 'tiles' });
   const status = h('span', { class: 'muted', id: 'overview-status' }, 'Loading…');
 
-  /** @type {Map<string, Stats>} previous sample per node */
-  const previous = new Map();
-  /** @type {Record<string, Array<[number, number | null]>>} */
-  const points = { connections: [], in: [], out: [], success: [], p50: [], p95: [] };
   let busy = false;
-  /** @type {Stats | null} */
-  let last = null;
 
   const sample = async () => {
     if (busy) return;
@@ -80,13 +85,16 @@ export function renderOverview(root, ctx) {
     busy = false;
     if (!s) return;
     const t = Date.parse(s.at) || Date.now();
+    // Back on the view after a while: break the lines instead of joining across the gap.
+    if (last && t - Date.parse(last.at) > 3 * STATS_MS) for (const list of Object.values(points)) list.push([t - STATS_MS, null]);
     const before = previous.get(s.node);
     previous.set(s.node, s);
     last = s;
     points.connections.push([t, s.connections]);
     if (before) {
       const dt = (t - Date.parse(before.at)) / 1000;
-      if (dt > 0) {
+      // A rate over minutes away from the view would be an average passed off as a sample.
+      if (dt > 0 && dt <= (5 * STATS_MS) / 1000) {
         points.in.push([t, Math.max(0, s.events_published_total - before.events_published_total) / dt]);
         points.out.push([t, Math.max(0, s.ws_events_sent_total - before.ws_events_sent_total) / dt]);
         const a = s.webhook_attempts_total;
@@ -137,6 +145,7 @@ export function renderOverview(root, ctx) {
       h('div', { class: 'charts' }, charts.connections.el, charts.events.el, charts.success.el, charts.latency.el),
     ),
   );
+  draw();
   void sample();
   const timer = setInterval(sample, STATS_MS);
   return () => clearInterval(timer);

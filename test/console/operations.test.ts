@@ -178,6 +178,13 @@ describe('deliveries', () => {
     }
     // One account chosen: no account column (it would say the same on every row).
     expect(await search.locator('thead th').allTextContents()).not.toContain('Account');
+
+    // Opened from an address (a link or a bookmark), the filters apply to the first load too.
+    await page.goto(`${server.url}/console#/deliveries?account_id=${globex.accountId}`);
+    await page.locator('#delivery-search').getByText('No deliveries match.').waitFor();
+    expect(await page.locator('#delivery-search').getByLabel('Account', { exact: true }).inputValue()).toBe(globex.accountId);
+    await page.goto(`${server.url}/console#/deliveries?account_id=${acme.accountId}&status=pending`);
+    await expect.poll(() => page.locator('#delivery-search tbody tr').count()).toBe(expected);
     await shot('deliveries');
   });
 
