@@ -234,11 +234,10 @@ export function renderDelivery(root, ctx, deliveryId = '') {
       a.status_code !== null ? h('code', {}, String(a.status_code)) : h('span', { class: 'muted' }, '—'),
       `${Math.round(a.latency_ms)} ms`,
       h('span', { class: `outcome ${a.outcome}` }, a.outcome),
-      a.error
-        ? h('div', { class: 'bad-text wrap' }, a.error)
-        : a.response_excerpt
-          ? h('pre', { class: 'excerpt' }, a.response_excerpt)
-          : h('span', { class: 'muted' }, '—'),
+      // Both when both exist: a 503's error line and what the endpoint answered with it.
+      a.error || a.response_excerpt
+        ? [a.error ? h('div', { class: 'bad-text wrap' }, a.error) : null, a.response_excerpt ? h('div', {}, h('div', { class: 'muted small' }, 'response body'), h('pre', { class: 'excerpt', 'aria-label': 'Response body excerpt' }, a.response_excerpt)) : null]
+        : h('span', { class: 'muted' }, '—'),
     ]);
 
     const request = sent
@@ -248,6 +247,7 @@ export function renderDelivery(root, ctx, deliveryId = '') {
             ['Header', 'Value'],
             Object.entries(sent.headers).map(([k, v]) => [h('code', {}, k), h('code', { class: 'wrap' }, v)]),
           ),
+          h('h3', { class: 'sub' }, 'Body'),
           h('pre', { class: 'json', 'aria-label': 'Request body' }, pretty(sent.body)),
         ]
       : h('p', { class: 'muted' }, 'This server does not report the request of a delivery.');
