@@ -40,7 +40,9 @@ describe('the server picks the format from stdout', () => {
   });
 
   it('writes readable lines to a terminal (and TPX_LOG_FORMAT=json forces JSON there)', async () => {
-    const runOnTty = async (extraEnv: Record<string, string>) => {
+    // Wait for the log record itself: the banner on stderr (same pty) also says "listening", and
+    // pino's asynchronous stdout may flush after it.
+    const runOnTty = async (extraEnv: Record<string, string>, record: RegExp) => {
       const dataDir = mkdtempSync(path.join(tmpdir(), 'tpx-tty-'));
       const command = `${JSON.stringify(process.execPath)} --conditions=tpx-source --import tsx src/cli/main.ts serve`;
       const proc = spawn('script', ['-qfec', command, '/dev/null'], {
@@ -51,7 +53,7 @@ describe('the server picks the format from stdout', () => {
       let out = '';
       proc.stdout!.on('data', (c) => (out += String(c)));
       try {
-        await waitFor(() => /listening/.test(out), 30_000, 'listening on the tty');
+        await waitFor(() => record.test(out), 30_000, 'the listening record on the tty');
         return out;
       } finally {
         // The pty's foreground process gets SIGTERM through `script`'s child: stop the server itself.
@@ -60,13 +62,13 @@ describe('the server picks the format from stdout', () => {
         rmSync(dataDir, { recursive: true, force: true });
       }
     };
-    const pretty = await runOnTty({});
+    const pretty = await runOnTty({}, /INFO.* listening /);
     // eslint-disable-next-line no-control-regex
-    const line = pretty.replace(/\x1b\[[0-9;]*m/g, '').split(/\r?\n/).find((l) => l.includes('listening'))!;
+    const line = pretty.replace(/\x1b\[[0-9;]*m/g, '').split(/\r?\n/).find((l) => / INFO  listening /.test(l))!;
     expect(pretty).toContain('\x1b[32mINFO'); // coloured on a terminal
     expect(line).toMatch(/\d\d:\d\d:\d\d\.\d{3} .*INFO.* listening .*url=.*http:\/\/127\.0\.0\.1:\d+/);
     expect(line).not.toContain('{"level"');
-    const json = await runOnTty({ TPX_LOG_FORMAT: 'json' });
+    const json = await runOnTty({ TPX_LOG_FORMAT: 'json' }, /"msg":"listening"/);
     expect(json).toMatch(/\{"level":30,.*"msg":"listening"/);
   }, 90_000);
 });
