@@ -99,7 +99,7 @@ describe('live event tail', () => {
 
     // Type filter: only PAYMENT_SETTLED rows, also for what is published after.
     await page.getByLabel('Event type', { exact: true }).selectOption('PAYMENT_SETTLED');
-    await expect.poll(() => page.locator('tr.event-row').count()).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('tr.event-row').count(), { timeout: UI_TIMEOUT }).toBeGreaterThan(0);
     const c = await publish(server, { msg_type: 'BID_OUTBID', account_ids: [globex.accountId], payload: samplePayload('BID_OUTBID') });
     const d = await publish(server, { msg_type: 'PAYMENT_SETTLED', account_ids: [acme.accountId], payload: samplePayload('PAYMENT_SETTLED') });
     await page.locator(`tr.event-row[data-msg-id="${d.msg_id}"]`).waitFor();
@@ -123,7 +123,7 @@ describe('send a test event', () => {
     await page.getByRole('link', { name: 'Send event' }).click();
     await page.getByLabel('Event type', { exact: true }).selectOption('PAYMENT_CHARGED');
     const payload = page.getByLabel('Payload (JSON)');
-    await expect.poll(async () => payload.inputValue()).toContain('"charged_at"');
+    await expect.poll(async () => payload.inputValue(), { timeout: UI_TIMEOUT }).toContain('"charged_at"');
     await page.getByLabel('Send to', { exact: true }).selectOption(acme.accountId);
     await page.getByRole('button', { name: 'Send event' }).click();
     await page.getByRole('status').filter({ hasText: 'Accepted: PAYMENT_CHARGED for 1 recipient.' }).waitFor();
@@ -135,11 +135,11 @@ describe('send a test event', () => {
     // Broken JSON is refused in the page, before any call.
     await payload.fill('{ "not": json');
     await page.getByRole('button', { name: 'Send event' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent()).toContain('The payload is not valid JSON');
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: UI_TIMEOUT }).toContain('The payload is not valid JSON');
     // An invalid payload is refused by the server with the failing fields.
     await payload.fill('{}');
     await page.getByRole('button', { name: 'Send event' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/VALIDATION_FAILED.*400/);
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: UI_TIMEOUT }).toMatch(/VALIDATION_FAILED.*400/);
     await page.getByRole('button', { name: 'Reset to sample' }).click();
     expect(await payload.inputValue()).toContain('"charged_at"');
     await shot('send');
@@ -171,7 +171,7 @@ describe('deliveries', () => {
     const rows = search.locator('tbody tr');
     const expected = (await api(server, 'GET', `/admin/deliveries?account_id=${acme.accountId}&status=pending`)).body.deliveries.length;
     expect(expected).toBeGreaterThan(1);
-    await expect.poll(() => rows.count()).toBe(expected);
+    await expect.poll(() => rows.count(), { timeout: UI_TIMEOUT }).toBe(expected);
     for (const text of await rows.allTextContents()) {
       expect(text).toContain('acme-backup'); // only the failing endpoint has pending deliveries
       expect(text).toContain('pending');
@@ -184,7 +184,7 @@ describe('deliveries', () => {
     await page.locator('#delivery-search').getByText('No deliveries match.').waitFor();
     expect(await page.locator('#delivery-search').getByLabel('Account', { exact: true }).inputValue()).toBe(globex.accountId);
     await page.goto(`${server.url}/console#/deliveries?account_id=${acme.accountId}&status=pending`);
-    await expect.poll(() => page.locator('#delivery-search tbody tr').count()).toBe(expected);
+    await expect.poll(() => page.locator('#delivery-search tbody tr').count(), { timeout: UI_TIMEOUT }).toBe(expected);
     await shot('deliveries');
   });
 
@@ -206,7 +206,7 @@ describe('deliveries', () => {
     await expect
       .poll(async () => (await page.locator('#delivery').getByRole('button', { name: 'Refresh' }).click(), page.locator('#delivery').textContent()), { timeout: UI_TIMEOUT })
       .toContain('succeeded');
-    await expect.poll(() => page.locator('#attempts tbody tr').count()).toBe(2);
+    await expect.poll(() => page.locator('#attempts tbody tr').count(), { timeout: UI_TIMEOUT }).toBe(2);
     expect(await page.locator('#attempts tbody tr').nth(1).textContent()).toContain('200');
     await shot('delivery');
   });
