@@ -4,7 +4,8 @@
  * API keys, webhook endpoints and webhook deliveries.
  */
 import { EVENT_TYPES, seg } from './api.js';
-import { copy, h, pill, replace, table, time } from './dom.js';
+import { button, copy, field, form, h, idText, pill, replace, table, time } from './dom.js';
+import { deliveriesTable } from './deliveries.js';
 
 /** @typedef {import('./api.js').Account} Account */
 /** @typedef {import('./app.js').Ctx} Ctx */
@@ -44,57 +45,8 @@ function roomsSummary(rooms) {
   return h('span', { class: 'rooms' }, rooms.map((r) => h('code', {}, r)));
 }
 
-/**
- * @param {string} label
- * @param {Record<string, string | boolean | undefined>} [attrs]
- */
-function field(label, attrs = {}) {
-  const input = /** @type {HTMLInputElement} */ (h('input', { type: 'text', spellcheck: 'false', ...attrs }));
-  return { input, el: h('label', {}, label, input) };
-}
-
 /** Empty string → null (the API's "unset"). @param {HTMLInputElement} input */
 const valueOrNull = (input) => input.value.trim() || null;
-
-/**
- * A button that runs `action` and is disabled while it does.
- * @param {string} text
- * @param {() => Promise<unknown>} action
- * @param {string} [cls]
- */
-function button(text, action, cls = 'ghost') {
-  const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: cls }, text));
-  b.addEventListener('click', async () => {
-    b.disabled = true;
-    try {
-      await action();
-    } finally {
-      b.disabled = false;
-    }
-  });
-  return b;
-}
-
-/**
- * A form whose submit runs `action` (never a real navigation).
- * @param {string} cls
- * @param {() => Promise<unknown>} action
- * @param {...import('./dom.js').Child} children
- */
-function form(cls, action, ...children) {
-  const f = /** @type {HTMLFormElement} */ (h('form', { class: cls, method: 'post' }, ...children));
-  f.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const submit = /** @type {HTMLButtonElement | null} */ (f.querySelector('button[type=submit]'));
-    if (submit) submit.disabled = true;
-    try {
-      await action();
-    } finally {
-      if (submit) submit.disabled = false;
-    }
-  });
-  return f;
-}
 
 /** @param {Account} a */
 const accountLabel = (a) => a.name || a.partner_id || a.account_id;
@@ -117,7 +69,7 @@ export function renderAccounts(root, ctx) {
       h('a', { href: `#/accounts/${seg(a.account_id)}`, class: 'strong' }, a.name || '(unnamed)'),
       a.partner_id ? h('code', {}, a.partner_id) : h('span', { class: 'muted' }, '—'),
       roomsSummary(a.rooms),
-      h('code', { class: 'id' }, a.account_id),
+      idText(a.account_id, 'account_id'),
       time(a.created_at),
       h(
         'span',
@@ -126,7 +78,7 @@ export function renderAccounts(root, ctx) {
         button('Delete', () => deleteAccount(ctx, a, (notice) => (ctx.notify(notice), load())), 'danger'),
       ),
     ]);
-    replace(list, h('h2', {}, `Accounts (${data.accounts.length})`), table(['Name', 'Partner id', 'Rooms', 'Account id', 'Created', ''], rows, 'No accounts yet: create the first one.'));
+    replace(list, h('h2', {}, `Accounts (${data.accounts.length})`), table(['Name', 'Partner id', 'Rooms', ['Account id', 'wide'], ['Created', 'wide'], ''], rows, 'No accounts yet: create the first one.'));
   };
 
   const create = form(
@@ -178,8 +130,8 @@ export function renderAccount(root, ctx, accountId = '') {
   void ctx.run(async () => {
     /** @type {Account} */
     const account = await ctx.api('GET', `/admin/accounts/${id}`);
-    replace(title, account.name || '(unnamed account)', ' ', h('code', { class: 'id' }, account.account_id));
-    settingsCard(settings, ctx, account, (a) => replace(title, a.name || '(unnamed account)', ' ', h('code', { class: 'id' }, a.account_id)));
+    replace(title, account.name || '(unnamed account)', ' ', idText(account.account_id, 'account_id'));
+    settingsCard(settings, ctx, account, (a) => replace(title, a.name || '(unnamed account)', ' ', idText(a.account_id, 'account_id')));
     keysCard(keys, ctx, id);
     webhooksCard(webhooks, ctx, id);
     deliveriesCard(deliveries, ctx, id);
@@ -400,6 +352,7 @@ function webhooksCard(card, ctx, id) {
 // ---------------------------------------------------------------- deliveries
 
 /**
+ * The account's deliveries (the full search is the Deliveries view).
  * @param {HTMLElement} card
  * @param {Ctx} ctx
  * @param {string} id account id, URL-encoded
@@ -416,26 +369,7 @@ function deliveriesCard(card, ctx, id) {
     /** @type {{ deliveries: import('./api.js').Delivery[] } | undefined} */
     const data = await ctx.run(() => ctx.api('GET', `/admin/deliveries?${q}`));
     if (!data) return;
-    const rows = data.deliveries.map((d) => [
-      time(d.created_at),
-      h('code', {}, d.msg_type),
-      String(d.seq),
-      pill(d.status, d.status === 'succeeded' ? 'ok' : d.status === 'failed' ? 'bad' : 'muted'),
-      String(d.attempt_count),
-      [d.last_status_code !== null ? h('code', {}, String(d.last_status_code)) : null, d.last_error ? h('div', { class: 'muted' }, d.last_error) : null],
-      d.status === 'pending' ? time(d.next_attempt_at) : time(d.completed_at),
-      h('code', { class: 'id', title: 'msg_id' }, d.msg_id),
-      d.status === 'pending'
-        ? ''
-        : button('Retry', () =>
-            ctx.run(async () => {
-              await ctx.api('POST', `/admin/deliveries/${seg(d.delivery_id)}/retry`);
-              ctx.notify(`Delivery of ${d.msg_type} #${d.seq} queued again.`);
-              await load();
-            }),
-          ),
-    ]);
-    replace(list, table(['Created', 'Event', 'Seq', 'Status', 'Attempts', 'Last result', 'Next / done', 'msg_id', ''], rows, 'No deliveries match.'));
+    replace(list, await deliveriesTable(ctx, data.deliveries, load, { account: false }));
   };
 
   const retryAll = button('Retry all failed', () =>
@@ -449,7 +383,15 @@ function deliveriesCard(card, ctx, id) {
   status.addEventListener('change', () => void load());
   replace(
     card,
-    h('div', { class: 'card-head' }, h('h2', {}, 'Webhook deliveries'), h('label', { class: 'inline' }, 'Status ', status), button('Refresh', load), retryAll),
+    h(
+      'div',
+      { class: 'card-head' },
+      h('h2', {}, 'Webhook deliveries'),
+      h('label', { class: 'inline' }, 'Status ', status),
+      button('Refresh', load),
+      retryAll,
+      h('a', { class: 'button ghost', href: `#/deliveries?account_id=${id}` }, 'Search all'),
+    ),
     list,
   );
   void load();

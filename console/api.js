@@ -29,7 +29,8 @@ const TOKEN_KEY = 'tpx.adminToken';
  *             description: string | null, failing_since: string | null, previous_secret_expires_at: string | null, created_at: string }} Webhook
  * @typedef {{ delivery_id: string, webhook_id: string, account_id: string, msg_id: string, msg_type: string, seq: number,
  *             status: 'pending' | 'succeeded' | 'failed', attempt_count: number, next_attempt_at: string | null,
- *             last_status_code: number | null, last_error: string | null, created_at: string, completed_at: string | null }} Delivery
+ *             last_status_code: number | null, last_error: string | null, created_at: string, completed_at: string | null,
+ *             webhook_url?: string }} Delivery
  * @typedef {{ connection_id: string, account_id: string | null, account_name: string | null, key_id: string | null, rooms: string[],
  *             state: string, connected_since: string, last_seq: number, remote_address: string | null, node: string }} Connection
  */
@@ -69,15 +70,16 @@ export const session = {
  * @param {string} path e.g. '/admin/accounts'
  * @param {unknown} [body]
  * @param {string} [token]
+ * @param {AbortSignal} [signal] cancels the call (a long poll when its view closes)
  * @returns {Promise<any>} the parsed JSON answer (undefined for 204)
  */
-export async function request(method, path, body, token = session.token ?? '') {
+export async function request(method, path, body, token = session.token ?? '', signal) {
   /** @type {Record<string, string>} */
   const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', signal });
   } catch (err) {
     throw new ApiError(0, 'NETWORK_ERROR', `The server could not be reached (${/** @type {Error} */ (err).message})`);
   }

@@ -1,11 +1,16 @@
 // @ts-check
 /**
- * Console shell: sign-in/out, hash routing (#/accounts, #/accounts/<id>, #/connections), and the
- * error/notice banners. Views live in accounts.js and connections.js and get a `Ctx`.
+ * Console shell: sign-in/out, hash routing and the error/notice banners. Routes:
+ * #/overview (start), #/events, #/deliveries[?filters], #/deliveries/<id>, #/send, #/connections,
+ * #/accounts, #/accounts/<id>. Each view lives in its own module and gets a `Ctx`.
  */
 import { renderAccount, renderAccounts } from './accounts.js';
 import { ApiError, request, session } from './api.js';
 import { renderConnections } from './connections.js';
+import { renderDeliveries, renderDelivery } from './deliveries.js';
+import { renderOverview } from './overview.js';
+import { renderSend } from './send.js';
+import { renderTail } from './tail.js';
 
 /**
  * What every view gets.
@@ -16,8 +21,19 @@ import { renderConnections } from './connections.js';
  *   navigate: (hash: string, notice?: string) => void,
  * }} Ctx
  * A view renders into `root` and may return a cleanup function (run when leaving the view).
- * @typedef {(root: HTMLElement, ctx: Ctx, param?: string) => (void | (() => void))} View
+ * `param` is the path segment after the section (an id), `query` the `?…` of the address.
+ * @typedef {(root: HTMLElement, ctx: Ctx, param?: string, query?: URLSearchParams) => (void | (() => void))} View
  */
+
+/** @type {Record<string, [View, View?]>} section → [list view, view of one item] */
+const ROUTES = {
+  overview: [renderOverview],
+  events: [renderTail],
+  deliveries: [renderDeliveries, renderDelivery],
+  send: [renderSend],
+  connections: [renderConnections],
+  accounts: [renderAccounts, renderAccount],
+};
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -105,13 +121,15 @@ function route() {
     /** @type {HTMLInputElement} */ ($('signin-token')).focus();
     return;
   }
-  const [, section = 'accounts', param] = location.hash.split('/');
+  const [path, search = ''] = location.hash.replace(/^#/, '').split('?');
+  const [, wanted = 'overview', param] = path.split('/');
+  const section = wanted in ROUTES ? wanted : 'overview';
   for (const a of document.querySelectorAll('#nav a')) {
     a.toggleAttribute('aria-current', /** @type {HTMLElement} */ (a).dataset.section === section);
   }
-  /** @type {View} */
-  const render = section === 'connections' ? renderConnections : param ? renderAccount : renderAccounts;
-  leave = render(view, ctx, param ? decodeURIComponent(param) : undefined) || (() => {});
+  const [list, one] = ROUTES[section];
+  const render = param && one ? one : list;
+  leave = render(view, ctx, param ? decodeURIComponent(param) : undefined, new URLSearchParams(search)) || (() => {});
 }
 
 $('signin-form').addEventListener('submit', async (event) => {

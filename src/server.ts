@@ -14,8 +14,10 @@ import { makeAdminGuard } from './http/auth.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
+import { operatorRoutes } from './http/routes/operator.js';
 import { publishRoutes } from './http/routes/publish.js';
 import { webhookAdminRoutes } from './http/routes/webhooks.js';
+import { loadTlsMaterial, TlsReloader } from './http/tls.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { Publisher } from './publish/publisher.js';
@@ -26,6 +28,7 @@ import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { resolveAdminToken } from './admin-token.js';
 
 export interface RunningServer {
+  /** `http://…` or, with TPX_TLS_CERT/TPX_TLS_KEY, `https://…`. */
   url: string;
   host: string;
   port: number;
@@ -36,12 +39,16 @@ export interface RunningServer {
   store: Store;
   bus: Bus;
   logger: Logger;
+  /** Re-read the TLS files (what SIGHUP does); false when they were refused or TLS is off. */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
 export async function startServer(config: Config, opts: { logger?: Logger; storeOptions?: Omit<CreateStoreOptions, 'logger'> } = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  const logger = opts.logger ?? createLogger(config.logLevel, { format: config.logFormat });
   const metrics = createMetrics();
+  // TLS files are checked before anything else opens: a bad pair stops the start with the reason.
+  const tlsMaterial = config.tls ? await loadTlsMaterial(config.tls) : null;
   const store = createStore(config, { logger, ...opts.storeOptions });
   await store.init();
   registerStoreMetrics(metrics.registry, store);
@@ -57,7 +64,10 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   const publisher = new Publisher(store, bus, metrics, logger, () => dispatcher.notify());
 
   let shuttingDown = false;
-  const app = createApp({ logger, metrics });
+  const app = createApp({ logger, metrics, https: tlsMaterial ?? undefined });
+  const tls = config.tls && tlsMaterial ? new TlsReloader(config.tls, tlsMaterial, logger, metrics.registry) : null;
+  const httpsServer = app.server as import('node:https').Server;
+  tls?.attach(httpsServer, metrics.registry);
   const adminGuard = makeAdminGuard(admin.token);
   healthRoutes(app, { store, bus, metrics, isShuttingDown: () => shuttingDown });
   consoleRoutes(app);
@@ -66,6 +76,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
     async (scope) => {
       scope.addHook('onRequest', adminGuard);
       adminRoutes(scope, { store, bus, gateway, nodeId: config.nodeId });
+      operatorRoutes(scope, { store, metrics, nodeId: config.nodeId, isShuttingDown: () => shuttingDown });
       await scope.register(webhookAdminRoutes, { store, config, dispatcher });
     },
     { prefix: '/admin' },
@@ -75,7 +86,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address() as AddressInfo;
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${address.port}`;
 
   dispatcher.start();
   const pruneEvery = Math.max(1000, Math.min(config.eventRetentionMs / 10, 10 * 60_000));
@@ -92,14 +103,29 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   pruneTimer.unref();
 
   logger.info(
-    { url, port: address.port, ws_url: `${url.replace(/^http/, 'ws')}/ws`, node: config.nodeId, store: store.kind, bus: bus.kind },
+    {
+      url,
+      port: address.port,
+      ws_url: `${url.replace(/^http/, 'ws')}/ws`,
+      console_url: `${url}/console`,
+      tls: tls ? { subject: tls.material.subject, not_after: tls.material.notAfter.toISOString() } : undefined,
+      node: config.nodeId,
+      store: store.kind,
+      bus: bus.kind,
+    },
     'listening',
   );
+
+  // SIGHUP re-reads the certificate and key (SPEC §5). Without TLS, SIGHUP keeps Node's default.
+  const reloadTls = async () => (tls ? tls.reload(httpsServer) : false);
+  const onSighup = () => void reloadTls();
+  if (tls) process.on('SIGHUP', onSighup);
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       shuttingDown = true;
+      process.off('SIGHUP', onSighup);
       logger.info('shutting down');
       clearInterval(pruneTimer);
       const httpClosed = app.close();
@@ -122,6 +148,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
     store,
     bus,
     logger,
+    reloadTls,
     close,
   };
 }

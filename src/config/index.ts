@@ -43,6 +43,13 @@ export interface Config {
   nodeId: string;
   /** TPX_DURABILITY: 'synced' (a 202 means synced to disk) or 'relaxed' (written, not synced). */
   durability: 'synced' | 'relaxed';
+  /**
+   * PEM certificate chain and private key files (SPEC §5). Both set: the port serves HTTPS and
+   * wss:// only, and SIGHUP re-reads them. Both null: plain HTTP. One without the other is refused.
+   */
+  tls: { certFile: string; keyFile: string } | null;
+  /** `pretty` (human-readable lines), `json` (one JSON object per line), or `auto`: pretty when stdout is a terminal. */
+  logFormat: 'auto' | 'json' | 'pretty';
 }
 
 /**
@@ -94,6 +101,16 @@ export function loadConfig(env: Env = process.env): Config {
   const durability = (env.TPX_DURABILITY || 'synced').toLowerCase();
   if (durability !== 'synced' && durability !== 'relaxed') throw new Error(`TPX_DURABILITY must be synced or relaxed, got "${env.TPX_DURABILITY}"`);
   const port = int(env, 'TPX_PORT', 8080, 0);
+  const tlsCert = env.TPX_TLS_CERT || '';
+  const tlsKey = env.TPX_TLS_KEY || '';
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) {
+    const [set, missing] = tlsCert ? ['TPX_TLS_CERT', 'TPX_TLS_KEY'] : ['TPX_TLS_KEY', 'TPX_TLS_CERT'];
+    throw new Error(`${set} is set but ${missing} is not: set both (PEM certificate chain and private key) to serve HTTPS, or neither for plain HTTP`);
+  }
+  const logFormat = env.TPX_LOG_FORMAT || 'auto';
+  if (logFormat !== 'auto' && logFormat !== 'json' && logFormat !== 'pretty') {
+    throw new Error(`TPX_LOG_FORMAT must be auto, json or pretty, got "${logFormat}"`);
+  }
   if (port > 65535) throw new Error('TPX_PORT must be ≤ 65535');
   return {
     host: env.TPX_HOST || '0.0.0.0',
@@ -120,5 +137,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: env.TPX_LOG_LEVEL || 'info',
     nodeId: env.TPX_NODE_ID || `node-${process.pid}`,
     durability,
+    tls: tlsCert ? { certFile: path.resolve(tlsCert), keyFile: path.resolve(tlsKey) } : null,
+    logFormat,
   };
 }

@@ -13,11 +13,14 @@ export interface AppOptions {
   metrics: GatewayMetrics;
   /** Default body limit; the batch route raises its own. */
   bodyLimit?: number;
+  /** Certificate chain and key: serve HTTPS (and wss://) instead of plain HTTP. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 export function createApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
+    ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     // Upgrades are handled by the gateway; keep-alive for publishers that reuse connections.
     keepAliveTimeout: 65_000,

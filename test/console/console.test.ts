@@ -119,6 +119,9 @@ describe('operator session in Chromium', () => {
 
   it('signs in with the admin token, kept in sessionStorage only and never in the URL', async () => {
     await signIn();
+    // The start page is the overview; accounts are one click away.
+    await page.locator('#overview').waitFor();
+    await page.getByRole('link', { name: 'Accounts', exact: true }).click();
     await page.getByRole('heading', { name: 'New account' }).waitFor();
     expect(await page.getByRole('alert').isVisible()).toBe(false);
     expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([server.adminToken]);
@@ -249,12 +252,14 @@ describe('operator session in Chromium', () => {
     await ws.authenticate(key.body.token);
     await ws.subscribe(['BID_REQUEST']);
 
-    await page.getByRole('link', { name: 'Live connections' }).click();
-    const row = page.locator('#connections tbody tr', { hasText: accountId });
-    await row.waitFor();
-    expect(await row.textContent()).toContain('Acme Tickets');
+    await page.getByRole('link', { name: 'Connections', exact: true }).click();
+    const row = page.locator('#connections tbody tr', { hasText: 'Acme Tickets' });
+    await row.locator('.key').waitFor();
+    expect(await row.locator('a').first().getAttribute('title')).toBe(accountId);
     expect(await row.textContent()).toContain('BID_REQUEST');
-    expect(await row.textContent()).toContain(key.body.key_id);
+    // The key by its name and prefix, not its UUID.
+    expect(await row.locator('.key').textContent()).toBe(`ws-test ${key.body.token.slice(0, (await api(server, 'GET', `/admin/api-keys/${key.body.key_id}`)).body.token_prefix.length)}…`);
+    expect(await row.textContent()).not.toContain(key.body.key_id);
     expect(await page.locator('#connections').textContent()).toContain('1 connection');
   });
 

@@ -24,6 +24,11 @@ const FILES: ReadonlyMap<string, string> = new Map([
   ['dom.js', 'text/javascript; charset=utf-8'],
   ['accounts.js', 'text/javascript; charset=utf-8'],
   ['connections.js', 'text/javascript; charset=utf-8'],
+  ['deliveries.js', 'text/javascript; charset=utf-8'],
+  ['overview.js', 'text/javascript; charset=utf-8'],
+  ['chart.js', 'text/javascript; charset=utf-8'],
+  ['tail.js', 'text/javascript; charset=utf-8'],
+  ['send.js', 'text/javascript; charset=utf-8'],
   ['favicon.svg', 'image/svg+xml'],
 ]);
 
@@ -65,6 +70,8 @@ export function consoleRoutes(app: FastifyInstance, opts: { dir?: string } = {})
     return reply.send(body);
   };
 
+  // A person who opens the server's address lands in the console (the APIs live under /v1, /admin).
+  app.get('/', (_request, reply) => reply.redirect('/console', 302));
   app.get('/console', (_request, reply) => send(reply, 'index.html'));
   app.get('/console/', (_request, reply) => send(reply, 'index.html'));
   app.get('/console/:file', (request, reply) => send(reply, (request.params as { file: string }).file));
