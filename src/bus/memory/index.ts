@@ -9,15 +9,15 @@ import { applyControl, type BroadcastResult, type Bus, type ControlHandler, type
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
   /** An in-process bus is never out of earshot. */
-  readonly hearing = true;
+  readonly hearing: boolean = true;
   private eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
   private controlHandlers: ControlHandler[] = [];
 
   async publishEvents(accountId: string, events: AccountEvent[]): Promise<void> {
     for (const handler of this.eventHandlers) handler(accountId, events);
   }
-  async subscribeAccount(): Promise<void> {}
-  async unsubscribeAccount(): Promise<void> {}
+  async subscribeAccount(_accountId: string): Promise<void> {}
+  async unsubscribeAccount(_accountId: string): Promise<void> {}
   async publishControl(message: ControlMessage): Promise<void> {
     await applyControl(this.controlHandlers, message);
   }
@@ -31,10 +31,10 @@ export class MemoryBus implements Bus {
   onControl(handler: ControlHandler): void {
     this.controlHandlers.push(handler);
   }
-  onReconnect(): void {
+  onReconnect(_handler: () => void): void {
     // An in-process bus never disconnects.
   }
-  onHearing(): void {
+  onHearing(_handler: (hearing: boolean) => void): void {
     // Always hearing.
   }
   private presence: (() => PresenceSnapshot) | null = null;
