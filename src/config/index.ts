@@ -41,6 +41,8 @@ export interface Config {
   logLevel: string;
   /** Name of this node in /admin/connections and logs. */
   nodeId: string;
+  /** On SIGTERM, the window over which connections are closed (1001), spread evenly. */
+  shutdownDrainMs: number;
 }
 
 /**
@@ -115,5 +117,6 @@ export function loadConfig(env: Env = process.env): Config {
     eventRetentionMs: duration(env, 'TPX_EVENT_RETENTION', '72h'),
     logLevel: env.TPX_LOG_LEVEL || 'info',
     nodeId: env.TPX_NODE_ID || `node-${process.pid}`,
+    shutdownDrainMs: int(env, 'TPX_SHUTDOWN_DRAIN_MS', 5000, 0),
   };
 }

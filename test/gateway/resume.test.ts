@@ -159,7 +159,7 @@ describe('HTTP read of the event log: GET /v1/events', () => {
     expect(theirs.body.events.map((e: Frame) => [e.msg_type, e.seq])).toEqual([['PAYMENT_CHARGED', 1]]);
   });
 
-  it('answers 401 with the AUTH code for a missing, unknown or deactivated key, and 400 for bad parameters', async () => {
+  it('answers 401 with the AUTH code for a missing or unknown key, 403 for a deactivated one, and 400 for bad parameters', async () => {
     const { token, key } = await createAccountWithKey(server);
     const none = await api(server, 'GET', '/v1/events', undefined, { token: null });
     expect(none.status).toBe(401);
@@ -173,7 +173,7 @@ describe('HTTP read of the event log: GET /v1/events', () => {
     expect(room.body.code).toBe('INVALID_ROOM');
     await api(server, 'POST', `/admin/api-keys/${key.key_id}/deactivate`);
     const inactive = await api(server, 'GET', '/v1/events', undefined, { headers: { 'x-api-key': token }, token: null });
-    expect(inactive.status).toBe(401);
+    expect(inactive.status).toBe(403);
     expect(inactive.body.code).toBe('AUTH_API_KEY_INACTIVE');
   });
 });

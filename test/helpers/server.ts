@@ -152,6 +152,9 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     TPX_ADMIN_TOKEN: adminToken,
     TPX_WEBHOOK_ALLOW_PRIVATE: 'true',
     TPX_LOG_LEVEL: 'info',
+    // Stopping a server with clients still connected spreads their closes over this window
+    // (SPEC §5, default 5 s): short here so that suites do not wait on it; drain tests set their own.
+    TPX_SHUTDOWN_DRAIN_MS: '250',
     ...(opts.env ?? {}),
   };
   // Never inherit a shared-store / bus configuration from the developer's shell.
