@@ -21,7 +21,7 @@
  * - `ping` is a comment line (`: ping`): an SSE client cannot answer, so no 4003 applies; a reader
  *   that stops reading is caught by the outbound limit and the stall rule (Connection.tick).
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { CloseCode, ErrorCode } from '@tpx-realtime/protocol';
 import { authStatus } from './auth-errors.js';
@@ -72,13 +72,18 @@ const RAW: SseFraming = {
   ping: Buffer.from(': ping\n\n', 'utf8'),
 };
 
-/** Response headers of a stream, suited for proxies (no caching, no buffering). */
-export function streamHeaders(httpVersion: string, extra: Record<string, string>): Record<string, string> {
+/**
+ * Response headers of a stream, suited for proxies (no caching, no buffering). `Connection:
+ * keep-alive` unless the client asked to close (or speaks HTTP/1.0, whose body ends with the
+ * connection): Node follows an explicit header, so it must not contradict the request.
+ */
+export function streamHeaders(req: IncomingMessage, extra: Record<string, string>): Record<string, string> {
+  const closing = req.httpVersion === '1.0' || /(?:^|,)\s*close\s*(?:,|$)/i.test(String(req.headers.connection ?? ''));
   return {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     'x-accel-buffering': 'no',
-    connection: httpVersion === '1.0' ? 'close' : 'keep-alive',
+    connection: closing ? 'close' : 'keep-alive',
     ...extra,
   };
 }
@@ -168,7 +173,7 @@ export class SseTransport extends SocketTransport implements Transport {
     const res = this.res;
     const extra: Record<string, string> = { ...this.headers };
     if (this.accountId) extra['x-tpx-account-id'] = this.accountId;
-    res.writeHead(200, streamHeaders(res.req.httpVersion, extra));
+    res.writeHead(200, streamHeaders(res.req, extra));
     res.flushHeaders();
     // Node frames a body in chunks for HTTP/1.1 and not for HTTP/1.0: ours must match.
     this.framing = (res as unknown as { chunkedEncoding?: boolean }).chunkedEncoding === false ? RAW : CHUNKED;
