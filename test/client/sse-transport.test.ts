@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TpxClient, type TpxClientOptions } from '../../packages/client/src/client.js';
 import { TpxAuthError, TpxConnectionError, TpxServerError } from '../../packages/client/src/errors.js';
 import type { ClosedInfo, GapInfo, TpxEvent } from '../../packages/client/src/types.js';
-import { api, createAccount, createAccountWithKey, createKey, publish, publishBatch, sleep, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
+import { api, createAccount, createAccountWithKey, createKey, publish, publishBatch, sleep, startTestServer, stopAll, waitFor, waitUntilPruned, type TestServer } from '../helpers/server.js';
 import { eventBody, samplePayload } from '../helpers/payloads.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
 
@@ -199,12 +199,7 @@ describe('TpxClient over SSE and retention', () => {
   it('reports a pruned range as gap, then resumes after it', async () => {
     const { accountId, token } = await createAccountWithKey(pruning);
     await publishBatch(pruning, Array.from({ length: 4 }, () => eventBody('BID_REQUEST', [accountId])));
-    await waitFor(
-      async () => (await api(pruning, 'GET', '/v1/events?after_seq=0', undefined, { headers: { 'x-api-key': token }, token: null })).body.gap,
-      10_000,
-      'events pruned',
-      200,
-    );
+    await waitUntilPruned(pruning, token);
     await publish(pruning, eventBody('BID_REQUEST', [accountId]));
     const client = sseClient({ url: pruning.url, token, afterSeq: 1 });
     const order: string[] = [];

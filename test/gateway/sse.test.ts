@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, createAccount, createAccountWithKey, createKey, publish, publishBatch, sleep, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
+import { api, createAccount, createAccountWithKey, createKey, publish, publishBatch, sleep, startTestServer, stopAll, waitFor, waitUntilPruned, type TestServer } from '../helpers/server.js';
 import { eventBody, EVENT_TYPES, samplePayload } from '../helpers/payloads.js';
 import { closeAllSse, isEventMessage, SseTestClient, type SseMessage } from '../helpers/sse-client.js';
 import { closeAllClients, connectAuthed, isEventFrame } from '../helpers/ws-client.js';
@@ -285,15 +285,7 @@ describe('SSE and retention', () => {
   it('a resume into a pruned range reports the gap in subscribed (id: its end), then delivers what is left', async () => {
     const { accountId, token } = await createAccountWithKey(server);
     await publishBatch(server, Array.from({ length: 5 }, () => eventBody('BID_REQUEST', [accountId])));
-    await waitFor(
-      async () => {
-        const r = await api(server, 'GET', '/v1/events?after_seq=0', undefined, { headers: { 'x-api-key': token }, token: null });
-        return r.body.gap && r.body.events.length === 0 ? r : null;
-      },
-      10_000,
-      'events pruned',
-      200,
-    );
+    await waitUntilPruned(server, token);
     await publish(server, { msg_type: 'BID_REQUEST', account_ids: [accountId], payload: samplePayload('BID_REQUEST') });
     const sse = await SseTestClient.open(server, { token, lastEventId: 2 });
     const sub = await sse.next();

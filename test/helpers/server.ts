@@ -398,3 +398,19 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, wha
     await sleep(intervalMs);
   }
 }
+
+/**
+ * Retention tests: wait until every event of the key's account published so far is pruned (the
+ * HTTP read of the log reports a gap and no events). Pruning runs every max(1 s, retention/10).
+ */
+export async function waitUntilPruned(server: Pick<TestServer, 'url' | 'adminToken'>, token: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await api(server, 'GET', '/v1/events?after_seq=0', undefined, { headers: { 'x-api-key': token }, token: null });
+      return r.body.gap && r.body.events.length === 0;
+    },
+    timeoutMs,
+    'events pruned',
+    200,
+  );
+}

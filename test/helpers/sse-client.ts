@@ -57,6 +57,7 @@ export class SseTestClient {
   private constructor(
     readonly req: http.ClientRequest,
     readonly res: IncomingMessage,
+    private readonly agent: http.Agent,
   ) {}
 
   get status(): number {
@@ -87,9 +88,11 @@ export class SseTestClient {
     if (opts.lastEventId !== undefined) headers['last-event-id'] = String(opts.lastEventId);
     const url = `${server.url}/v1/events/stream${q ? `?${q}` : ''}`;
     return new Promise((resolve, reject) => {
-      const req = http.get(url, { headers, agent: false }, (res) => {
+      // A keep-alive connection of its own, as browsers and curl use (`agent: false` would ask to close).
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const req = http.get(url, { headers, agent }, (res) => {
         clearTimeout(timer);
-        const client = new SseTestClient(req, res);
+        const client = new SseTestClient(req, res, agent);
         open.add(client);
         res.setEncoding('utf8');
         const isStream = (res.headers['content-type'] ?? '').startsWith('text/event-stream');
@@ -175,6 +178,7 @@ export class SseTestClient {
     if (this.endedAt !== null) return;
     this.endedAt = Date.now();
     open.delete(this);
+    this.agent.destroy();
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(new Error(`stream ended while waiting; queued: ${this.describe()}`));
