@@ -34,7 +34,10 @@ export async function serveEventStream(gateway: Gateway, res: ServerResponse, re
   if (!(await ownSocket(res))) return;
   const transport = new SseTransport(res, opts.maxOutboundBytes, opts.headers);
   const conn = gateway.open(transport);
-  res.once('close', () => gateway.closed(conn));
+  res.once('close', () => {
+    gateway.closed(conn);
+    opts.logger.debug({ conn: conn.id, account_id: conn.accountId, transport: 'sse' }, 'connection closed');
+  });
   if ((res.socket as Socket | null)?.destroyed ?? true) {
     gateway.closed(conn);
     return;
