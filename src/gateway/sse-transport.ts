@@ -2,7 +2,7 @@
  * The Server-Sent Events transport (SPEC §2.10): the stream of one `GET /v1/events/stream`
  * response. Each message carries the WebSocket frame's JSON, byte for byte, as its `data`:
  *
- *   id: 42                      ← the event's seq (subscribed: where the stream starts; gap: to_seq)
+ *   id: 42                      ← the event's seq (subscribed: the position it starts after; gap: to_seq)
  *   event: BID_REQUEST          ← msg_type
  *   data: {"msg_type":"BID_REQUEST","msg_id":"…","seq":42,"sent_at":…,"payload":{…}}
  *
@@ -25,7 +25,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { CloseCode, ErrorCode } from '@tpx-realtime/protocol';
 import { authStatus } from './auth-errors.js';
-import { errorFrame } from './frames.js';
+import { controlFrame, errorFrame } from './frames.js';
 import { SocketTransport } from './socket-transport.js';
 import type { ControlType, EventFrame, FrameCodec, Transport } from './transport.js';
 
@@ -152,6 +152,21 @@ export class SseTransport extends SocketTransport implements Transport {
     return this.queue(this.framing.encode(sseMessage(type, json, position)));
   }
 
+  /**
+   * The first message. A resume into a pruned range carries `gap` in its payload (§2.8); on SSE
+   * that range is also sent as its own `event: gap` right after it (§2.10 "a pruned range is sent
+   * as event: gap"), so `subscribed` gets the resume point as id and the gap message its end:
+   * a reconnect between the two announces the range again rather than never.
+   */
+  private sendSubscribed(json: string, position: number | undefined): boolean {
+    const gap = (JSON.parse(json) as { payload?: { gap?: { from_seq: number; to_seq: number } } }).payload?.gap;
+    if (!gap) return this.queue(this.framing.encode(sseMessage('subscribed', json, position)));
+    return (
+      this.queue(this.framing.encode(sseMessage('subscribed', json, gap.from_seq - 1))) &&
+      this.queue(this.framing.encode(sseMessage('gap', controlFrame('gap', { from_seq: gap.from_seq, to_seq: gap.to_seq }), gap.to_seq)))
+    );
+  }
+
   /** Before the stream starts: keep what a refusal needs; `subscribed` starts the stream. */
   private hold(type: ControlType, json: string, position: number | undefined): boolean {
     switch (type) {
@@ -163,7 +178,7 @@ export class SseTransport extends SocketTransport implements Transport {
         return true;
       case 'subscribed':
         this.start();
-        return this.sendControl(type, json, position);
+        return this.sendSubscribed(json, position);
       default:
         return true; // pings before the stream started: nothing to keep alive yet
     }

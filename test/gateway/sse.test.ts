@@ -282,7 +282,7 @@ describe('SSE and retention', () => {
     server = await startTestServer({ env: { TPX_EVENT_RETENTION: '2s' } });
   });
 
-  it('a resume into a pruned range reports the gap in subscribed (id: its end), then delivers what is left', async () => {
+  it('a resume into a pruned range reports the gap in subscribed and as event: gap (id: its end), then delivers what is left', async () => {
     const { accountId, token } = await createAccountWithKey(server);
     await publishBatch(server, Array.from({ length: 5 }, () => eventBody('BID_REQUEST', [accountId])));
     await waitUntilPruned(server, token);
@@ -290,7 +290,11 @@ describe('SSE and retention', () => {
     const sse = await SseTestClient.open(server, { token, lastEventId: 2 });
     const sub = await sse.next();
     expect(sub.json.payload).toMatchObject({ resumed_from: 2, gap: { from_seq: 3, to_seq: 5 }, last_seq: 6 });
-    expect(sub.id).toBe('5');
-    expect(seqs([await sse.next(isEventMessage)])).toEqual([6]);
+    expect(sub.id).toBe('2');
+    const gap = await sse.next();
+    expect([gap.event, gap.id]).toEqual(['gap', '5']);
+    expect(gap.json).toMatchObject({ msg_type: 'gap', payload: { from_seq: 3, to_seq: 5 } });
+    const ev = await sse.next();
+    expect([ev.event, ev.id]).toEqual(['BID_REQUEST', '6']);
   });
 });

@@ -186,6 +186,8 @@ export class TpxClient {
   private authError: TpxAuthError | undefined;
   private socketError: unknown;
   private resumedFrom: number | undefined;
+  /** End of the last gap this connection announced (SSE repeats `subscribed.gap` as a gap message). */
+  private gapThrough: number | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
@@ -423,6 +425,7 @@ export class TpxClient {
     this.authError = undefined;
     this.socketError = undefined;
     this.resumedFrom = undefined;
+    this.gapThrough = undefined;
     this.granted.clear();
     if (isReconnect) this.stats.reconnects++;
     this.setState('connecting');
@@ -723,14 +726,14 @@ export class TpxClient {
         if (typeof payload.resumed_from === 'number') this.resumedFrom = payload.resumed_from;
         this.adoptLastSeq(payload.last_seq, payload.resumed_from);
         const gap = gapOf(payload.gap);
-        if (gap) this.enqueue({ kind: 'gap', gap });
+        if (gap) this.enqueueGap(gap);
         this.markOpen();
         return;
       }
       case 'gap': {
         // Seqs the server skips at this point of the stream (pruned while replaying): never silent.
         const gap = gapOf(payload);
-        if (gap) this.enqueue({ kind: 'gap', gap });
+        if (gap) this.enqueueGap(gap);
         else this.emit('error', new TpxProtocolError('gap frame without from_seq/to_seq'));
         return;
       }
@@ -810,6 +813,13 @@ export class TpxClient {
 
   // ------------------------------------------------------------------------------------------
   // In-order processing
+
+  /** A gap, once per connection: over SSE the range of `subscribed.gap` also comes as a gap message. */
+  private enqueueGap(gap: GapInfo): void {
+    if (this.gapThrough !== undefined && gap.to_seq <= this.gapThrough) return;
+    this.gapThrough = gap.to_seq;
+    this.enqueue({ kind: 'gap', gap });
+  }
 
   private enqueue(item: QueueItem): void {
     this.queue.push(item);
