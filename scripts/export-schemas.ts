@@ -219,8 +219,8 @@ function asyncApi(): Yaml {
           'which cannot send headers), ?rooms=A,B (default ALL), and Last-Event-ID (or ?after_seq=N; Last-Event-ID wins) to resume ' +
           'exactly as after_seq on the WebSocket. 200 text/event-stream; every message is `id: <seq>`, `event: <msg_type>`, ' +
           '`data: <the WebSocket frame JSON, byte for byte>`. The first message is always subscribed (id: the position the stream ' +
-          'starts after: last_seq, or the resume point, or the end of subscribed.gap); gap messages carry id: to_seq; error ' +
-          'messages carry no id. Comments: `: ping` every ping interval (nothing to answer), and `: close <code> <reason>` before ' +
+          'starts after: last_seq, or the resume point); a pruned range is sent as a gap message with id: to_seq (also right ' +
+          'after a subscribed whose payload carries gap); error messages carry no id. Comments: `: ping` every ping interval (nothing to answer), and `: close <code> <reason>` before ' +
           'the server ends a stream, with the WebSocket close code (1000 operator, 1001 draining, 4001 key revoked after an error ' +
           'message, 4009 slow consumer after an error message SLOW_CONSUMER). Refusals are HTTP answers with { error, code } before ' +
           'any stream: see x-refusals.',
