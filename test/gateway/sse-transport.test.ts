@@ -110,6 +110,18 @@ describe('SseTransport bytes', () => {
     expect(chunks).toHaveLength(6);
   });
 
+  it('a subscribed with a gap (a resume into a pruned range) is followed by the same range as event: gap', async () => {
+    onResponse = (res) => {
+      const t = new SseTransport(res, 1 << 20, {});
+      t.sendControl('subscribed', controlFrame('subscribed', { rooms: ['ALL'], resumed_from: 2, last_seq: 9, gap: { from_seq: 3, to_seq: 5 } }), 5);
+      t.close(1000, '');
+    };
+    const { chunks } = dechunk(body(await rawExchange('GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')));
+    expect(chunks[0]).toMatch(/^id: 2\nevent: subscribed\ndata: \{"msg_type":"subscribed",.*"gap":\{"from_seq":3,"to_seq":5\}\}\}\n\n$/);
+    expect(chunks[1]).toMatch(/^id: 5\nevent: gap\ndata: \{"msg_type":"gap","sent_at":\d+,"payload":\{"from_seq":3,"to_seq":5\}\}\n\n$/);
+    expect(chunks[2]).toBe(': close 1000\n\n');
+  });
+
   it('HTTP/1.0: no chunk framing, the connection closes at the end of the stream', async () => {
     onResponse = (res) => {
       const t = new SseTransport(res, 1 << 20, {});
