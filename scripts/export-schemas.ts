@@ -77,6 +77,15 @@ const WS_ERROR_CODES = [
   ErrorCode.INVALID_JSON,
   ErrorCode.RATE_LIMITED,
 ];
+/** What an SSE stream can carry as `event: error` (SPEC §2.10): revocation, and the slow-consumer end. */
+const SSE_ERROR_CODES = [ErrorCode.AUTH_INVALID_API_KEY, ErrorCode.AUTH_API_KEY_INACTIVE, ErrorCode.AUTH_API_KEY_EXPIRED, ErrorCode.SLOW_CONSUMER];
+/** HTTP answers of GET /v1/events/stream before any stream starts. */
+const SSE_REFUSALS = [
+  { status: 400, codes: [ErrorCode.INVALID_ROOM, ErrorCode.NO_VALID_ROOMS, ErrorCode.VALIDATION_FAILED], meaning: 'unknown room names (listed in rooms), no accessible room, or a Last-Event-ID/after_seq that is not a seq' },
+  { status: 401, codes: [ErrorCode.AUTH_INVALID_API_KEY, ErrorCode.AUTH_API_KEY_EXPIRED], meaning: 'missing, unknown or expired key' },
+  { status: 403, codes: [ErrorCode.AUTH_API_KEY_INACTIVE], meaning: 'the key was deactivated' },
+  { status: 503, codes: [ErrorCode.UNAVAILABLE], meaning: 'the server is draining (shutting down): reconnect, another node answers' },
+];
 
 const sentAt = { type: 'integer', minimum: 0, description: 'Server send time, epoch milliseconds' };
 
@@ -172,7 +181,7 @@ function asyncApi(): Yaml {
       title: 'TPX realtime gateway',
       version: '0.1.0',
       description:
-        'WebSocket push of TPX partner events (SPEC.md §2). Every frame is one UTF-8 JSON text frame ' +
+        'WebSocket push of TPX partner events (SPEC.md §2), and the same stream as Server-Sent Events (channel sse, SPEC.md §2.10). Every frame is one UTF-8 JSON text frame ' +
         '`{ "msg_type", "payload" }`; server frames also carry `sent_at` (epoch ms). Event payload schemas are generated ' +
         'from packages/protocol/src/events.ts (JSON Schema draft 2020-12, docs/schemas/). Regenerate with `npm run schema`.\n\n' +
         'Close codes:\n' +
@@ -182,6 +191,8 @@ function asyncApi(): Yaml {
     servers: {
       production: { host: 'tpx.example.com', protocol: 'wss', description: 'Behind TLS' },
       local: { host: 'localhost:8080', protocol: 'ws', description: 'tpx serve defaults' },
+      productionHttps: { host: 'tpx.example.com', protocol: 'https', description: 'Server-Sent Events, behind TLS' },
+      localHttp: { host: 'localhost:8080', protocol: 'http', description: 'Server-Sent Events, tpx serve defaults' },
     },
     channels: {
       ws: {
@@ -195,9 +206,31 @@ function asyncApi(): Yaml {
           'the server replays what you missed, then goes live, with no gap and no duplicate. Seqs that can no longer be delivered ' +
           '(pruned) are announced, never skipped silently: in subscribed.gap, or by a gap frame at that point of the stream.',
         messages: Object.fromEntries([...clientIds, ...serverIds].map((id) => [id, ref(`#/components/messages/${id}`)])),
+        servers: [ref('#/servers/production'), ref('#/servers/local')],
         bindings: { ws: { method: 'GET', bindingVersion: '0.1.0' } },
         'x-close-codes': closeCodes,
         'x-error-codes': WS_ERROR_CODES,
+      },
+      sse: {
+        address: '/v1/events/stream',
+        title: 'Partner event stream over Server-Sent Events (SPEC §2.10)',
+        description:
+          'The same stream for clients that cannot hold a WebSocket: GET with the key in X-API-Key (or ?api_key= for EventSource, ' +
+          'which cannot send headers), ?rooms=A,B (default ALL), and Last-Event-ID (or ?after_seq=N; Last-Event-ID wins) to resume ' +
+          'exactly as after_seq on the WebSocket. 200 text/event-stream; every message is `id: <seq>`, `event: <msg_type>`, ' +
+          '`data: <the WebSocket frame JSON, byte for byte>`. The first message is always subscribed (id: the position the stream ' +
+          'starts after: last_seq, or the resume point); a pruned range is sent as a gap message with id: to_seq (also right ' +
+          'after a subscribed whose payload carries gap); error messages carry no id. Comments: `: ping` every ping interval (nothing to answer), and `: close <code> <reason>` before ' +
+          'the server ends a stream, with the WebSocket close code (1000 operator, 1001 draining, 4001 key revoked after an error ' +
+          'message, 4009 slow consumer after an error message SLOW_CONSUMER). Refusals are HTTP answers with { error, code } before ' +
+          'any stream: see x-refusals.',
+        servers: [ref('#/servers/productionHttps'), ref('#/servers/localHttp')],
+        messages: Object.fromEntries(
+          ['server_subscribed', 'server_gap', 'server_error', ...EVENT_TYPES.map((t) => `event_${t}`)].map((id) => [id, ref(`#/components/messages/${id}`)]),
+        ),
+        'x-sse-framing': { id: 'seq (subscribed: stream position; gap: to_seq; error: none)', event: 'msg_type', data: 'the frame JSON, one line' },
+        'x-error-codes': SSE_ERROR_CODES,
+        'x-refusals': SSE_REFUSALS,
       },
     },
     operations: {
@@ -218,6 +251,30 @@ function asyncApi(): Yaml {
         title: 'Server → client event frames',
         channel: ref('#/channels/ws'),
         messages: EVENT_TYPES.map((t) => ref(`#/channels/ws/messages/event_${t}`)),
+      },
+      sendEventStream: {
+        action: 'send',
+        title: 'Server → client: the SSE stream (subscribed first, then events, gaps and errors)',
+        channel: ref('#/channels/sse'),
+        messages: ['server_subscribed', 'server_gap', 'server_error', ...EVENT_TYPES.map((t) => `event_${t}`)].map((id) => ref(`#/channels/sse/messages/${id}`)),
+        bindings: {
+          http: {
+            method: 'GET',
+            query: {
+              type: 'object',
+              properties: {
+                rooms: { type: 'string', description: 'Comma-separated room names (event types or ALL); default ALL' },
+                after_seq: { type: 'integer', minimum: 0, description: 'Resume after this seq (Last-Event-ID wins when both are sent)' },
+                api_key: { type: 'string', description: 'The API key, where the X-API-Key header cannot be sent (EventSource); never logged' },
+              },
+            },
+            bindingVersion: '0.3.0',
+          },
+        },
+        'x-request-headers': {
+          'X-API-Key': 'tp_live_… (or the api_key query parameter)',
+          'Last-Event-ID': 'the last seq processed: resume exactly as after_seq (SPEC §2.8)',
+        },
       },
     },
     components: { schemas, messages },

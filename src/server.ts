@@ -1,7 +1,8 @@
 /**
  * Composition root: builds store, bus, gateway, publish pipeline, webhook dispatcher and HTTP
- * app from the configuration, and owns the graceful shutdown order (SPEC §5): stop accepting,
- * close WebSockets with 1001, finish in-flight webhook attempts, close the store.
+ * app from the configuration, and owns the graceful shutdown order (SPEC §5): /readyz 503 and new
+ * connections refused at once, 1001 closes spread over TPX_SHUTDOWN_DRAIN_MS while in-flight
+ * webhook attempts finish, then the listener, the bus and the store close.
  */
 import type { AddressInfo } from 'node:net';
 import { createBus } from './bus/index.js';
@@ -16,6 +17,7 @@ import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
 import { operatorRoutes } from './http/routes/operator.js';
 import { publishRoutes } from './http/routes/publish.js';
+import { streamRoutes } from './http/routes/stream.js';
 import { webhookAdminRoutes } from './http/routes/webhooks.js';
 import { loadTlsMaterial, TlsReloader } from './http/tls.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -72,6 +74,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   healthRoutes(app, { store, bus, metrics, isShuttingDown: () => shuttingDown });
   consoleRoutes(app);
   publishRoutes(app, { publisher, store, adminGuard, limits: { maxEventBytes: config.maxEventBytes } });
+  streamRoutes(app, { gateway, maxOutboundBytes: config.maxOutboundBytes, logger });
   await app.register(
     async (scope) => {
       scope.addHook('onRequest', adminGuard);
@@ -124,14 +127,18 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      // /readyz answers 503 from now; new WebSocket upgrades and SSE streams are refused (503)
+      // while the listener stays open, so load balancers see the 503s; the dispatcher claims
+      // nothing new and its in-flight attempts finish (and are recorded) during the drain.
       shuttingDown = true;
       process.off('SIGHUP', onSighup);
-      logger.info('shutting down');
+      gateway.stopAccepting();
+      logger.info({ drain_ms: config.shutdownDrainMs, connections: hub.connections.size }, 'shutting down');
       clearInterval(pruneTimer);
-      const httpClosed = app.close();
-      await gateway.shutdown();
-      await dispatcher.stop();
-      await httpClosed.catch(() => {});
+      const webhooksStopped = dispatcher.stop();
+      await gateway.shutdown(config.shutdownDrainMs);
+      await webhooksStopped;
+      await app.close().catch(() => {});
       await bus.close();
       await store.close();
       logger.info('stopped');

@@ -50,6 +50,8 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | null;
   /** `pretty` (human-readable lines), `json` (one JSON object per line), or `auto`: pretty when stdout is a terminal. */
   logFormat: 'auto' | 'json' | 'pretty';
+  /** On SIGTERM, the window over which connections are closed (1001), spread evenly. */
+  shutdownDrainMs: number;
 }
 
 /**
@@ -139,5 +141,6 @@ export function loadConfig(env: Env = process.env): Config {
     durability,
     tls: tlsCert ? { certFile: path.resolve(tlsCert), keyFile: path.resolve(tlsKey) } : null,
     logFormat,
+    shutdownDrainMs: int(env, 'TPX_SHUTDOWN_DRAIN_MS', 5000, 0),
   };
 }

@@ -8,7 +8,7 @@
  * through the transition methods below. Every transition that follows an `await` re-validates:
  * was the connection closed, its key disabled or revoked (KeyGuard), or did the key expire
  * meanwhile? The connection is transport-free: it decides what to send and hands bytes to a
- * Transport (WebSocket today), which frames, writes and enforces the outbound limit.
+ * Transport (WebSocket or SSE), which frames, writes and enforces the outbound limit.
  */
 import { randomBytes } from 'node:crypto';
 import { CloseCode, ErrorCode, type Room } from '@tpx-realtime/protocol';
@@ -234,7 +234,7 @@ export class Connection {
     if (this.state !== 'streaming' || to <= this.position) return;
     const start = Math.max(from, this.position + 1);
     this.position = to;
-    if (this.mask !== 0) this.send('gap', controlFrame('gap', { from_seq: start, to_seq: to }));
+    if (this.mask !== 0) this.send('gap', controlFrame('gap', { from_seq: start, to_seq: to }), to);
   }
 
   // ------------------------------------------------------------------ replay (replay.ts drives it)
@@ -259,7 +259,7 @@ export class Connection {
     if (to > this.position) {
       const start = Math.max(from, this.position + 1);
       this.position = to;
-      if (!this.send('gap', controlFrame('gap', { from_seq: start, to_seq: to }))) return false;
+      if (!this.send('gap', controlFrame('gap', { from_seq: start, to_seq: to }), to)) return false;
     }
     return true;
   }
@@ -308,10 +308,13 @@ export class Connection {
 
   // ------------------------------------------------------------------ replies
 
-  /** Queue a control message; false (and 4009) when the outbound limit is reached. */
-  send(type: ControlType, json: string): boolean {
+  /**
+   * Queue a control message; false (and 4009) when the outbound limit is reached. `position`: the
+   * stream position a `subscribed` or `gap` establishes (Transport.sendControl).
+   */
+  send(type: ControlType, json: string, position?: number): boolean {
     if (this.state === 'closing') return false;
-    if (!this.transport.sendControl(type, json)) {
+    if (!this.transport.sendControl(type, json, position)) {
       this.slowConsumer();
       return false;
     }
@@ -435,6 +438,7 @@ export class Connection {
       connected_since: this.connectedAt.toISOString(),
       last_seq: this.position,
       remote_address: this.transport.remoteAddress,
+      transport: this.transport.kind,
       node: nodeId,
     };
   }

@@ -1,7 +1,8 @@
 /**
- * The gateway: the `/ws` endpoint (upgrades, one WebSocketTransport + WsInbound per socket), the
- * sweeper that enforces every connection's deadlines on one timer, control messages from the
- * bus, and revocation that holds on every node (revocation.ts). The protocol lives in
+ * The gateway: the `/ws` endpoint (upgrades, one WebSocketTransport + WsInbound per socket), SSE
+ * streams (sse-stream.ts, served by the HTTP route), the sweeper that enforces every connection's
+ * deadlines on one timer, control messages from the bus, revocation that holds on every node
+ * (revocation.ts), and the drain at shutdown. The protocol lives in
  * session.ts, resume in replay.ts, ordering in sequencer.ts, per-account lifecycle in
  * local-account.ts, the per-connection state machine in connection.ts.
  */
@@ -80,6 +81,11 @@ export class Gateway {
     this.sweeper.unref();
   }
 
+  /** False once the drain began: new WebSocket upgrades and SSE streams are answered 503. */
+  get acceptingConnections(): boolean {
+    return this.accepting;
+  }
+
   /** Called by the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
@@ -114,6 +120,8 @@ export class Gateway {
     const now = Date.now();
     const transport = new WebSocketTransport(ws, this.config.maxOutboundBytes);
     const conn = this.open(transport, now);
+    // An upgrade accepted just before the drain began ends like the others.
+    if (!this.accepting) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
     const inbound = new WsInbound(conn, transport, this.session, this.config.rateLimitPerSec, this.logger, now);
     ws.on('message', (data, isBinary) => inbound.onMessage(data, isBinary));
     ws.on('ping', (data) => inbound.onPing(data));
@@ -211,17 +219,44 @@ export class Gateway {
     this.revocations.prune(now);
   }
 
-  /** Stop accepting; close every connection with 1001 and wait briefly for the close handshakes. */
-  async shutdown(timeoutMs = 3000): Promise<void> {
+  /** The drain began: refuse new connections (503) from now on; the listener stays open meanwhile. */
+  stopAccepting(): void {
     this.accepting = false;
+  }
+
+  /**
+   * Graceful shutdown (SPEC §5): refuse new connections, then close every connection with 1001,
+   * spread evenly over `drainMs` so that their clients do not all reconnect (elsewhere) in the
+   * same instant. Connections keep receiving events and being swept (revocation, expiry, slow
+   * consumers) until their turn. Then wait up to `graceMs` for the closing handshakes and cut
+   * whatever is left.
+   */
+  async shutdown(drainMs = 0, graceMs = 3000): Promise<void> {
+    this.accepting = false;
+    await this.closeSpread(drainMs);
     clearInterval(this.sweeper);
     this.watch.stop();
-    this.hub.closeAll(CloseCode.GOING_AWAY, 'server shutting down');
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + graceMs;
     while (this.hub.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const conn of this.hub.connections) conn.transport.cut();
     this.wss.close();
+  }
+
+  /** Close connection i of n at i·drainMs/n (one timer per batch due, never one per connection). */
+  private async closeSpread(drainMs: number): Promise<void> {
+    const order = [...this.hub.connections];
+    const start = Date.now();
+    let next = 0;
+    while (next < order.length) {
+      const elapsed = Date.now() - start;
+      const due = drainMs <= 0 ? order.length : Math.min(order.length, Math.floor((elapsed / drainMs) * order.length) + 1);
+      for (; next < due; next++) order[next].close(CloseCode.GOING_AWAY, 'server shutting down');
+      // Sleep until the next one is due (at least 10 ms: thousands of connections close in batches).
+      if (next < order.length) await new Promise((r) => setTimeout(r, Math.max(10, start + (next / order.length) * drainMs - Date.now())));
+    }
+    // Connections that arrived meanwhile (an upgrade accepted just before the drain began).
+    this.hub.closeAll(CloseCode.GOING_AWAY, 'server shutting down');
   }
 }

@@ -55,7 +55,9 @@ export class Replayer {
       if (!conn.revalidate(this.guard)) return;
       if (first) {
         first = false;
-        if (!conn.send('subscribed', controlFrame('subscribed', this.subscribedPayload(req, positionBefore, page)))) return;
+        // Its position is where the replay starts: after_seq, or past a range announced as a gap.
+        const position = Math.max(conn.lastSeq, page.pruned_through);
+        if (!conn.send('subscribed', controlFrame('subscribed', this.subscribedPayload(req, positionBefore, page)), position)) return;
         conn.skipTo(page.pruned_through);
       } else if (page.pruned_through > conn.lastSeq) {
         if (!conn.replayGap(conn.lastSeq + 1, page.pruned_through)) return;

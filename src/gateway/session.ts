@@ -79,7 +79,7 @@ export class Session {
     if (afterSeq === undefined) {
       // Every event after this position reaches the connection (SPEC §2.8 `last_seq`).
       const lastSeq = Math.max(this.hub.positionOf(accountId), conn.lastSeq);
-      conn.send('subscribed', controlFrame('subscribed', { rooms: granted, last_seq: lastSeq }));
+      conn.send('subscribed', controlFrame('subscribed', { rooms: granted, last_seq: lastSeq }), lastSeq);
       return;
     }
     await this.replayer.run(conn, { granted, afterSeq });

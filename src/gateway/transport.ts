@@ -2,7 +2,8 @@
  * The transport seam (DESIGN "A stream is a transport-free thing"). A Connection (session,
  * replay, the per-account sequencer's fan-out) decides WHAT to send; a Transport only frames it
  * for its wire (a WebSocket text frame, an SSE message) and writes it, counting every byte it
- * queues toward the outbound limit. The WebSocket implementation is ws-transport.ts.
+ * queues toward the outbound limit. Implementations: ws-transport.ts (WebSocket) and
+ * sse-transport.ts (Server-Sent Events), both writing to a socket through socket-transport.ts.
  */
 import type { EventType } from '@tpx-realtime/protocol';
 import type { AccountEvent } from '../store/types.js';
@@ -66,6 +67,9 @@ export class EventFrame {
 /** Control messages a connection sends (SPEC §2.2), by msg_type. */
 export type ControlType = 'authenticated' | 'subscribed' | 'unsubscribed' | 'ping' | 'pong' | 'error' | 'gap';
 
+/** Which wire a connection uses (shown in /admin/connections). */
+export type TransportKind = 'websocket' | 'sse';
+
 /**
  * Where a connection's bytes go. Implementations frame and write; they never decide what to
  * send. `send*` return false when accepting the bytes would pass the outbound limit (nothing is
@@ -73,10 +77,16 @@ export type ControlType = 'authenticated' | 'subscribed' | 'unsubscribed' | 'pin
  * sends are silently dropped.
  */
 export interface Transport {
+  readonly kind: TransportKind;
   /** Queue an event: `frame.bytesFor(<this transport's codec>)`, shared by every connection. */
   sendEvent(frame: EventFrame): boolean;
-  /** Queue a control message; `json` is the complete frame JSON (frames.ts controlFrame/errorFrame). */
-  sendControl(type: ControlType, json: string): boolean;
+  /**
+   * Queue a control message; `json` is the complete frame JSON (frames.ts controlFrame/errorFrame).
+   * `position` comes with `subscribed` and `gap`: the seq through which the account's stream is
+   * accounted for once this message is read (everything after it will follow). A transport whose
+   * messages carry resume ids (SSE `id:`, sent back as `Last-Event-ID`) tags the message with it.
+   */
+  sendControl(type: ControlType, json: string, position?: number): boolean;
   /** Bytes queued and not yet handed to the operating system. */
   readonly queuedBytes: number;
   /** Monotonic count of bytes handed to the operating system: the reader's progress. */
@@ -90,7 +100,10 @@ export interface Transport {
    * no way back: it gets comment pings and relies on the outbound stall rule alone.
    */
   readonly answersPings: boolean;
-  /** End the stream after what is queued (close code as in SPEC §2.9; non-WebSocket transports map it). */
+  /**
+   * End the stream after what is queued (close code as in SPEC §2.9; non-WebSocket transports map
+   * it: an SSE response that has not started yet answers an HTTP error instead).
+   */
   close(code: number, reason: string): void;
   /** The peer is not reading: drop what is queued, send the close if possible, cut shortly after. */
   abort(code: number, reason: string): void;

@@ -54,7 +54,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     } else {
       status = 500;
       body = { error: 'Internal server error', code: 'INTERNAL' };
-      opts.logger.error({ err, method: request.method, url: request.url }, 'unhandled error');
+      opts.logger.error({ err, method: request.method, url: redactUrl(request.url) }, 'unhandled error');
     }
     opts.metrics.errors.inc({ code: String(body.code) });
     return reply.code(status).send(body);
@@ -65,6 +65,11 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/** A request URL fit for logs: an API key passed as a query parameter (SSE for EventSource) is masked. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:api_key|token)=)[^&#]*/gi, '$1[redacted]');
 }
 
 /** How much of a refused body is read and thrown away so that its sender gets to see the 413. */

@@ -4,7 +4,7 @@
  * the retention window pruned events, and the HTTP read of the log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createAccountWithKey, publish, publishBatch, sleep, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
+import { api, createAccountWithKey, publish, publishBatch, sleep, startTestServer, stopAll, waitFor, waitUntilPruned, type TestServer } from '../helpers/server.js';
 import { eventBody } from '../helpers/payloads.js';
 import { WsTestClient, isEventFrame, type Frame } from '../helpers/ws-client.js';
 
@@ -159,7 +159,7 @@ describe('HTTP read of the event log: GET /v1/events', () => {
     expect(theirs.body.events.map((e: Frame) => [e.msg_type, e.seq])).toEqual([['PAYMENT_CHARGED', 1]]);
   });
 
-  it('answers 401 with the AUTH code for a missing, unknown or deactivated key, and 400 for bad parameters', async () => {
+  it('answers 401 with the AUTH code for a missing or unknown key, 403 for a deactivated one, and 400 for bad parameters', async () => {
     const { token, key } = await createAccountWithKey(server);
     const none = await api(server, 'GET', '/v1/events', undefined, { token: null });
     expect(none.status).toBe(401);
@@ -173,7 +173,7 @@ describe('HTTP read of the event log: GET /v1/events', () => {
     expect(room.body.code).toBe('INVALID_ROOM');
     await api(server, 'POST', `/admin/api-keys/${key.key_id}/deactivate`);
     const inactive = await api(server, 'GET', '/v1/events', undefined, { headers: { 'x-api-key': token }, token: null });
-    expect(inactive.status).toBe(401);
+    expect(inactive.status).toBe(403);
     expect(inactive.body.code).toBe('AUTH_API_KEY_INACTIVE');
   });
 });
@@ -188,15 +188,7 @@ describe('retention: pruned events and the gap signal', () => {
     const { accountId, token } = await createAccountWithKey(server);
     await publishBatch(server, Array.from({ length: 5 }, () => eventBody('BID_REQUEST', [accountId])));
     // Pruning runs every second with a 2 s window: wait until the HTTP read shows the gap.
-    await waitFor(
-      async () => {
-        const r = await api(server, 'GET', '/v1/events?after_seq=0', undefined, { headers: { 'x-api-key': token }, token: null });
-        return r.body.gap && r.body.events.length === 0 ? r : null;
-      },
-      10_000,
-      'events pruned',
-      200,
-    );
+    await waitUntilPruned(server, token);
     await publish(server, eventBody('BID_REQUEST', [accountId]));
     const c = await WsTestClient.connect(server.wsUrl);
     await c.authenticate(token);

@@ -152,6 +152,9 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     TPX_ADMIN_TOKEN: adminToken,
     TPX_WEBHOOK_ALLOW_PRIVATE: 'true',
     TPX_LOG_LEVEL: 'info',
+    // Stopping a server with clients still connected spreads their closes over this window
+    // (SPEC §5, default 5 s): short here so that suites do not wait on it; drain tests set their own.
+    TPX_SHUTDOWN_DRAIN_MS: '250',
     ...(opts.env ?? {}),
   };
   // Never inherit a shared-store / bus configuration from the developer's shell.
@@ -394,4 +397,20 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, wha
     }
     await sleep(intervalMs);
   }
+}
+
+/**
+ * Retention tests: wait until every event of the key's account published so far is pruned (the
+ * HTTP read of the log reports a gap and no events). Pruning runs every max(1 s, retention/10).
+ */
+export async function waitUntilPruned(server: Pick<TestServer, 'url' | 'adminToken'>, token: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await api(server, 'GET', '/v1/events?after_seq=0', undefined, { headers: { 'x-api-key': token }, token: null });
+      return r.body.gap && r.body.events.length === 0;
+    },
+    timeoutMs,
+    'events pruned',
+    200,
+  );
 }

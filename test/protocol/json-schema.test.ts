@@ -56,6 +56,8 @@ describe('protocolJsonSchemas', () => {
     const doc = readFileSync(new URL('../../docs/asyncapi.yaml', import.meta.url), 'utf8');
     expect(doc).toMatch(/^asyncapi: "3\.0\.0"$/m);
     expect(doc).toContain('address: "/ws"');
+    expect(doc).toContain('address: "/v1/events/stream"'); // SSE (SPEC §2.10)
+    expect(doc).toContain('SLOW_CONSUMER');
     for (const type of EVENT_TYPES) expect(doc).toContain(`./schemas/${type}.json`);
     for (const name of CLIENT_MESSAGE_SCHEMA_NAMES.filter((n) => n !== 'ClientMessage')) expect(doc).toContain(`./schemas/${name}.json`);
     for (const name of SERVER_FRAME_SCHEMA_NAMES) expect(doc).toContain(`./schemas/${name}.json`);

@@ -1,5 +1,7 @@
 /**
- * `TpxClient`: the partner SDK's WebSocket consumer (SPEC §2).
+ * `TpxClient`: the partner SDK's consumer of the event stream, over a WebSocket (SPEC §2, the
+ * default) or Server-Sent Events (SPEC §2.10, `transport: 'sse'`): the same events, state machine,
+ * resume, gaps and errors either way.
  *
  * A small explicit state machine:
  *
@@ -19,8 +21,8 @@
  * order. Events with `seq ≤ lastSeq` are skipped, and a shared `Deduplicator` keyed by
  * `msg_id` makes an event that also arrives by webhook run once.
  *
- * Failing loudly: a 4001 / `AUTH_…` error, an upgrade answered 3xx/4xx (wrong URL, proxy) and
- * a runtime without WebSocket are fatal: `error`, then `closed`, and `connect()` rejects (that
+ * Failing loudly: a 4001 / `AUTH_…` error, an upgrade (or SSE request) answered 3xx/4xx (wrong
+ * URL, bad rooms, proxy) and a runtime without WebSocket are fatal: `error`, then `closed`, and `connect()` rejects (that
  * promise is marked handled, so ignoring it never crashes the process with an unhandled
  * rejection; without any `error` listener the error is written to the console instead).
  */
@@ -33,10 +35,13 @@ import {
   isFatalHandshakeStatus,
   isNetworkFailure,
   normalizeEndpoint,
+  normalizeStreamEndpoint,
   probeUpgradeStatus,
   statusFromSocketError,
+  streamRejection,
 } from './endpoint.js';
 import { TpxAuthError, TpxConnectionError, TpxError, TpxHandlerError, TpxProtocolError, TpxServerError } from './errors.js';
+import { SseLink, type FetchLike } from './sse.js';
 import { defaultWebSocketFactory, frameText, WS_OPEN, type WebSocketFactory, type WebSocketLike } from './transport.js';
 import type {
   Awaitable,
@@ -59,9 +64,19 @@ export interface ReconnectOptions extends BackoffOptions {
 export interface TpxClientOptions {
   /**
    * The server: its base URL (`https://host:port`, `wss://host:port`: `/ws` is appended) or the
-   * WebSocket URL itself (`wss://host:port/ws`, or another path behind a proxy).
+   * WebSocket URL itself (`wss://host:port/ws`, or another path behind a proxy). With
+   * `transport: 'sse'`, the base URL gets `/v1/events/stream`, and a `…/ws` URL is mapped to it.
    */
   url: string;
+  /**
+   * `'websocket'` (default) or `'sse'`: Server-Sent Events over `fetch` streaming (SPEC §2.10), for
+   * networks that do not let WebSockets through. Same events and API; the rooms and the resume
+   * point travel in the request, so each change of rooms would need a new request (rooms are
+   * fixed for the client's life anyway).
+   */
+  transport?: 'websocket' | 'sse';
+  /** SSE only: the `fetch` to use (default: the platform's). */
+  fetch?: FetchLike;
   /** API key (`tp_live_…`). One key = one account stream. */
   token: string;
   /** Rooms to keep subscribed (desired state, re-established on every reconnect). Default `['ALL']`. */
@@ -142,6 +157,7 @@ const DEFAULT_ROOMS: Room[] = [ALL_ROOM];
 
 export class TpxClient {
   readonly url: string;
+  readonly transport: 'websocket' | 'sse';
   private readonly token: string;
   private readonly dedup: Deduplicator | undefined;
   private readonly backoff: Backoff;
@@ -151,6 +167,7 @@ export class TpxClient {
   private readonly keepaliveGraceMs: number;
   private readonly connectTimeoutMs: number;
   private readonly factory: WebSocketFactory;
+  private readonly fetchImpl: FetchLike | undefined;
   private readonly diagnoseHandshake: boolean;
   private readonly maxBufferedEvents: number;
 
@@ -169,6 +186,8 @@ export class TpxClient {
   private authError: TpxAuthError | undefined;
   private socketError: unknown;
   private resumedFrom: number | undefined;
+  /** End of the last gap this connection announced (SSE repeats `subscribed.gap` as a gap message). */
+  private gapThrough: number | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
@@ -187,10 +206,15 @@ export class TpxClient {
   constructor(options: TpxClientOptions) {
     if (!options || typeof options.url !== 'string' || options.url.length === 0) throw new TypeError('TpxClient: options.url is required');
     if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('TpxClient: options.token is required');
-    this.url = normalizeEndpoint(options.url);
+    if (options.transport !== undefined && options.transport !== 'websocket' && options.transport !== 'sse') {
+      throw new TypeError(`TpxClient: transport must be 'websocket' or 'sse' (got ${JSON.stringify(options.transport)})`);
+    }
+    this.transport = options.transport ?? 'websocket';
+    this.url = this.transport === 'sse' ? normalizeStreamEndpoint(options.url) : normalizeEndpoint(options.url);
     this.token = options.token;
     const rooms = options.rooms ?? DEFAULT_ROOMS;
     this.desired = new Set(validateRooms(rooms));
+    if (this.transport === 'sse' && this.desired.size === 0) throw new TypeError("TpxClient: transport 'sse' needs at least one room");
     if (options.afterSeq !== undefined) {
       if (!Number.isSafeInteger(options.afterSeq) || options.afterSeq < 0) throw new TypeError('TpxClient: afterSeq must be an integer ≥ 0');
       this._lastSeq = options.afterSeq;
@@ -204,6 +228,7 @@ export class TpxClient {
     this.keepaliveGraceMs = options.keepaliveGraceMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.factory = options.webSocketFactory ?? defaultWebSocketFactory;
+    this.fetchImpl = options.fetch ?? (typeof globalThis.fetch === 'function' ? (globalThis.fetch.bind(globalThis) as FetchLike) : undefined);
     this.diagnoseHandshake = options.diagnoseHandshake ?? options.webSocketFactory === undefined;
     this.maxBufferedEvents = options.maxBufferedEvents ?? 10_000;
   }
@@ -400,6 +425,7 @@ export class TpxClient {
     this.authError = undefined;
     this.socketError = undefined;
     this.resumedFrom = undefined;
+    this.gapThrough = undefined;
     this.granted.clear();
     if (isReconnect) this.stats.reconnects++;
     this.setState('connecting');
@@ -411,7 +437,7 @@ export class TpxClient {
     );
     let ws: WebSocketLike;
     try {
-      ws = await this.factory(this.url);
+      ws = this.transport === 'sse' ? this.openStream(gen) : await this.factory(this.url);
     } catch (err) {
       if (gen !== this.gen) return;
       if (err instanceof TpxError && err.fatal) this.shutdown({ reason: 'fatal', error: err });
@@ -428,7 +454,9 @@ export class TpxClient {
       if (gen !== this.gen) return;
       opened = true;
       this.armKeepalive(gen);
-      this.send({ msg_type: 'authenticate', payload: { token: this.token } });
+      // An SSE request already carried the key, the rooms and the resume point: `subscribed` is next.
+      if (ws instanceof SseLink) this._accountId = ws.accountId ?? this._accountId;
+      else this.send({ msg_type: 'authenticate', payload: { token: this.token } });
     };
     ws.onmessage = (ev) => {
       if (gen !== this.gen) return;
@@ -443,8 +471,47 @@ export class TpxClient {
       if (gen !== this.gen) return;
       this.socket = undefined;
       if (opened) this.onDrop(gen, { closeCode: ev.code, closeReason: ev.reason });
+      else if (ws instanceof SseLink) this.onStreamRefused(gen, ws);
       else void this.onHandshakeFailed(gen, ev.code, ev.reason);
     };
+  }
+
+  /** An SSE request for the desired rooms, resuming where a WebSocket would send `after_seq`. */
+  private openStream(gen: number): SseLink {
+    if (!this.fetchImpl) {
+      throw new TpxConnectionError('NO_FETCH', "transport 'sse' needs fetch (Node ≥ 18, browsers) or options.fetch", { fatal: true });
+    }
+    const link = new SseLink({ url: this.url, token: this.token, rooms: [...this.desired], afterSeq: this.resumePoint(), fetch: this.fetchImpl });
+    link.onactivity = () => {
+      if (gen === this.gen) this.armKeepalive(gen);
+    };
+    return link;
+  }
+
+  /**
+   * The SSE request failed before the stream started. A network failure or 5xx/408/429 is
+   * retried; an `AUTH_…` answer (401/403), invalid rooms (400) or another 3xx/4xx is fatal.
+   */
+  private onStreamRefused(gen: number, link: SseLink): void {
+    const refusal = link.refusal;
+    if (!refusal) {
+      this.onDrop(gen, { closeCode: 1006 });
+      return;
+    }
+    const { status, body } = refusal;
+    const code = typeof body?.code === 'string' ? body.code : undefined;
+    const message = typeof body?.error === 'string' ? body.error : `HTTP ${status}`;
+    if (code?.startsWith('AUTH_')) {
+      this.shutdown({ reason: 'fatal', error: new TpxAuthError(code, message, body) });
+      return;
+    }
+    if (isFatalHandshakeStatus(status)) {
+      const error = code && status === 400 ? new TpxServerError(code, message, body, true) : streamRejection(this.url, status);
+      this.shutdown({ reason: 'fatal', error });
+      return;
+    }
+    const error = new TpxConnectionError(`HTTP_${status}`, `the event stream at ${this.url} was answered HTTP ${status}${code ? ` (${code})` : ''}`, { httpStatus: status });
+    this.onDrop(gen, { error });
   }
 
   /**
@@ -659,14 +726,14 @@ export class TpxClient {
         if (typeof payload.resumed_from === 'number') this.resumedFrom = payload.resumed_from;
         this.adoptLastSeq(payload.last_seq, payload.resumed_from);
         const gap = gapOf(payload.gap);
-        if (gap) this.enqueue({ kind: 'gap', gap });
+        if (gap) this.enqueueGap(gap);
         this.markOpen();
         return;
       }
       case 'gap': {
         // Seqs the server skips at this point of the stream (pruned while replaying): never silent.
         const gap = gapOf(payload);
-        if (gap) this.enqueue({ kind: 'gap', gap });
+        if (gap) this.enqueueGap(gap);
         else this.emit('error', new TpxProtocolError('gap frame without from_seq/to_seq'));
         return;
       }
@@ -676,6 +743,8 @@ export class TpxClient {
       case 'error': {
         const code = typeof payload.code === 'string' ? payload.code : 'UNKNOWN';
         const message = typeof payload.error === 'string' ? payload.error : code;
+        // SSE: the stream ends next with `: close 4009`, reported like the WebSocket's close.
+        if (code === 'SLOW_CONSUMER') return;
         if (code.startsWith('AUTH_') && code !== 'AUTH_REQUIRED') {
           // The server closes with 4001 next; reported once, as the fatal error.
           this.authError = new TpxAuthError(code, message, payload);
@@ -709,7 +778,7 @@ export class TpxClient {
       msg_id: f.msg_id,
       sent_at: typeof f.sent_at === 'number' ? f.sent_at : Date.now(),
       payload,
-      via: 'websocket',
+      via: this.transport === 'sse' ? 'sse' : 'websocket',
     } as TpxEvent;
     if (typeof f.seq === 'number') event.seq = f.seq;
     this.enqueue({ kind: 'event', event });
@@ -744,6 +813,13 @@ export class TpxClient {
 
   // ------------------------------------------------------------------------------------------
   // In-order processing
+
+  /** A gap, once per connection: over SSE the range of `subscribed.gap` also comes as a gap message. */
+  private enqueueGap(gap: GapInfo): void {
+    if (this.gapThrough !== undefined && gap.to_seq <= this.gapThrough) return;
+    this.gapThrough = gap.to_seq;
+    this.enqueue({ kind: 'gap', gap });
+  }
 
   private enqueue(item: QueueItem): void {
     this.queue.push(item);

@@ -31,6 +31,47 @@ export function normalizeEndpoint(input: string): string {
   return url.toString();
 }
 
+/** The SSE stream path (SPEC §2.10). */
+export const STREAM_PATH = '/v1/events/stream';
+
+/**
+ * The SSE stream URL: `http(s)://h:p` → `http(s)://h:p/v1/events/stream`; a WebSocket URL is
+ * mapped (`ws` → `http`, a final `/ws` → the stream path, keeping a proxy's prefix); any other
+ * path is kept (a proxy's own route). Throws TypeError.
+ */
+export function normalizeStreamEndpoint(input: string): string {
+  let url: URL;
+  try {
+    url = new URL(input.trim());
+  } catch {
+    throw new TypeError(`TpxClient: invalid url "${input}" (expected e.g. https://realtime.example.com)`);
+  }
+  if (url.protocol === 'ws:') url.protocol = 'http:';
+  else if (url.protocol === 'wss:') url.protocol = 'https:';
+  else if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`TpxClient: url must use http://, https://, ws:// or wss:// (got "${input}")`);
+  }
+  const path = url.pathname.replace(/\/+$/, '');
+  if (path === '') url.pathname = STREAM_PATH;
+  else if (path.endsWith('/ws')) url.pathname = path.slice(0, -3) + STREAM_PATH;
+  url.hash = '';
+  url.search = '';
+  return url.toString();
+}
+
+/** The fatal error for an SSE request answered `status` without an error code of ours. */
+export function streamRejection(url: string, status: number): TpxConnectionError {
+  let message: string;
+  if (status === 404 || status === 410) {
+    message = `no event stream at ${url} (HTTP ${status}): is this a tpx-realtime server, and does the proxy in front of it forward ${STREAM_PATH}?`;
+  } else if (status >= 300 && status < 400) {
+    message = `the event stream at ${url} was redirected (HTTP ${status}): use the final URL (e.g. https:// instead of http://)`;
+  } else {
+    message = `the event stream at ${url} was refused (HTTP ${status})${status === 401 || status === 403 || status === 407 ? ': a proxy in front of tpx-realtime wants credentials' : ''}`;
+  }
+  return new TpxConnectionError('HANDSHAKE_REJECTED', message, { fatal: true, httpStatus: status });
+}
+
 /** The `/ws` URL the user probably meant, when `url` is not already one. */
 export function suggestedEndpoint(url: string): string | undefined {
   const u = new URL(url);

@@ -46,6 +46,7 @@ export type {
   ExpressRequestLike,
 } from './webhooks.js';
 export type { WebSocketLike, WebSocketFactory } from './transport.js';
+export type { FetchLike } from './sse.js';
 export type {
   TpxEvent,
   DeliveryPath,

@@ -4,8 +4,8 @@ import type { TpxConnectionError, TpxError } from './errors.js';
 
 export type { EventPayloadMap, EventType, Room };
 
-/** Which path delivered an event. */
-export type DeliveryPath = 'websocket' | 'webhook';
+/** Which path delivered an event: the stream (over a WebSocket or SSE) or a webhook. */
+export type DeliveryPath = 'websocket' | 'sse' | 'webhook';
 
 /**
  * One event, the same shape on both paths. `sent_at` is epoch **milliseconds** on both

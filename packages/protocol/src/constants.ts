@@ -60,6 +60,8 @@ export const ErrorCode = {
   INVALID_MESSAGE: 'INVALID_MESSAGE',
   INVALID_JSON: 'INVALID_JSON',
   RATE_LIMITED: 'RATE_LIMITED',
+  /** SSE only: the outbound limit was reached, the stream ends (the WebSocket closes with 4009). */
+  SLOW_CONSUMER: 'SLOW_CONSUMER',
   // HTTP-only codes
   UNAUTHORIZED: 'UNAUTHORIZED',
   VALIDATION_FAILED: 'VALIDATION_FAILED',

@@ -5,7 +5,7 @@ import { Publisher } from '../../publish/publisher.js';
 import { batchBodyLimit, singleBodyLimit } from '../../publish/limits.js';
 import { MAX_BATCH, validatePublish, type FieldError, type PublishLimits, type PublishRequest } from '../../publish/validate.js';
 import { UnknownAccountsError, type AccountStore, type EventLog } from '../../store/types.js';
-import { authFailure } from '../../gateway/auth-errors.js';
+import { authFailure, authStatus } from '../../gateway/auth-errors.js';
 import { eventFrameJson } from '../../gateway/frames.js';
 import { HttpError } from '../errors.js';
 
@@ -92,7 +92,7 @@ export function publishRoutes(app: FastifyInstance, deps: PublishRouteDeps): voi
     const lookup = await deps.store.lookupToken(token);
     if (!lookup.ok) {
       const { code, message: text } = authFailure(lookup.reason);
-      throw new HttpError(401, code, text);
+      throw new HttpError(authStatus(code) ?? 401, code, text);
     }
     const q = request.query as Record<string, string | undefined>;
     const fields: FieldError[] = [];

@@ -28,6 +28,7 @@ export interface RecordedFrame {
 
 /** A transport that records what it would send. `limit` emulates the outbound limit. */
 export class RecordingTransport implements Transport {
+  readonly kind = 'websocket';
   readonly frames: RecordedFrame[] = [];
   closedWith: { code: number; reason: string; aborted: boolean } | null = null;
   answersPings = true;
@@ -160,7 +161,7 @@ export async function createHarness(env: Record<string, string> = {}, sequencerL
     hub,
     gateway,
     async close() {
-      await gateway.shutdown(0);
+      await gateway.shutdown(0, 0);
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
