@@ -83,6 +83,15 @@ describe('SseParser', () => {
     expect(messages).toEqual([{ id: '7', event: 'BID_REQUEST', data: '{"a":1}' }]);
   });
 
+  it('a CRLF split across reads with an empty read in between (a multi-byte character cut by the network) is one line ending', () => {
+    const messages: SseMessage[] = [];
+    const parser = new SseParser((m) => messages.push(m));
+    parser.push('data: a\r');
+    parser.push(''); // what TextDecoder yields for a read holding only the first bytes of '😀'
+    parser.push('\ndata: b\r\n\r\n');
+    expect(messages).toEqual([{ event: 'message', data: 'a\nb', id: undefined }]);
+  });
+
   it('reads the close comment of the server', () => {
     expect(parseCloseComment('close 4001 API key was deactivated')).toEqual({ code: 4001, reason: 'API key was deactivated' });
     expect(parseCloseComment('close 1001')).toEqual({ code: 1001, reason: '' });

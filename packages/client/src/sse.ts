@@ -68,6 +68,9 @@ export class SseParser {
   ) {}
 
   push(chunk: string): void {
+    // An empty chunk (a network read holding only part of a multi-byte character decodes to '')
+    // must not reset skipLF: the LF of a CRLF split across reads would then end an extra line.
+    if (chunk.length === 0) return;
     let text = this.rest + chunk;
     let start = 0;
     if (this.skipLF && this.rest === '' && text.charCodeAt(0) === 10) start = 1;
