@@ -66,7 +66,7 @@ describe('PostgreSQL outages', () => {
     expect((await read(B)).status).toBe(200);
     expect((await api(A, 'POST', `/admin/api-keys/${key.key_id}/deactivate`)).status).toBe(200);
     const started = Date.now();
-    await waitFor(async () => (await read(B)).status === 401, 5000, 'B to refuse the deactivated key', 10);
+    await waitFor(async () => (await read(B)).status === 403, 5000, 'B to refuse the deactivated key (403: deactivated, docs/decisions.md)', 10);
     expect(Date.now() - started).toBeLessThan(900); // well inside the cache's 1 s time-to-live
     expect(accountId).toBeTruthy();
   });
