@@ -4,25 +4,79 @@
  * on the code it was written against and names the SPEC clause it holds the system to.
  */
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccount, createAccountWithKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
 import { closeAllClients, connectAuthed, type Frame, type WsTestClient } from '../helpers/ws-client.js';
 import { eventBody } from '../helpers/payloads.js';
 import { startCluster, type Cluster } from '../scale/cluster.js';
 
+/** A TCP proxy to Redis that can cut every connection through it and refuse new ones. */
+class CuttableProxy {
+  private cut = false;
+  private readonly sockets = new Set<net.Socket>();
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<CuttableProxy> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const proxy = new CuttableProxy(server, (server.address() as net.AddressInfo).port);
+    server.on('connection', (client) => {
+      if (proxy.cut) return void client.destroy();
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        proxy.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          proxy.sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    return proxy;
+  }
+
+  partition(): void {
+    this.cut = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  heal(): void {
+    this.cut = false;
+  }
+
+  async close(): Promise<void> {
+    this.partition();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
 let cluster: Cluster;
 let A: TestServer;
 let B: TestServer;
+/** Node C reaches Redis through a proxy that can cut it off (only C loses the bus). */
+let C: TestServer;
+let proxy: CuttableProxy;
 
 beforeAll(async () => {
   cluster = await startCluster(['node-a', 'node-b']);
   [A, B] = cluster.nodes;
+  proxy = await CuttableProxy.start(cluster.redis.port);
+  C = await cluster.addNode('node-c', { TPX_REDIS_URL: `redis://127.0.0.1:${proxy.port}` });
 }, 120_000);
 
 afterAll(async () => {
   await closeAllClients();
   cluster?.redis.resume();
+  proxy?.heal();
   await cluster?.stop();
+  await proxy?.close();
 });
 
 const events = (c: WsTestClient): Frame[] => c.history.filter((f) => typeof f.seq === 'number' && typeof f.msg_id === 'string');
@@ -34,6 +88,29 @@ async function readLog(node: TestServer, token: string): Promise<Array<{ seq: nu
 }
 
 describe('review: cross-node guarantees', () => {
+  it('a key deactivated through a node that lost its own link to Redis is closed on the nodes that still hear the bus, within 2 s (SPEC §2.5, §7)', async () => {
+    const { accountId, key, token } = await createAccountWithKey(A);
+    const onB = await connectAuthed(B.wsUrl, token, ['ALL']);
+    await cluster.waitSubscribers(accountId, 1);
+    proxy.partition(); // C alone is cut off from Redis; A, B and Redis are fine
+    try {
+      await sleep(500);
+      const res = await api(C, 'POST', `/admin/api-keys/${key.key_id}/deactivate`);
+      const returned = Date.now();
+      expect(res.status, res.text).toBe(200); // the operator is told it is done
+      // Publishing goes on through B, whose bus is healthy.
+      const after: string[] = [];
+      while (Date.now() - returned < 3000 && !onB.closeInfo) {
+        after.push((await publish(B, eventBody('BID_REQUEST', [accountId]))).msg_id);
+        await sleep(200);
+      }
+      const received = events(onB).filter((f) => after.includes(f.msg_id!));
+      expect({ closed: onB.closeInfo?.code ?? 'still open 3 s after the call returned', receivedAfterReturn: received.length }).toEqual({ closed: 4001, receivedAfterReturn: 0 });
+    } finally {
+      proxy.heal();
+    }
+  }, 60_000);
+
   it('a room added (PATCH) while Redis is down: events of that room published through the other node reach its ALL subscribers (SPEC §2.8, §7)', async () => {
     const { accountId, account, token } = await createAccountWithKey(A, { rooms: ['BID_REQUEST'] });
     const onA = await connectAuthed(A.wsUrl, token, ['ALL']);
