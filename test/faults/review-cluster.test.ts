@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccount, createAccountWithKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
-import { closeAllClients, connectAuthed, type Frame, type WsTestClient } from '../helpers/ws-client.js';
+import { closeAllClients, connectAuthed, WsTestClient, type Frame } from '../helpers/ws-client.js';
 import { eventBody } from '../helpers/payloads.js';
 import { startCluster, type Cluster } from '../scale/cluster.js';
 
@@ -198,4 +198,34 @@ describe('review: cross-node guarantees', () => {
     const log = await readLog(A, token);
     expect({ status, stored: log.map((e) => e.msg_id), live: events(onA).length }).toEqual({ status: 503, stored: [], live: 0 });
   }, 90_000);
+
+  it('connections authenticating while Redis restarts are not refused with 1011 (SPEC §7: a Redis restarted empty is survived)', async () => {
+    const accounts: Array<{ token: string }> = [];
+    for (let i = 0; i < 600; i += 20) accounts.push(...(await Promise.all(Array.from({ length: 20 }, () => createAccountWithKey(A)))));
+    const outcomes = new Map<string, number>();
+    let next = 0;
+    const deadline = Date.now() + 9000;
+    // Each connection is the first of its account on B: B prepares the account (SUBSCRIBE, baseline).
+    const client = async () => {
+      while (Date.now() < deadline && next < accounts.length) {
+        const { token } = accounts[next++];
+        const c = await WsTestClient.connect(B.wsUrl);
+        const f = await c.authenticateRaw(token, 10_000).catch(() => ({ msg_type: `closed ${c.closeInfo?.code}` }) as Frame);
+        const k = f.msg_type === 'error' ? `error ${f.payload?.code}` : f.msg_type;
+        outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+        await c.close();
+      }
+    };
+    const chaos = async () => {
+      for (let k = 0; k < 10; k++) {
+        await sleep(400);
+        await cluster.redis.down();
+        await sleep(300);
+        await cluster.redis.up();
+      }
+    };
+    await Promise.all([chaos(), ...Array.from({ length: 8 }, client)]);
+    const failures = B.logs().filter((l) => l.msg === 'account preparation failed').map((l) => l.err);
+    expect([...outcomes.keys()], `${JSON.stringify([...outcomes])}; B: ${JSON.stringify(failures.slice(0, 3))}`).toEqual(['authenticated']);
+  }, 120_000);
 });
