@@ -111,6 +111,26 @@ describe('review: cross-node guarantees', () => {
     }
   }, 60_000);
 
+  it('a node stalled past the 2 s acknowledgement (SIGSTOP 3 s) applies a deactivation before any event published after the call returned (SPEC §2.5, §7)', async () => {
+    const { accountId, key, token } = await createAccountWithKey(A);
+    const onB = await connectAuthed(B.wsUrl, token, ['ALL']);
+    await cluster.waitSubscribers(accountId, 1);
+    const pid = B.proc.pid!;
+    process.kill(pid, 'SIGSTOP');
+    let after = '';
+    try {
+      const res = await api(A, 'POST', `/admin/api-keys/${key.key_id}/deactivate`); // returns after the 2 s ack wait
+      expect(res.status, res.text).toBe(200);
+      // Published after the call returned; Redis queues it for B right behind key_disabled.
+      after = (await publish(A, eventBody('BID_REQUEST', [accountId]))).msg_id;
+      await sleep(500);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect((await onB.waitClosed(5000)).code).toBe(4001);
+    expect(onB.history.filter((f) => f.msg_id === after).map((f) => f.seq)).toEqual([]);
+  }, 60_000);
+
   it('a room added (PATCH) while Redis is down: events of that room published through the other node reach its ALL subscribers (SPEC §2.8, §7)', async () => {
     const { accountId, account, token } = await createAccountWithKey(A, { rooms: ['BID_REQUEST'] });
     const onA = await connectAuthed(A.wsUrl, token, ['ALL']);
