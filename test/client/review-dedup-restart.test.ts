@@ -1,0 +1,77 @@
+/**
+ * Review (issue 11 §4, README "de-duplicates by msg_id across WebSocket and webhooks", docs/sdk.md
+ * "Webhooks and exactly-once across both paths"): a partner process handles events over the
+ * WebSocket and persists `lastSeq` (as docs/sdk.md tells it to), then restarts before the webhook
+ * copies of those events got through. After the restart the Deduplicator is empty, so the webhook
+ * retries of events the application already handled are handled a second time, although the
+ * SDK knows they are at or below its resume position (`seq ≤ lastSeq` of the same account).
+ * Real server, real webhooks (retried on a short schedule), real WebSocket.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TpxClient } from '../../packages/client/src/client.js';
+import { Deduplicator } from '../../packages/client/src/dedup.js';
+import { createNodeWebhookHandler } from '../../packages/client/src/webhooks.js';
+import type { TpxEvent } from '../../packages/client/src/types.js';
+import { eventBody } from '../helpers/payloads.js';
+import { api, createAccountWithKey, publish, startTestServer, stopAll, waitFor } from '../helpers/server.js';
+
+const receivers: http.Server[] = [];
+afterAll(async () => {
+  for (const r of receivers) r.close();
+  await stopAll();
+});
+
+describe('exactly-once across WebSocket and webhooks, across a restart of the partner process', () => {
+  it('a webhook retry of an event handled over the WebSocket before the restart is not handled again', async () => {
+    const server = await startTestServer({ env: { TPX_WEBHOOK_RETRY_SCHEDULE: '1s,1s,1s,1s,1s,1s', TPX_WEBHOOK_TIMEOUT_MS: '2000' } });
+    const { accountId, token } = await createAccountWithKey(server);
+
+    // The partner's webhook endpoint: down (503) while the first process runs, then served by
+    // the restarted process with its fresh Deduplicator.
+    let route: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    };
+    const receiver = http.createServer((req, res) => route(req, res));
+    receivers.push(receiver);
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const hook = await api(server, 'POST', `/admin/accounts/${accountId}/webhooks`, { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook` });
+    expect(hook.status).toBe(201);
+
+    const handled: string[] = [];
+    const handle = (e: TpxEvent) => void handled.push(`${e.msg_id} via ${e.via}`);
+
+    // Process 1: handles three events over the WebSocket, checkpoints lastSeq, then dies.
+    const first = new TpxClient({ url: server.url, token, dedup: new Deduplicator() });
+    first.on('event', handle);
+    await first.connect();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await publish(server, eventBody('BID_REQUEST', [accountId]))).msg_id);
+    await waitFor(() => handled.length === 3, 5_000, 'three events over the WebSocket');
+    await first.drain();
+    const checkpoint = first.lastSeq!;
+    await first.close();
+    expect(checkpoint).toBe(3);
+
+    // Process 2: restarts from the checkpoint, with the same kind of setup as docs/sdk.md shows.
+    const dedup = new Deduplicator();
+    const second = new TpxClient({ url: server.url, token, dedup, afterSeq: checkpoint });
+    second.on('event', handle);
+    const webhookHandler = createNodeWebhookHandler({ secret: hook.body.secret, dedup, onEvent: handle });
+    let webhookAnswers = 0;
+    route = (req, res) => {
+      res.on('finish', () => void webhookAnswers++);
+      void webhookHandler(req, res);
+    };
+    try {
+      await second.connect();
+      await waitFor(() => webhookAnswers >= 3, 15_000, 'the three webhook retries answered');
+      const times = ids.map((id) => handled.filter((h) => h.startsWith(id)).length);
+      expect({ handledPerEvent: times, handled }).toEqual({ handledPerEvent: [1, 1, 1], handled: expect.anything() });
+    } finally {
+      await second.close();
+    }
+  }, 60_000);
+});
