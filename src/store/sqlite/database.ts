@@ -125,6 +125,17 @@ export class SqliteDatabase {
     return this.wal ? this.wal.durable() : Promise.resolve();
   }
 
+  /**
+   * A write outside the event log (admin: accounts, keys, endpoints, retries) was just
+   * committed: resolves once the WAL holding it is synced, through the same group-commit sync as
+   * appends (a sync in flight or the next one), so its answer means on disk as a 202 does. A
+   * deactivated key must stay deactivated after an operating-system crash (SPEC §2.5).
+   */
+  written(): Promise<void> {
+    const wal = this.wal;
+    return wal ? wal.durable(wal.committed()) : Promise.resolve();
+  }
+
   onExternalWrite(listener: () => void): void {
     this.externalWriteListeners.push(listener);
   }
