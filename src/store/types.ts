@@ -389,6 +389,12 @@ export interface StoreLifecycle {
   /** Cheap round-trip used by /readyz. */
   ping(): Promise<void>;
   status(): StoreStatus;
+  /**
+   * The store failed for good and the process must restart (SQLite: a failed WAL sync or a
+   * checkpoint I/O error; docs/operations.md "Durability"). Called at most once; at once if it
+   * already happened. Stores that cannot fail this way do not have it.
+   */
+  onFatal?(listener: (err: Error) => void): void;
 }
 
 /** The whole store. Components should ask for the aggregate they use instead. */

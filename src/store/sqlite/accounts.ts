@@ -43,7 +43,10 @@ export class SqliteAccounts implements AccountStore {
     const writeTouches = d.db.transaction((entries: Array<[string, string]>) => {
       for (const [keyId, at] of entries) touch.run(at, keyId);
     });
-    this.touches = new KeyTouches((entries) => writeTouches(entries), d.opts.keyTouchBatchMs);
+    this.touches = new KeyTouches((entries) => {
+      // Bookkeeping: after a storage failure nothing more is written (the process is going down).
+      if (d.fatal === null) writeTouches(entries);
+    }, d.opts.keyTouchBatchMs);
     const byHash = d.db.prepare(`${KEY_LOOKUP_SELECT} WHERE k.token_hash = ?`);
     this.tokens = new TokenResolver({
       find: (hash) => byHash.get(hash) as KeyLookupRow | undefined,

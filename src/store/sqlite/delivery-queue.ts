@@ -276,7 +276,7 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
   }
 
   async recordAttempts(items: RecordAttemptItem[]): Promise<RecordAttemptOutcome[]> {
-    this.d.check();
+    this.d.checkWritable();
     if (items.length === 0) return [];
     const s = this.s;
     const prepared = prepareAttempts(items); // a bad item rejects the call before anything is written
