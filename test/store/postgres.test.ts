@@ -249,6 +249,44 @@ describe('PostgreSQL store specifics', () => {
     expect(read.events.map((e) => e.seq)).toEqual([11]);
   });
 
+  it('an account deleted between the plan and the row locks: a broadcast drops it (202), an event naming it is UNKNOWN_ACCOUNT', async () => {
+    const url = await server.createDatabase();
+    const store = await freshStore(url);
+    const [a, b, c] = [await store.createAccount({}), await store.createAccount({}), await store.createAccount({})];
+    const deleter = new pg.Client({ connectionString: url });
+    await deleter.connect();
+    /** Delete `victim` while `append` has planned and waits on its row lock (the deleter holds it). */
+    const race = async <T>(victim: string, append: () => Promise<T>): Promise<T> => {
+      await deleter.query('BEGIN');
+      await deleter.query('SELECT 1 FROM accounts WHERE account_id = $1 FOR UPDATE', [victim]);
+      const pending = append();
+      pending.catch(() => {});
+      const blocked = async () =>
+        (await deleter.query("SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n > 0;
+      for (let i = 0; i < 500 && !(await blocked()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await blocked()).toBe(true);
+      await deleter.query('DELETE FROM accounts WHERE account_id = $1', [victim]);
+      await deleter.query('COMMIT');
+      return pending;
+    };
+    try {
+      const [broadcast] = await race(b.account_id, () => store.appendEvents([ev('broadcast')]));
+      expect(broadcast.recipients).toBe(2);
+      expect(broadcast.events.map((e) => e.account_id).sort()).toEqual([a.account_id, c.account_id].sort());
+      // The stored recipient count follows (a re-post answers it as a duplicate).
+      const [again] = await store.appendEvents([ev('broadcast', { msg_id: broadcast.msg_id })]);
+      expect(again).toMatchObject({ duplicate: true, recipients: 2 });
+
+      const named = ev([a.account_id, c.account_id]);
+      await expect(race(c.account_id, () => store.appendEvents([named]))).rejects.toMatchObject({ name: 'UnknownAccountsError', accountIds: [c.account_id] });
+      const stored = await deleter.query('SELECT COUNT(*)::int AS n FROM events WHERE msg_id = $1', [named.msg_id]);
+      expect(stored.rows[0].n).toBe(0); // refused: nothing stored, no seq consumed
+      expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).last_seq).toBe(1);
+    } finally {
+      await deleter.end();
+    }
+  });
+
   it('a busy database is not a hung one: an append waiting 3 s on a row lock succeeds', async () => {
     const url = await server.createDatabase();
     const store = await freshStore(url);

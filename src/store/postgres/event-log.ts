@@ -19,8 +19,7 @@
  */
 import type pg from 'pg';
 import type { AccountEvent, AppendResult, EventLog, NewEvent, ReadEventsQuery, ReadEventsResult } from '../types.js';
-import { UnknownAccountsError } from '../types.js';
-import { accountCopy, appendResult, newDeliveries, planAppend, type PlannedEvent } from '../shared/append.js';
+import { accountCopy, accountsToLock, appendResult, newDeliveries, planAppend, settleRecipients, type PlannedEvent } from '../shared/append.js';
 import { pruneInChunks, PRUNE_CHUNK_ROWS } from '../shared/prune.js';
 import { planRead, takeWithinBudget } from '../shared/read.js';
 import { toAccountEvent, type EventRow } from '../shared/rows.js';
@@ -44,7 +43,8 @@ export class PgEventLog implements EventLog {
    * One transaction, a fixed number of round trips:
    *   1. stored msg_ids (duplicates) and the rooms of the addressed accounts → plan, or throw
    *   2. INSERT events … ON CONFLICT DO NOTHING (a msg_id another node committed meanwhile → duplicate)
-   *   3. lock recipient accounts in account_id order, bump last_seq
+   *   3. lock recipient (and named) accounts in account_id order; accounts deleted since step 1
+   *      leave broadcasts and make a naming event UNKNOWN_ACCOUNT (shared settleRecipients); bump last_seq
    *   4. INSERT account_events, read enabled webhooks, INSERT deliveries
    */
   private async appendInTx(c: pg.PoolClient, events: NewEvent[]): Promise<AppendResult[]> {
@@ -103,17 +103,28 @@ export class PgEventLog implements EventLog {
 
     // ---- 3. per-account seq under row locks taken in a fixed order
     const live = plans.filter((p) => p.duplicateOf === null);
+    const nextSeq = new Map<string, number>();
+    const toLock = accountsToLock(live);
+    if (toLock.length > 0) {
+      const locked = await c.query<{ account_id: string; last_seq: number }>('SELECT account_id, last_seq FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE', [
+        toLock,
+      ]);
+      for (const r of locked.rows) nextSeq.set(r.account_id, r.last_seq + 1);
+      if (locked.rows.length !== toLock.length) {
+        // Accounts deleted since the plan's snapshot: broadcasts drop them, named ones are unknown (shared/append.ts).
+        const changed = settleRecipients(live, (id) => nextSeq.has(id));
+        if (changed.length > 0) {
+          await c.query('UPDATE events e SET recipients = v.n FROM unnest($1::bigint[], $2::int[]) AS v(id, n) WHERE e.event_id = v.id', [
+            changed.map((p) => eventIds.get(p.event.msg_id)!),
+            changed.map((p) => p.recipients.length),
+          ]);
+        }
+      }
+    }
     const perAccount = new Map<string, number>();
     for (const p of live) for (const id of p.recipients) perAccount.set(id, (perAccount.get(id) ?? 0) + 1);
-    const nextSeq = new Map<string, number>();
     if (perAccount.size > 0) {
       const ids = [...perAccount.keys()];
-      const locked = await c.query<{ account_id: string; last_seq: number }>('SELECT account_id, last_seq FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE', [ids]);
-      if (locked.rows.length !== ids.length) {
-        const found = new Set(locked.rows.map((r) => r.account_id));
-        throw new UnknownAccountsError(ids.filter((id) => !found.has(id))); // deleted meanwhile
-      }
-      for (const r of locked.rows) nextSeq.set(r.account_id, r.last_seq + 1);
       await c.query('UPDATE accounts a SET last_seq = a.last_seq + v.n FROM unnest($1::text[], $2::bigint[]) AS v(id, n) WHERE a.account_id = v.id', [
         ids,
         ids.map((id) => perAccount.get(id)!),
