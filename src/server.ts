@@ -75,6 +75,8 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
   const gateway = new Gateway(hub, store, config, metrics, logger);
   const dispatcher = new WebhookDispatcher({ store, config, logger, metrics, nodeId: config.nodeId });
   const publisher = new Publisher(store, bus, metrics, logger, () => dispatcher.notify());
+  // An append answered 503 whose COMMIT landed anyway (PostgreSQL): fan it out now (SPEC §7).
+  store.onLateCommit((results) => publisher.fanOut(results));
 
   let shuttingDown = false;
   const app = createApp({ logger, metrics, https: tlsMaterial ?? undefined });

@@ -299,6 +299,9 @@ export class SqliteEventLog implements EventLog {
     );
   }
 
+  /** Never called here: a commit is in-process, and a sync failure is fatal (database.ts). */
+  onLateCommit(_listener: (results: AppendResult[]) => void): void {}
+
   /** Before close: commit what is queued. */
   drain(): void {
     if (this.pending.length > 0) this.flush();
