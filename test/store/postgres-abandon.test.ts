@@ -44,6 +44,17 @@ async function count(url: string, sql: string, args: unknown[]): Promise<number>
   }
 }
 
+/** A store on a fresh database with short waits (liveness check after 0.3 s, replies 1.5 s), recording late commits. */
+async function shortWaitStore(max: number): Promise<{ url: string; store: PostgresStore; late: AppendResult[][] }> {
+  const url = await server.createDatabase();
+  const store = new PostgresStore({ connectionString: url, max, timeouts: { livenessAfterMs: 300, queryMs: 1500 } });
+  opened.push(store);
+  await store.init();
+  const late: AppendResult[][] = [];
+  store.onLateCommit((results) => late.push(results));
+  return { url, store, late };
+}
+
 describe('PostgreSQL: calls given up on', () => {
   it('an append answered 503 while the server is stopped is rolled back when it resumes, and its connection is never reused', async () => {
     const url = await server.createDatabase();
@@ -79,12 +90,7 @@ describe('PostgreSQL: calls given up on', () => {
   }, 60_000);
 
   it('an append whose COMMIT was in flight when it failed, and committed after all, is handed to the late-commit listeners', async () => {
-    const url = await server.createDatabase();
-    const store = new PostgresStore({ connectionString: url, max: 2, timeouts: { livenessAfterMs: 300, queryMs: 1500 } });
-    opened.push(store);
-    await store.init();
-    const late: AppendResult[][] = [];
-    store.onLateCommit((results) => late.push(results));
+    const { url, store, late } = await shortWaitStore(2);
     const account = await store.createAccount({});
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
@@ -112,12 +118,7 @@ describe('PostgreSQL: calls given up on', () => {
   }, 60_000);
 
   it('an in-doubt append that did not commit (the server crashed before running the COMMIT) is forgotten, not fanned out', async () => {
-    const url = await server.createDatabase();
-    const store = new PostgresStore({ connectionString: url, max: 1, timeouts: { livenessAfterMs: 300, queryMs: 1500 } });
-    opened.push(store);
-    await store.init();
-    const late: AppendResult[][] = [];
-    store.onLateCommit((results) => late.push(results));
+    const { url, store, late } = await shortWaitStore(1);
     const inDoubt = () => (store as unknown as { log: { inDoubt: { pending: number } } }).log.inDoubt.pending;
     const account = await store.createAccount({});
     await store.appendEvents([ev([account.account_id])]); // the pool's one connection, warm
