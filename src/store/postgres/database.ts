@@ -105,15 +105,16 @@ export class Call {
   }
 }
 
+const ignoreClientError = (): void => {};
+
 /**
  * Destroy a client's socket now. Not a graceful end: a stopped server never answers the goodbye,
  * and the backend must find its client gone (so it aborts the open transaction) when it reads.
  */
-const ignoreClientError = (): void => {};
-
 function cut(client: pg.PoolClient): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
+
 /** PostgreSQL's constraint violations (SQLSTATE 23505 unique, 23503 foreign key). */
 export const PG_CONSTRAINTS: ConstraintErrors = {
   isUnique: (err, column) => pgCode(err) === '23505' && String((err as { constraint?: string }).constraint ?? '').includes(column),
