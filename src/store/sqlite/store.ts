@@ -36,10 +36,13 @@ export class SqliteStore implements StoreLifecycle {
     exposeAggregates(this, { accounts: this.refuse(), log: this.refuse(), deliveries: this.refuse() });
   }
 
-  /** Stand-in before init: every call rejects with the reason (forgetting a cache is a no-op). */
+  /** Stand-in before init: every call rejects with the reason (forgetting a cache, or a listener that never fires here, is a no-op). */
   private refuse<T extends object>(): T {
     return new Proxy({} as T, {
-      get: (_target, name) => (name === 'forgetCachedAuth' ? () => {} : () => Promise.reject(new Error(this.d.db.open ? 'Store not initialized: call init() first' : 'Store is closed'))),
+      get: (_target, name) =>
+        name === 'forgetCachedAuth' || name === 'onLateCommit'
+          ? () => {}
+          : () => Promise.reject(new Error(this.d.db.open ? 'Store not initialized: call init() first' : 'Store is closed')),
     });
   }
 
