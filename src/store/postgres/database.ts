@@ -87,7 +87,16 @@ const pgCode = (err: unknown): string | undefined => (err as { code?: string })?
  * The call failed while its COMMIT was on the wire: the server may yet commit it, or already
  * has. Still a 503 for the caller; appends resolve the outcome afterwards (in-doubt.ts).
  */
-export class CommitInDoubtError extends StoreUnavailableError {}
+export class CommitInDoubtError extends StoreUnavailableError {
+  constructor(
+    message: string,
+    /** The backend that received the COMMIT (its BackendKeyData pid), to end it if it still holds the transaction. */
+    readonly backendPid: number | null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
 
 /**
  * One guarded call: the pooled connections it holds right now, so that a call given up on can
@@ -98,6 +107,8 @@ export class Call {
   abandoned: Error | null = null;
   /** Set while COMMIT is sent and not answered: a failure then leaves the outcome unknown. */
   committing = false;
+  /** The backend the COMMIT went to. */
+  committingPid: number | null = null;
 
   abandon(err: Error): void {
     this.abandoned ??= err;
@@ -211,13 +222,14 @@ export class PgDatabase {
       if (failed) call.abandon(err as Error);
       if (failed && call.committing) {
         if (isConnectionFailure(err)) this.markUnreachable(err);
-        throw new CommitInDoubtError(`PostgreSQL failed while committing; the transaction may have committed: ${(err as Error).message}`, { cause: err });
+        throw new CommitInDoubtError(`PostgreSQL failed while committing; the transaction may have committed: ${(err as Error).message}`, call.committingPid, { cause: err });
       }
       if (isConnectionFailure(err)) {
         this.markUnreachable(err);
         throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`PostgreSQL ${this.unreachable}`, { cause: err });
       }
       if (isTimeout(err)) throw new StoreUnavailableError(`PostgreSQL did not answer in time: ${(err as Error).message}`, { cause: err });
+      if (/^[0-9A-Z]{5}$/.test(pgCode(err) ?? '')) this.unreachableSince = null; // the server answered (a SQLSTATE): it is reachable
       throw err;
     } finally {
       clearTimeout(timer);
@@ -352,7 +364,10 @@ async function inTransaction<T>(c: pg.PoolClient, fn: (c: pg.PoolClient) => Prom
     try {
       await c.query('BEGIN');
       const result = await fn(c);
-      if (call) call.committing = true;
+      if (call) {
+        call.committing = true;
+        call.committingPid = (c as unknown as { processID?: number | null }).processID ?? null;
+      }
       await c.query('COMMIT');
       if (call) call.committing = false;
       return result;

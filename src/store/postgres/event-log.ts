@@ -50,7 +50,7 @@ export class PgEventLog implements EventLog {
         return attempt.results;
       });
     } catch (err) {
-      if (err instanceof CommitInDoubtError && attempt.xid !== null) this.inDoubt.add(attempt.xid, attempt.results);
+      if (err instanceof CommitInDoubtError && attempt.xid !== null) this.inDoubt.add(attempt.xid, err.backendPid, attempt.results);
       throw err;
     }
   }

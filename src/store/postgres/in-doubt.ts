@@ -7,13 +7,19 @@
  * account exposes the gap, or on resume, and maybe never if no later event comes.
  *
  * So the store keeps each such append's transaction id (recorded in the transaction itself, free:
- * RETURNING pg_current_xact_id()) and its results, and, once the database answers again, asks
- * PostgreSQL how it ended (pg_xact_status, made for exactly this). 'in progress' means the
- * abandoned backend still holds it (stopped before reading the COMMIT, or waiting for its WAL
- * flush or a synchronous standby): it is terminated, which makes the outcome final (an abort,
- * unless the commit record was already written), and asked again at the next round. A committed
- * append is handed to the late-commit listeners (the publisher fans it out as if just accepted;
- * gateways drop seqs they already delivered); an aborted one is forgotten.
+ * RETURNING pg_current_xact_id()), the backend it ran on and its results, and, once the database
+ * answers again, asks PostgreSQL how it ended (pg_xact_status, made for exactly this):
+ *  - 'in progress': the abandoned backend still holds it (stopped before reading the COMMIT, or
+ *    waiting for its WAL flush or a synchronous standby). It is terminated (matched by pid AND
+ *    backend_xid, so never another session), which makes the outcome final (an abort, unless the
+ *    commit record was already written), and asked again at the next round.
+ *  - 'committed': what the log really holds for those msg_ids is read back, and exactly the
+ *    stored (account, seq, msg_id) copies are handed to the late-commit listeners (the publisher
+ *    fans them out; gateways drop seqs they already delivered). Checking the rows, not only the
+ *    status, matters after a crash of the database: a transaction id whose WAL never reached the
+ *    disk can be handed out again, and then names someone else's transaction.
+ *  - 'aborted', or "in the future" (the id was lost with unflushed WAL in a crash, so its commit
+ *    cannot have been durable either): forgotten.
  */
 import type { StoreLogger } from '../logger.js';
 import type { AppendResult } from '../types.js';
@@ -27,6 +33,8 @@ export const IN_DOUBT_GIVE_UP_MS = 10 * 60_000;
 interface Entry {
   /** The transaction id (xid8, as text). */
   xid: string;
+  /** The backend that received the COMMIT. */
+  pid: number | null;
   results: AppendResult[];
   since: number;
 }
@@ -56,9 +64,9 @@ export class InDoubtAppends {
     this.listeners.push(listener);
   }
 
-  add(xid: string, results: AppendResult[]): void {
+  add(xid: string, pid: number | null, results: AppendResult[]): void {
     this.seen++;
-    this.entries.push({ xid, results, since: Date.now() });
+    this.entries.push({ xid, pid, results, since: Date.now() });
     this.arm();
   }
 
@@ -71,7 +79,7 @@ export class InDoubtAppends {
     this.timer.unref();
   }
 
-  /** One round: settle what can be settled now (one at a time). */
+  /** One round: settle what can be settled now (one append at a time). */
   resolve(): Promise<void> {
     this.running ??= this.round().finally(() => {
       this.running = null;
@@ -83,41 +91,60 @@ export class InDoubtAppends {
     for (const entry of [...this.entries]) {
       if (this.d.closed) return;
       if (Date.now() - entry.since > IN_DOUBT_GIVE_UP_MS) {
-        this.drop(entry, `unresolved after ${IN_DOUBT_GIVE_UP_MS / 60_000} minutes; not fanned out`);
+        this.forget(entry, `unresolved after ${IN_DOUBT_GIVE_UP_MS / 60_000} minutes; not fanned out`);
         continue;
       }
-      let status: string | null;
       try {
-        status = (await this.d.one<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [entry.xid]))?.status ?? null;
-        if (status === 'in progress') {
-          await this.d.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_xid = $1::xid8::xid', [entry.xid]);
-          continue;
-        }
+        await this.settle(entry);
       } catch {
-        continue; // still unreachable (or busy): the next round asks again
-      }
-      this.entries = this.entries.filter((e) => e !== entry);
-      const msgIds = entry.results.map((r) => r.msg_id);
-      if (status === 'committed') {
-        this.committedLate++;
-        this.logger?.warn({ msg_ids: msgIds }, 'an append answered 503 (its COMMIT was in flight) committed after all: fanning it out now');
-        for (const listener of this.listeners) {
-          try {
-            listener(entry.results);
-          } catch (err) {
-            this.logger?.error({ err: (err as Error).message, msg_ids: msgIds }, 'late-commit listener failed');
-          }
-        }
-      } else if (status === null) {
-        // Too old for the commit log (never within minutes) or not a transaction of this cluster.
-        this.logger?.warn({ msg_ids: msgIds, xid: entry.xid }, 'outcome of an append answered 503 is unknown to the database; not fanned out');
+        // Still unreachable (or busy): the next round asks again.
       }
     }
   }
 
-  private drop(entry: Entry, why: string): void {
+  private async settle(entry: Entry): Promise<void> {
+    const msgIds = entry.results.map((r) => r.msg_id);
+    let status: string | null;
+    try {
+      status = (await this.d.one<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [entry.xid]))?.status ?? null;
+    } catch (err) {
+      if (!/in the future/i.test((err as Error)?.message ?? '')) throw err;
+      return this.forget(entry, 'lost in a database crash before its COMMIT was durable; not fanned out', 'info');
+    }
+    if (status === 'in progress') {
+      if (entry.pid !== null) {
+        await this.d.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid = $2::xid8::xid', [entry.pid, entry.xid]);
+      }
+      return; // asked again next round
+    }
+    if (status !== 'committed') {
+      return this.forget(entry, status === 'aborted' ? 'did not commit' : 'has an outcome the database no longer knows; not fanned out', status === 'aborted' ? 'info' : 'warn');
+    }
+    // Exactly what the log holds for these msg_ids.
+    const { rows } = await this.d.query<{ account_id: string; seq: number; msg_id: string }>(
+      'SELECT ae.account_id, ae.seq, e.msg_id FROM events e JOIN account_events ae ON ae.event_id = e.event_id WHERE e.msg_id = ANY($1::text[])',
+      [msgIds],
+    );
+    const stored = new Set(rows.map((r) => `${r.msg_id}\u0000${r.account_id}\u0000${r.seq}`));
+    const late = entry.results
+      .map((r) => ({ ...r, events: r.events.filter((e) => stored.has(`${e.msg_id}\u0000${e.account_id}\u0000${e.seq}`)) }))
+      .filter((r) => r.events.length > 0);
     this.entries = this.entries.filter((e) => e !== entry);
-    this.logger?.warn({ msg_ids: entry.results.map((r) => r.msg_id), xid: entry.xid }, `in-doubt append ${why}`);
+    if (late.length === 0) return;
+    this.committedLate++;
+    this.logger?.warn({ msg_ids: late.map((r) => r.msg_id) }, 'an append answered 503 (its COMMIT was in flight) committed after all: fanning it out now');
+    for (const listener of this.listeners) {
+      try {
+        listener(late);
+      } catch (err) {
+        this.logger?.error({ err: (err as Error).message, msg_ids: msgIds }, 'late-commit listener failed');
+      }
+    }
+  }
+
+  private forget(entry: Entry, why: string, level: 'info' | 'warn' = 'warn'): void {
+    this.entries = this.entries.filter((e) => e !== entry);
+    this.logger?.[level]({ msg_ids: entry.results.map((r) => r.msg_id), xid: entry.xid }, `in-doubt append ${why}`);
   }
 
   close(): void {
