@@ -46,13 +46,24 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, opts: { logger?: Logger; storeOptions?: Omit<CreateStoreOptions, 'logger'> } = {}): Promise<RunningServer> {
+export interface StartServerOptions {
+  logger?: Logger;
+  storeOptions?: Omit<CreateStoreOptions, 'logger'>;
+  /** The store failed for good (Store.onFatal): the owner of the process ends it (tpx serve exits non-zero). */
+  onFatal?: (err: Error) => void;
+}
+
+export async function startServer(config: Config, opts: StartServerOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel, { format: config.logFormat });
   const metrics = createMetrics();
   // TLS files are checked before anything else opens: a bad pair stops the start with the reason.
   const tlsMaterial = config.tls ? await loadTlsMaterial(config.tls) : null;
   const store = createStore(config, { logger, ...opts.storeOptions });
   await store.init();
+  store.onFatal?.((err) => {
+    logger.fatal({ err: err.message }, 'store failed: the node must restart so that recovery reads what is on disk');
+    opts.onFatal?.(err);
+  });
   registerStoreMetrics(metrics.registry, store);
   const bus = await createBus(config);
   // Another node changed keys or accounts: forget cached token lookups now (registered before
@@ -64,6 +75,8 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   const gateway = new Gateway(hub, store, config, metrics, logger);
   const dispatcher = new WebhookDispatcher({ store, config, logger, metrics, nodeId: config.nodeId });
   const publisher = new Publisher(store, bus, metrics, logger, () => dispatcher.notify());
+  // An append answered 503 whose COMMIT landed anyway (PostgreSQL): fan it out now (SPEC §7).
+  store.onLateCommit((results) => publisher.fanOut(results));
 
   let shuttingDown = false;
   const app = createApp({ logger, metrics, https: tlsMaterial ?? undefined });

@@ -51,7 +51,11 @@ export class Publisher {
     return results.map((r) => ({ msg_id: r.msg_id, recipients: r.recipients, duplicate: r.duplicate }));
   }
 
-  private fanOut(results: AppendResult[]): void {
+  /**
+   * Bus and dispatcher for stored appends. Also the store's late-commit listener (server.ts):
+   * an append answered 503 whose COMMIT turned out to have landed (EventLog.onLateCommit).
+   */
+  fanOut(results: AppendResult[]): void {
     const byAccount = new Map<string, AccountEvent[]>();
     let deliveries = 0;
     for (const result of results) {

@@ -38,7 +38,7 @@ export function createStore(config: Config, opts: CreateStoreOptions = {}): Stor
   const url = config.databaseUrl;
   const durability = config.durability ?? 'synced';
   if (url && /^postgres(ql)?:\/\//i.test(url)) {
-    return new PostgresStore({ connectionString: url, applicationName: `tpx-realtime/${config.nodeId}`, durability });
+    return new PostgresStore({ connectionString: url, applicationName: `tpx-realtime/${config.nodeId}`, durability, logger: opts.logger });
   }
   const filename = sqliteFilename(config);
   if (filename === null) {

@@ -11,6 +11,8 @@ const HELP: Record<string, string> = {
   checkpoint_failures: 'WAL checkpointer failures (errors or crashes of the worker) (SQLite)',
   checkpointer_restarts: 'WAL checkpointer workers restarted after a failure (SQLite)',
   connection_failures: 'Connection-level failures talking to the database (PostgreSQL)',
+  commits_in_doubt: 'Appends answered 503 while their COMMIT was in flight, resolved afterwards (PostgreSQL)',
+  late_commits: 'Of those, appends found committed after all and fanned out then (PostgreSQL)',
 };
 
 export function registerStoreMetrics(registry: Registry, store: Pick<StoreLifecycle, 'status'>): void {

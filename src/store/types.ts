@@ -327,6 +327,13 @@ export interface EventLog {
   readEvents(query: ReadEventsQuery): Promise<ReadEventsResult>;
   /** Delete events older than the cutoff; returns how many account-event rows were removed. */
   pruneEvents(olderThanMs: number): Promise<number>;
+  /**
+   * Appends that failed (StoreUnavailableError: the caller heard 503) while their COMMIT was on
+   * the wire, and turned out to have committed: their results, to be fanned out as if just
+   * accepted (their deliveries are already queued). PostgreSQL only (postgres/in-doubt.ts); an
+   * embedded store commits in-process and never calls it.
+   */
+  onLateCommit(listener: (results: AppendResult[]) => void): void;
 }
 
 /** Webhook endpoints and the durable delivery queue (endpoint → delivery → attempt). */
@@ -389,6 +396,12 @@ export interface StoreLifecycle {
   /** Cheap round-trip used by /readyz. */
   ping(): Promise<void>;
   status(): StoreStatus;
+  /**
+   * The store failed for good and the process must restart (SQLite: a failed WAL sync or a
+   * checkpoint I/O error; docs/operations.md "Durability"). Called at most once; at once if it
+   * already happened. Stores that cannot fail this way do not have it.
+   */
+  onFatal?(listener: (err: Error) => void): void;
 }
 
 /** The whole store. Components should ask for the aggregate they use instead. */

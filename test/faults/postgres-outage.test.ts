@@ -6,6 +6,8 @@
  * the database is back everything recovers by itself: no node is restarted. Also: cached token
  * lookups are invalidated across nodes by the bus, long before their time-to-live.
  */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
 import { closeAllClients, connectAuthed, type WsTestClient } from '../helpers/ws-client.js';
@@ -127,5 +129,50 @@ describe('PostgreSQL outages', () => {
     // seqs continue from the last accepted one on both nodes.
     const page = await api(A, 'GET', '/v1/events?after_seq=0', undefined, { token: null, headers: { 'x-api-key': token } });
     expect(page.body.events.map((e: { seq: number }) => e.seq)).toEqual([1]);
+  }, 120_000);
+
+  it('a publish answered 503 while its COMMIT was in flight, that committed after all, reaches the WebSocket clients of both nodes anyway', async () => {
+    const { accountId, token } = await createAccountWithKey(A);
+    const onA = await listen(A, token);
+    const onB = await listen(B, token);
+    await cluster.waitSubscribers(accountId, 2);
+    const admin = new pg.Client({ connectionString: cluster.pg.url });
+    await admin.connect();
+    const pids = cluster.pg.pids();
+    const msgId = randomUUID();
+    try {
+      // Hold COMMITs (a synchronous standby that never comes), then stop the database while the
+      // publish's COMMIT waits: the liveness check finds it hung and the publish answers 503.
+      await admin.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+      await admin.query('SELECT pg_reload_conf()');
+      const publishing = answered(A, 'POST', '/v1/events', eventBody('BID_REQUEST', [accountId], { msg_id: msgId }));
+      await waitFor(
+        async () => (await admin.query("SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'")).rows[0].n > 0,
+        5000,
+        'the COMMIT to wait',
+        20,
+      );
+      signalAll(pids, 'SIGSTOP');
+      try {
+        const res = await publishing;
+        expect(res.status).toBe(503);
+      } finally {
+        signalAll(pids, 'SIGCONT');
+      }
+    } finally {
+      // Release the held COMMIT: it completes (it was already recorded locally).
+      await admin.query('ALTER SYSTEM RESET synchronous_standby_names');
+      await admin.query('SELECT pg_reload_conf()');
+      await admin.end();
+    }
+    // Stored after all: the node that gave up on it finds out and fans it out, in bounded time,
+    // with no later event of the account to expose the gap.
+    for (const c of [onA, onB]) expect((await c.next((f) => f.msg_id === msgId, 15_000)).seq).toBe(1);
+    const page = await api(A, 'GET', '/v1/events?after_seq=0', undefined, { token: null, headers: { 'x-api-key': token } });
+    expect(page.body.events.map((e: { msg_id: string }) => e.msg_id)).toEqual([msgId]);
+    // A retry with the same msg_id (what a publisher does after a 503) answers 202 and stores nothing twice.
+    expect((await publish(A, eventBody('BID_REQUEST', [accountId], { msg_id: msgId }))).recipients).toBe(1);
+    const again = await api(B, 'GET', '/v1/events?after_seq=0', undefined, { token: null, headers: { 'x-api-key': token } });
+    expect(again.body.events).toHaveLength(1);
   }, 120_000);
 });

@@ -135,7 +135,9 @@ describe('per-account lifecycle on a node', () => {
   });
 
   it('a key disabled while its connection waits for the account preparation is refused (defect 2)', async () => {
-    const { h, key, token } = await setup();
+    // Relaxed: the deactivation must be answered while the broker still holds the preparation (3
+    // loop turns); a synced store answers it only after a WAL sync on the thread pool.
+    const { h, key, token } = await setup({ TPX_DURABILITY: 'relaxed' });
     h.bus.subscribeDelayTicks = 3;
     const t = new RecordingTransport();
     const c = h.gateway.open(t);

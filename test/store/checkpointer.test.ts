@@ -58,6 +58,28 @@ describe('supervised WAL checkpointer', () => {
     });
   }
 
+  it('a checkpoint that fails with an I/O error is fatal, as a failed WAL sync is: not restarted, nothing more written, the owner told', async () => {
+    const file = path.join(root, `db-${++n}`, 'tpx.sqlite');
+    const logger = recordingLogger();
+    const store = new SqliteStore({ filename: file, logger, checkpointFault: 'ioerror' });
+    await store.init();
+    cleanups.push(() => store.close());
+    const fatal: Error[] = [];
+    store.onFatal((err) => fatal.push(err));
+    const a = await store.createAccount({});
+    await store.appendEvents([ev([a.account_id])]);
+    const mainBefore = statSync(file).size;
+
+    await waitFor(() => fatal.length === 1, 10_000, 'the I/O error to be fatal');
+    expect(fatal[0].message).toMatch(/I\/O error \(SQLITE_IOERR_FSYNC\).*restart required/);
+    expect(store.status()).toMatchObject({ ok: false, counters: { checkpoint_failures: 1, checkpointer_restarts: 0 } });
+    await expect(store.appendEvents([ev([a.account_id])])).rejects.toMatchObject({ name: 'StoreUnavailableError' });
+    await new Promise((r) => setTimeout(r, 1500)); // past the 100 ms restart delay and a checkpoint interval
+    expect(store.status().counters.checkpointer_restarts).toBe(0);
+    expect(statSync(file).size).toBe(mainBefore); // nothing copied into the database file
+    expect(logger.lines.some((l) => l.msg === 'WAL checkpointer failed; restarting it')).toBe(false);
+  });
+
   it('through the server: /readyz answers 503 while it is down, /metrics counts the failure, both recover', async () => {
     const lines: string[] = [];
     const sink = new Writable({

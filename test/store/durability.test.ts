@@ -84,12 +84,13 @@ describe('synced durability (SQLite)', () => {
     const { store, file } = await openStore(gate);
     const a = await store.createAccount({});
     await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
+    const base = gate.completed; // admin writes are synced too
     await store.appendEvents([ev([a.account_id])]); // seq 1, synced
-    expect(gate.completed).toBe(1);
+    expect(gate.completed).toBe(base + 1);
 
     gate.hold();
     const append = settled(store.appendEvents([ev([a.account_id])]));
-    await waitFor(() => gate.started === 2, 5000, 'the sync of the second append to start');
+    await waitFor(() => gate.started === base + 2, 5000, 'the sync of the second append to start');
     // Written to the WAL (another connection sees the row) but not synced: not acknowledged, not shown.
     expect(rawCount(file, 'SELECT COUNT(*) FROM events')).toBe(2);
     await sleep(30);
@@ -112,9 +113,10 @@ describe('synced durability (SQLite)', () => {
     const gate = new SyncGate();
     const { store, file } = await openStore(gate);
     const a = await store.createAccount({});
+    const base = gate.started; // the account's own sync
     gate.hold();
     const first = settled(store.appendEvents([ev([a.account_id])]));
-    await waitFor(() => gate.started === 1, 5000, 'first sync');
+    await waitFor(() => gate.started === base + 1, 5000, 'first sync');
     const later: Array<ReturnType<typeof settled>> = [];
     for (let i = 0; i < 5; i++) {
       later.push(settled(store.appendEvents([ev([a.account_id])]))); // five separate group commits
@@ -125,7 +127,7 @@ describe('synced durability (SQLite)', () => {
     expect(first.done || later.some((l) => l.done)).toBe(false);
     gate.release();
     await waitFor(() => later.every((l) => l.done), 5000, 'later appends');
-    expect(gate.started).toBe(2); // one sync for the first commit, one for the five behind it
+    expect(gate.started).toBe(base + 2); // one sync for the first commit, one for the five behind it
     const seqs = (await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 10 })).events.map((e) => e.seq);
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
   });
@@ -142,6 +144,30 @@ describe('synced durability (SQLite)', () => {
     const status = store.status();
     expect(status.ok).toBe(false);
     expect(status.checks.durability).toMatch(/WAL sync failed/);
+  });
+
+  it('admin writes (key deactivation, deletions, endpoint changes) answer only after the WAL sync that covers them', async () => {
+    const gate = new SyncGate();
+    const { store } = await openStore(gate);
+    const a = await store.createAccount({});
+    const { key } = await store.createApiKey(a.account_id, {});
+    const hook = await store.createWebhook(a.account_id, { url: 'https://example.com/h', secret: 'whsec_x' });
+    const other = await store.createAccount({});
+    gate.hold();
+    const started = gate.started;
+    const writes = [
+      settled(store.setApiKeyStatus(key.key_id, 'inactive')),
+      settled(store.updateWebhook(hook.webhook_id, { enabled: false })),
+      settled(store.updateAccount(a.account_id, { name: 'renamed' })),
+      settled(store.deleteAccount(other.account_id)),
+    ];
+    await waitFor(() => gate.started > started, 5000, 'a sync covering the admin writes');
+    await sleep(30);
+    expect(writes.map((w) => w.done)).toEqual([false, false, false, false]); // written, not yet on disk: no answer
+    expect((await store.getApiKey(key.key_id))!.status).toBe('inactive'); // already in force for lookups
+    gate.release();
+    await waitFor(() => writes.every((w) => w.done), 5000, 'the admin writes to answer');
+    expect(gate.started - started).toBeLessThanOrEqual(2); // they share syncs (group commit), not one each
   });
 
   it('relaxed durability never syncs an append', async () => {

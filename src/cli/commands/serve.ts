@@ -62,6 +62,10 @@ export function banner(server: RunningServer, config: Config, cwd = process.cwd(
   return lines.join('\n') + '\n';
 }
 
+/** Exit status after a fatal store failure (EX_IOERR) and the grace before it. */
+export const FATAL_EXIT_CODE = 74;
+const FATAL_GRACE_MS = 1000;
+
 export function register(program: Command): void {
   program
     .command('serve')
@@ -84,8 +88,21 @@ export function register(program: Command): void {
       }
       // Loaded lazily so the client commands never pay for the server's dependencies.
       const { startServer } = await import('../../server.js');
-      const server = await startServer(config);
-      process.stderr.write(banner(server, config));
+      // A store that failed for good (a failed WAL sync) ends the process non-zero after a short
+      // grace (answers in flight get out): a supervisor restarts it and recovery reads the disk.
+      let server: Awaited<ReturnType<typeof startServer>> | undefined;
+      let failed = false;
+      const onFatal = (err: Error) => {
+        failed = true;
+        process.stderr.write(`tpx: fatal: ${err.message}; exiting with status ${FATAL_EXIT_CODE} in ${FATAL_GRACE_MS} ms\n`);
+        setTimeout(() => {
+          server?.logger.flush?.();
+          process.exit(FATAL_EXIT_CODE);
+        }, FATAL_GRACE_MS);
+      };
+      const running = await startServer(config, { onFatal });
+      server = running;
+      process.stderr.write(banner(running, config));
 
       let closing = false;
       const onSignal = (signal: NodeJS.Signals) => {
@@ -95,8 +112,8 @@ export function register(program: Command): void {
         }
         closing = true;
         process.stderr.write(`tpx: ${signal} received, shutting down gracefully (send again to force)\n`);
-        server.close().then(
-          () => process.exit(0),
+        running.close().then(
+          () => process.exit(failed ? FATAL_EXIT_CODE : 0),
           (err: unknown) => {
             process.stderr.write(`tpx: error during shutdown: ${(err as Error)?.message ?? err}\n`);
             process.exit(1);

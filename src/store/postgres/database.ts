@@ -27,13 +27,17 @@
  * first call that succeeds (probe, /readyz ping or request) marks it reachable again. Nothing
  * needs a restart: the pool drops broken connections and opens new ones.
  *
- * A call failed this way may have sent its COMMIT already; if the server later processes it, the
- * transaction commits although the caller heard 503. For a publish that is the ordinary
- * ambiguity of any timeout: the retry with the same msg_id answers as a duplicate (202), the
- * webhook deliveries are in the queue, and WebSocket clients get the event through gap filling
- * with the account's next event or on resume.
+ * A call given up on is really given up (the caller hears 503, so nothing may commit later
+ * behind its back): its pooled connections are cut (the socket destroyed, never returned to the
+ * pool), and a call still waiting for a pooled connection sends nothing once it gets one. A
+ * PostgreSQL backend whose client is gone aborts its open transaction as soon as it reads again
+ * (a stopped server does so when it resumes; a partitioned one at the idle-in-transaction
+ * timeout). The one remaining window is a statement that already went out and commits by itself:
+ * a COMMIT (the call then fails with CommitInDoubtError, and appends resolve it: in-doubt.ts) or
+ * a single-statement write, which may still take effect (docs/operations.md).
  */
 import pg from 'pg';
+import type { StoreLogger } from '../logger.js';
 import { StoreUnavailableError, type Durability } from '../types.js';
 import type { ConstraintErrors } from '../shared/accounts.js';
 import { pendingMigrations } from '../shared/migrations.js';
@@ -72,11 +76,56 @@ export interface PostgresStoreOptions {
   pruneChunkRows?: number;
   /** Override the bounded waits. */
   timeouts?: Partial<{ connectMs: number; statementMs: number; queryMs: number; livenessAfterMs: number }>;
+  logger?: StoreLogger;
 }
 
 export type Queryable = pg.Pool | pg.PoolClient;
 
 const pgCode = (err: unknown): string | undefined => (err as { code?: string })?.code;
+
+/**
+ * The call failed while its COMMIT was on the wire: the server may yet commit it, or already
+ * has. Still a 503 for the caller; appends resolve the outcome afterwards (in-doubt.ts).
+ */
+export class CommitInDoubtError extends StoreUnavailableError {
+  constructor(
+    message: string,
+    /** The backend that received the COMMIT (its BackendKeyData pid), to end it if it still holds the transaction. */
+    readonly backendPid: number | null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * One guarded call: the pooled connections it holds right now, so that a call given up on can
+ * cut them, and whether its COMMIT is on the wire.
+ */
+export class Call {
+  readonly clients = new Set<pg.PoolClient>();
+  abandoned: Error | null = null;
+  /** Set while COMMIT is sent and not answered: a failure then leaves the outcome unknown. */
+  committing = false;
+  /** The backend the COMMIT went to. */
+  committingPid: number | null = null;
+
+  abandon(err: Error): void {
+    this.abandoned ??= err;
+    for (const client of this.clients) cut(client);
+  }
+}
+
+const ignoreClientError = (): void => {};
+
+/**
+ * Destroy a client's socket now. Not a graceful end: a stopped server never answers the goodbye,
+ * and the backend must find its client gone (so it aborts the open transaction) when it reads.
+ */
+function cut(client: pg.PoolClient): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
 /** PostgreSQL's constraint violations (SQLSTATE 23505 unique, 23503 foreign key). */
 export const PG_CONSTRAINTS: ConstraintErrors = {
   isUnique: (err, column) => pgCode(err) === '23505' && String((err as { constraint?: string }).constraint ?? '').includes(column),
@@ -144,33 +193,47 @@ export class PgDatabase {
 
   /**
    * Run `fn` against the database, or fail fast while it is known unreachable (letting one probe
-   * through per PROBE_INTERVAL_MS). Connection failures and timeouts become StoreUnavailableError.
+   * through per PROBE_INTERVAL_MS). Connection failures and timeouts become StoreUnavailableError
+   * (CommitInDoubtError when the COMMIT was on the wire). `fn` runs its statements through
+   * `session(…, call)`, so a call failed early (the liveness check) cuts the connections it holds.
    */
-  async guard<T>(fn: () => Promise<T>): Promise<T> {
+  async guard<T>(fn: (call: Call) => Promise<T>): Promise<T> {
     this.check();
     if (this.unreachableSince !== null) {
       const now = Date.now();
       if (now - this.lastProbeAt < PROBE_INTERVAL_MS) throw new StoreUnavailableError(`PostgreSQL ${this.unreachable}`);
       this.lastProbeAt = now;
     }
+    const call = new Call();
     let failEarly!: (err: Error) => void;
     const early = new Promise<never>((_, reject) => (failEarly = reject));
-    this.waiting.add(failEarly);
+    const giveUp = (err: Error) => {
+      call.abandon(err); // cut first: the transaction must not go on behind the caller's back
+      failEarly(err);
+    };
+    this.waiting.add(giveUp);
     const timer = setTimeout(() => void this.checkLiveness(), this.opts.timeouts?.livenessAfterMs ?? LIVENESS_AFTER_MS);
     try {
-      const result = await Promise.race([fn(), early]);
+      const result = await Promise.race([fn(call), early]);
       this.unreachableSince = null;
       return result;
     } catch (err) {
+      const failed = isConnectionFailure(err) || err === call.abandoned;
+      if (failed) call.abandon(err as Error);
+      if (failed && call.committing) {
+        if (isConnectionFailure(err)) this.markUnreachable(err);
+        throw new CommitInDoubtError(`PostgreSQL failed while committing; the transaction may have committed: ${(err as Error).message}`, call.committingPid, { cause: err });
+      }
       if (isConnectionFailure(err)) {
         this.markUnreachable(err);
         throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`PostgreSQL ${this.unreachable}`, { cause: err });
       }
       if (isTimeout(err)) throw new StoreUnavailableError(`PostgreSQL did not answer in time: ${(err as Error).message}`, { cause: err });
+      if (/^[0-9A-Z]{5}$/.test(pgCode(err) ?? '')) this.unreachableSince = null; // the server answered (a SQLSTATE): it is reachable
       throw err;
     } finally {
       clearTimeout(timer);
-      this.waiting.delete(failEarly);
+      this.waiting.delete(giveUp);
     }
   }
 
@@ -213,7 +276,7 @@ export class PgDatabase {
   }
 
   query<T extends pg.QueryResultRow>(sql: string, args: unknown[] = []): Promise<pg.QueryResult<T>> {
-    return this.guard(() => this.pool.query<T>(sql, args));
+    return this.guard((call) => this.session((c) => c.query<T>(sql, args), call));
   }
 
   async one<T extends pg.QueryResultRow>(sql: string, args: unknown[] = []): Promise<T | undefined> {
@@ -222,21 +285,39 @@ export class PgDatabase {
 
   /** Run fn in one transaction; deadlocks and serialization failures retry the whole thing. */
   tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.guard(() => this.session((c) => inTransaction(c, fn)));
+    return this.guard((call) => this.session((c) => inTransaction(c, fn, call), call));
   }
 
-  /** Run fn on one pooled connection (a session: e.g. a session advisory lock). */
-  async session<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Run fn on one pooled connection (a session: e.g. a session advisory lock), as part of `call`:
+   * nothing is sent if the call was given up on while it waited for the connection, and a
+   * connection the call gives up on meanwhile is cut and never returned to the pool.
+   */
+  async session<T>(fn: (c: pg.PoolClient) => Promise<T>, call: Call = new Call()): Promise<T> {
     const client = await this.pool.connect();
+    if (call.abandoned) {
+      client.release();
+      throw call.abandoned;
+    }
+    call.clients.add(client);
+    // A connection lost while checked out (cut here, or the server went away) also fails the
+    // statement in flight, which is what the call sees; the client's 'error' event, which the pool
+    // only listens to while the client is idle, must not crash the process.
+    client.on('error', ignoreClientError);
     let broken: Error | undefined;
     try {
       return await fn(client);
     } catch (err) {
       // A connection that failed or timed out may still be busy with the statement: never reuse it.
-      if (isConnectionFailure(err)) broken = err as Error;
+      if (isConnectionFailure(err) || call.abandoned) {
+        broken = err as Error;
+        cut(client);
+      }
       throw err;
     } finally {
-      client.release(broken);
+      call.clients.delete(client);
+      client.removeListener('error', ignoreClientError);
+      client.release(broken ?? call.abandoned ?? undefined);
     }
   }
 
@@ -278,15 +359,21 @@ export class PgDatabase {
 }
 
 /** BEGIN … COMMIT on `c`, retrying deadlocks; a broken connection is not rolled back (it is discarded). */
-async function inTransaction<T>(c: pg.PoolClient, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+async function inTransaction<T>(c: pg.PoolClient, fn: (c: pg.PoolClient) => Promise<T>, call?: Call): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       await c.query('BEGIN');
       const result = await fn(c);
+      if (call) {
+        call.committing = true;
+        call.committingPid = (c as unknown as { processID?: number | null }).processID ?? null;
+      }
       await c.query('COMMIT');
+      if (call) call.committing = false;
       return result;
     } catch (err) {
-      if (isConnectionFailure(err)) throw err;
+      if (isConnectionFailure(err) || call?.abandoned) throw err;
+      if (call) call.committing = false; // the server answered: the transaction did not commit
       await c.query('ROLLBACK').catch(() => {});
       if (attempt < MAX_TX_RETRIES && isRetryable(err)) {
         await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));

@@ -4,6 +4,11 @@
  * - Claims are serialized by a transaction advisory lock (exact per-endpoint in-flight limits
  *   across nodes) and take rows with `FOR UPDATE SKIP LOCKED` (never wait on a row an attempt is
  *   being recorded on). A lease whose holder died expires and the delivery is claimable again.
+ * - A claim reads a bounded number of rows whatever the backlog, as on SQLite: first the oldest
+ *   due rows, at most CLAIM_SCAN_BUDGET of them (the common case ends there); when those all
+ *   belong to endpoints at their in-flight limit (one slow endpoint with a large backlog in
+ *   front), one index probe per endpoint with pending deliveries and at most its free slots each
+ *   (CLAIM_BY_ENDPOINT_SQL), which picks exactly what an unbounded scan would.
  * - Attempts are recorded in bulk: one transaction and a fixed number of statements per batch
  *   (lock the deliveries, lock the endpoints whose health may change, insert the attempts,
  *   resolve the deliveries, write the endpoints whose health did change). Row locks are taken in
@@ -41,6 +46,47 @@ import {
 import { applyEndpointEffect, applyWebhookPatch, newWebhookEndpoint, sameHealth, type EndpointHealth } from '../shared/webhooks.js';
 import { PG_CONSTRAINTS, type PgDatabase } from './database.js';
 import { CLAIM_LOCK_KEY } from './schema.js';
+
+/** Due rows read by a claim before it switches to per-endpoint probes (at least the claim's limit). */
+export const CLAIM_SCAN_BUDGET = 256;
+
+/** Live leases per endpoint (the in-flight counts of the per-endpoint limit). */
+const INFLIGHT_CTE = `inflight AS (
+  SELECT webhook_id, COUNT(*) AS n FROM deliveries WHERE lease_owner IS NOT NULL AND lease_until > $1 GROUP BY webhook_id)`;
+
+/**
+ * The oldest due, unleased deliveries ($1 = now), at most $2 of them, through the partial index
+ * deliveries_due in (next_attempt_at, seq) order, with their endpoint's enabled flag and live
+ * leases. The claim picks from these in order.
+ */
+export const CLAIM_HEAD_SQL = `WITH ${INFLIGHT_CTE}, head AS (
+  SELECT d.delivery_id, d.webhook_id, d.next_attempt_at, d.seq FROM deliveries d
+  WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_owner IS NULL OR d.lease_until <= $1)
+  ORDER BY d.next_attempt_at, d.seq LIMIT $2)
+SELECT h.delivery_id, h.webhook_id, h.next_attempt_at, h.seq, w.enabled, COALESCE(i.n, 0)::int AS inflight
+FROM head h JOIN webhooks w ON w.webhook_id = h.webhook_id LEFT JOIN inflight i ON i.webhook_id = h.webhook_id
+ORDER BY h.next_attempt_at, h.seq, h.delivery_id`;
+
+/**
+ * Per endpoint ($1 = now, $2 = per-endpoint limit, $3 = claim limit): a loose index scan over
+ * deliveries_pending_endpoint visits each endpoint with pending deliveries once, and reads at most
+ * its free slots of due, unleased rows in its (next_attempt_at, seq) order (seq is unique within
+ * an endpoint); the first $3 of those, oldest due first.
+ */
+export const CLAIM_BY_ENDPOINT_SQL = `WITH RECURSIVE ep(id) AS (
+  SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending')
+  UNION ALL
+  SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending' AND webhook_id > ep.id) FROM ep WHERE ep.id IS NOT NULL
+), ${INFLIGHT_CTE}
+SELECT x.delivery_id FROM ep
+JOIN webhooks w ON w.webhook_id = ep.id AND w.enabled
+LEFT JOIN inflight i ON i.webhook_id = ep.id
+CROSS JOIN LATERAL (
+  SELECT d.delivery_id, d.next_attempt_at, d.seq FROM deliveries d
+  WHERE d.status = 'pending' AND d.webhook_id = ep.id AND d.next_attempt_at <= $1 AND (d.lease_owner IS NULL OR d.lease_until <= $1)
+  ORDER BY d.next_attempt_at, d.seq LIMIT GREATEST(0, LEAST($3, $2 - COALESCE(i.n, 0)))
+) x
+ORDER BY x.next_attempt_at, x.seq, x.delivery_id LIMIT $3`;
 
 export class PgDeliveryQueue implements DeliveryQueue {
   constructor(private readonly d: PgDatabase) {}
@@ -121,27 +167,30 @@ export class PgDeliveryQueue implements DeliveryQueue {
       // Claims are short; serializing them makes per-endpoint in-flight counts exact across nodes.
       await c.query('SELECT pg_advisory_xact_lock($1)', [CLAIM_LOCK_KEY]);
       // Oldest due first, seq order within an endpoint, at most perEndpoint in flight per endpoint
-      // (live leases count). SKIP LOCKED: never wait on a row whose attempt is being recorded.
+      // (live leases count), enabled endpoints only; a bounded read (see the top of this file).
+      const budget = Math.max(CLAIM_SCAN_BUDGET, limit);
+      const { rows: head } = await c.query<{ delivery_id: string; webhook_id: string; enabled: boolean; inflight: number }>(CLAIM_HEAD_SQL, [now, budget]);
+      let chosen: string[] = [];
+      const taken = new Map<string, number>();
+      for (const r of head) {
+        const used = r.inflight + (taken.get(r.webhook_id) ?? 0);
+        if (!r.enabled || used >= perEndpoint) continue;
+        taken.set(r.webhook_id, (taken.get(r.webhook_id) ?? 0) + 1);
+        chosen.push(r.delivery_id);
+        if (chosen.length >= limit) break;
+      }
+      if (chosen.length < limit && head.length >= budget) {
+        // A full head that did not fill the claim: endpoints at their limit crowd the front.
+        chosen = (await c.query<{ delivery_id: string }>(CLAIM_BY_ENDPOINT_SQL, [now, perEndpoint, limit])).rows.map((r) => r.delivery_id);
+      }
+      if (chosen.length === 0) return [];
+      // SKIP LOCKED: never wait on a row whose attempt is being recorded.
       const { rows: picked } = await c.query<{ delivery_id: string }>(
-        `WITH inflight AS (
-           SELECT webhook_id, COUNT(*) AS n FROM deliveries
-           WHERE lease_owner IS NOT NULL AND lease_until > $1 GROUP BY webhook_id
-         ), due AS (
-           SELECT d.delivery_id, d.webhook_id, d.next_attempt_at, d.seq,
-                  ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.seq, d.delivery_id) AS rn
-           FROM deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id
-           WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-             AND (d.lease_owner IS NULL OR d.lease_until <= $1) AND w.enabled
-         ), chosen AS (
-           SELECT due.delivery_id FROM due LEFT JOIN inflight i ON i.webhook_id = due.webhook_id
-           WHERE due.rn + COALESCE(i.n, 0) <= $2
-           ORDER BY due.next_attempt_at, due.seq, due.delivery_id LIMIT $3
-         )
-         SELECT d.delivery_id FROM deliveries d WHERE d.delivery_id IN (SELECT delivery_id FROM chosen)
-           AND d.status = 'pending' AND (d.lease_owner IS NULL OR d.lease_until <= $1)
+        `SELECT d.delivery_id FROM deliveries d WHERE d.delivery_id = ANY($1::text[])
+           AND d.status = 'pending' AND (d.lease_owner IS NULL OR d.lease_until <= $2)
          ORDER BY d.next_attempt_at, d.seq, d.delivery_id
          FOR UPDATE SKIP LOCKED`,
-        [now, perEndpoint, limit],
+        [chosen, now],
       );
       if (picked.length === 0) return [];
       const { rows } = await c.query<DeliveryJoinRow>(`${DELIVERY_JOIN_SELECT} WHERE d.delivery_id = ANY($1::text[]) ORDER BY d.next_attempt_at, d.seq, d.delivery_id`, [

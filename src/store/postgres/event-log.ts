@@ -16,38 +16,58 @@
  * - Durability: COMMIT returns once the WAL is flushed (synchronous_commit=on, database.ts), and
  *   readers of other sessions only see committed rows, so nothing is shown before it is durable.
  * - Pruning: one node at a time (a session advisory lock), in chunks, each its own transaction.
+ * - A COMMIT whose answer never came (the call failed: 503) is resolved afterwards: if it did
+ *   commit, the late-commit listeners get its results to fan out (in-doubt.ts).
  */
 import type pg from 'pg';
 import type { AccountEvent, AppendResult, EventLog, NewEvent, ReadEventsQuery, ReadEventsResult } from '../types.js';
-import { UnknownAccountsError } from '../types.js';
-import { accountCopy, appendResult, newDeliveries, planAppend, type PlannedEvent } from '../shared/append.js';
+import { accountCopy, accountsToLock, appendResult, newDeliveries, planAppend, settleRecipients, type PlannedEvent } from '../shared/append.js';
 import { pruneInChunks, PRUNE_CHUNK_ROWS } from '../shared/prune.js';
 import { planRead, takeWithinBudget } from '../shared/read.js';
 import { toAccountEvent, type EventRow } from '../shared/rows.js';
-import { oneOn, type PgDatabase } from './database.js';
+import { CommitInDoubtError, oneOn, type PgDatabase } from './database.js';
+import { InDoubtAppends, type LateCommitListener } from './in-doubt.js';
 import { PRUNE_LOCK_KEY } from './schema.js';
 
 export class PgEventLog implements EventLog {
   private readonly pruneChunkRows: number;
+  readonly inDoubt: InDoubtAppends;
 
   constructor(private readonly d: PgDatabase) {
     this.pruneChunkRows = Math.max(1, Math.floor(d.opts.pruneChunkRows ?? PRUNE_CHUNK_ROWS));
+    this.inDoubt = new InDoubtAppends(d, d.opts.logger);
   }
 
   async appendEvents(events: NewEvent[]): Promise<AppendResult[]> {
     this.d.check();
     if (events.length === 0) return [];
-    return this.d.tx((c) => this.appendInTx(c, events));
+    // What the last attempt would have answered, and its transaction id (for an in-doubt COMMIT).
+    const attempt: { xid: string | null; results: AppendResult[] } = { xid: null, results: [] };
+    try {
+      return await this.d.tx(async (c) => {
+        attempt.xid = null;
+        attempt.results = await this.appendInTx(c, events, attempt);
+        return attempt.results;
+      });
+    } catch (err) {
+      if (err instanceof CommitInDoubtError && attempt.xid !== null) this.inDoubt.add(attempt.xid, err.backendPid, attempt.results);
+      throw err;
+    }
+  }
+
+  onLateCommit(listener: LateCommitListener): void {
+    this.inDoubt.onLateCommit(listener);
   }
 
   /**
    * One transaction, a fixed number of round trips:
    *   1. stored msg_ids (duplicates) and the rooms of the addressed accounts → plan, or throw
    *   2. INSERT events … ON CONFLICT DO NOTHING (a msg_id another node committed meanwhile → duplicate)
-   *   3. lock recipient accounts in account_id order, bump last_seq
+   *   3. lock recipient (and named) accounts in account_id order; accounts deleted since step 1
+   *      leave broadcasts and make a naming event UNKNOWN_ACCOUNT (shared settleRecipients); bump last_seq
    *   4. INSERT account_events, read enabled webhooks, INSERT deliveries
    */
-  private async appendInTx(c: pg.PoolClient, events: NewEvent[]): Promise<AppendResult[]> {
+  private async appendInTx(c: pg.PoolClient, events: NewEvent[], attempt: { xid: string | null }): Promise<AppendResult[]> {
     // ---- 1. what the plan needs, fetched in bulk
     const stored = new Map<string, number>();
     const msgIds = [...new Set(events.map((e) => e.msg_id))];
@@ -72,10 +92,11 @@ export class PgEventLog implements EventLog {
     const fresh = plans.filter((p) => p.duplicateOf === null);
     const eventIds = new Map<string, number>();
     if (fresh.length > 0) {
-      const { rows } = await c.query<{ event_id: number; msg_id: string }>(
+      // The transaction id comes back with the rows (in-doubt.ts resolves a COMMIT left unanswered).
+      const { rows } = await c.query<{ event_id: number; msg_id: string; xid: string }>(
         `INSERT INTO events (msg_id, msg_type, payload_json, source_id, created_at_ms, recipients)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[])
-         ON CONFLICT (msg_id) DO NOTHING RETURNING event_id, msg_id`,
+         ON CONFLICT (msg_id) DO NOTHING RETURNING event_id, msg_id, pg_current_xact_id()::text AS xid`,
         [
           fresh.map((p) => p.event.msg_id),
           fresh.map((p) => p.event.msg_type),
@@ -86,6 +107,7 @@ export class PgEventLog implements EventLog {
         ],
       );
       for (const r of rows) eventIds.set(r.msg_id, r.event_id);
+      if (rows.length > 0) attempt.xid = rows[0].xid;
       const raced = fresh.filter((p) => !eventIds.has(p.event.msg_id));
       if (raced.length > 0) {
         // Another transaction committed these msg_ids after step 1: they are duplicates, and every
@@ -103,17 +125,28 @@ export class PgEventLog implements EventLog {
 
     // ---- 3. per-account seq under row locks taken in a fixed order
     const live = plans.filter((p) => p.duplicateOf === null);
+    const nextSeq = new Map<string, number>();
+    const toLock = accountsToLock(live);
+    if (toLock.length > 0) {
+      const locked = await c.query<{ account_id: string; last_seq: number }>('SELECT account_id, last_seq FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE', [
+        toLock,
+      ]);
+      for (const r of locked.rows) nextSeq.set(r.account_id, r.last_seq + 1);
+      if (locked.rows.length !== toLock.length) {
+        // Accounts deleted since the plan's snapshot: broadcasts drop them, named ones are unknown (shared/append.ts).
+        const changed = settleRecipients(live, (id) => nextSeq.has(id));
+        if (changed.length > 0) {
+          await c.query('UPDATE events e SET recipients = v.n FROM unnest($1::bigint[], $2::int[]) AS v(id, n) WHERE e.event_id = v.id', [
+            changed.map((p) => eventIds.get(p.event.msg_id)!),
+            changed.map((p) => p.recipients.length),
+          ]);
+        }
+      }
+    }
     const perAccount = new Map<string, number>();
     for (const p of live) for (const id of p.recipients) perAccount.set(id, (perAccount.get(id) ?? 0) + 1);
-    const nextSeq = new Map<string, number>();
     if (perAccount.size > 0) {
       const ids = [...perAccount.keys()];
-      const locked = await c.query<{ account_id: string; last_seq: number }>('SELECT account_id, last_seq FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE', [ids]);
-      if (locked.rows.length !== ids.length) {
-        const found = new Set(locked.rows.map((r) => r.account_id));
-        throw new UnknownAccountsError(ids.filter((id) => !found.has(id))); // deleted meanwhile
-      }
-      for (const r of locked.rows) nextSeq.set(r.account_id, r.last_seq + 1);
       await c.query('UPDATE accounts a SET last_seq = a.last_seq + v.n FROM unnest($1::text[], $2::bigint[]) AS v(id, n) WHERE a.account_id = v.id', [
         ids,
         ids.map((id) => perAccount.get(id)!),
@@ -205,7 +238,7 @@ export class PgEventLog implements EventLog {
 
   async pruneEvents(olderThanMs: number): Promise<number> {
     this.d.check();
-    return this.d.guard(() =>
+    return this.d.guard((call) =>
       this.d.session(async (c) => {
         // One pruner at a time across nodes (released with the session if this node dies).
         if (!(await oneOn<{ ok: boolean }>(c, 'SELECT pg_try_advisory_lock($1) AS ok', [PRUNE_LOCK_KEY]))?.ok) return 0;
@@ -266,7 +299,7 @@ export class PgEventLog implements EventLog {
         } finally {
           await c.query('SELECT pg_advisory_unlock($1)', [PRUNE_LOCK_KEY]).catch(() => {});
         }
-      }),
+      }, call),
     );
   }
 }

@@ -138,6 +138,13 @@ CREATE INDEX deliveries_event ON deliveries (event_id);
 DROP INDEX deliveries_unfinished_event;
 `,
   },
+  {
+    version: 3,
+    description: 'pending deliveries by endpoint (bounded claims: one probe per endpoint, as SQLite)',
+    sql: `
+CREATE INDEX deliveries_pending_endpoint ON deliveries (webhook_id, next_attempt_at, seq) WHERE status = 'pending';
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -22,11 +22,13 @@ export class PostgresStore implements StoreLifecycle {
   readonly kind = 'postgres' as const;
   private readonly d: PgDatabase;
   private readonly accounts: PgAccounts;
+  private readonly log: PgEventLog;
 
   constructor(opts: PostgresStoreOptions | string) {
     this.d = new PgDatabase(typeof opts === 'string' ? { connectionString: opts } : opts);
     this.accounts = new PgAccounts(this.d);
-    exposeAggregates(this, { accounts: this.accounts, log: new PgEventLog(this.d), deliveries: new PgDeliveryQueue(this.d) });
+    this.log = new PgEventLog(this.d);
+    exposeAggregates(this, { accounts: this.accounts, log: this.log, deliveries: new PgDeliveryQueue(this.d) });
   }
 
   async init(): Promise<void> {
@@ -37,6 +39,7 @@ export class PostgresStore implements StoreLifecycle {
   async close(): Promise<void> {
     if (this.d.closed) return;
     if (this.d.ready) await this.accounts.touches.stop().catch(() => {}); // bookkeeping only
+    this.log.inDoubt.close();
     await this.d.close();
   }
 
@@ -53,7 +56,7 @@ export class PostgresStore implements StoreLifecycle {
         // 'synced': every COMMIT waited for the WAL flush (synchronous_commit=on, verified at init).
         durability: this.d.synchronousCommit === 'off' ? 'relaxed' : 'ok',
       },
-      counters: { connection_failures: this.d.failures },
+      counters: { connection_failures: this.d.failures, commits_in_doubt: this.log.inDoubt.seen, late_commits: this.log.inDoubt.committedLate },
     };
   }
 }

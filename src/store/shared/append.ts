@@ -65,6 +65,49 @@ export function planAppend(events: NewEvent[], lookups: AppendLookups): PlannedE
   return plans;
 }
 
+/**
+ * The accounts whose rows an append must lock before it gives out seqs (PostgreSQL, several
+ * writers): every recipient, and every account an event named (its existence is part of the
+ * answer, even when it may not access the room).
+ */
+export function accountsToLock(plans: readonly PlannedEvent[]): string[] {
+  const ids = new Set<string>();
+  for (const plan of plans) {
+    if (plan.duplicateOf) continue;
+    for (const id of plan.recipients) ids.add(id);
+    if (plan.event.target !== 'broadcast') for (const id of plan.event.target) ids.add(id);
+  }
+  return [...ids];
+}
+
+/**
+ * Pass 2, where the plan was made from a snapshot older than the row locks (PostgreSQL: plan,
+ * then lock the accounts' rows): an account deleted in between is missing at the lock. The
+ * answer follows the commit order, in which the deletion came first. A broadcast addresses
+ * "every account that may access the room" (SPEC §3.1), so it simply no longer includes it; an
+ * event that named it names an unknown account, so the append is refused with UNKNOWN_ACCOUNT
+ * listing it, exactly as when the deletion precedes the plan, and as SQLite answers (its plan and
+ * writes share one IMMEDIATE transaction, so nothing goes missing in between there). Returns the
+ * plans whose recipients changed (their stored recipient count must follow).
+ */
+export function settleRecipients(plans: PlannedEvent[], exists: (accountId: string) => boolean): PlannedEvent[] {
+  const unknown = new Set<string>();
+  const changed: PlannedEvent[] = [];
+  for (const plan of plans) {
+    if (plan.duplicateOf) continue;
+    if (plan.event.target === 'broadcast') {
+      const kept = plan.recipients.filter(exists);
+      if (kept.length === plan.recipients.length) continue;
+      plan.recipients = kept;
+      changed.push(plan);
+    } else {
+      for (const id of plan.event.target) if (!exists(id)) unknown.add(id);
+    }
+  }
+  if (unknown.size > 0) throw new UnknownAccountsError([...unknown]);
+  return changed;
+}
+
 /** The stream copy of an event for one account. */
 export function accountCopy(event: NewEvent, accountId: string, seq: number): AccountEvent {
   return {

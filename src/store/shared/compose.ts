@@ -30,7 +30,7 @@ export const ACCOUNT_STORE_MEMBERS = exhaustive<AccountStore>()([
   'setSettingIfAbsent',
 ]);
 
-export const EVENT_LOG_MEMBERS = exhaustive<EventLog>()(['appendEvents', 'readEvents', 'pruneEvents']);
+export const EVENT_LOG_MEMBERS = exhaustive<EventLog>()(['appendEvents', 'readEvents', 'pruneEvents', 'onLateCommit']);
 
 export const DELIVERY_QUEUE_MEMBERS = exhaustive<DeliveryQueue>()([
   'createWebhook',

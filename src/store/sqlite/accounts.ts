@@ -1,4 +1,11 @@
-/** Accounts, API keys and token lookups on the embedded store (the AccountStore aggregate). */
+/**
+ * Accounts, API keys and token lookups on the embedded store (the AccountStore aggregate).
+ *
+ * Every write answers once it is on disk: in synced mode it waits for the WAL sync that covers
+ * it (database.ts written(), the appends' group-commit sync), so a deactivated key stays
+ * deactivated, and a deleted account deleted, after an operating-system crash (SPEC §2.5).
+ * last_used_at touches are bookkeeping and are not waited for.
+ */
 import type { EventType } from '@tpx-realtime/protocol';
 import {
   type Account,
@@ -36,7 +43,10 @@ export class SqliteAccounts implements AccountStore {
     const writeTouches = d.db.transaction((entries: Array<[string, string]>) => {
       for (const [keyId, at] of entries) touch.run(at, keyId);
     });
-    this.touches = new KeyTouches((entries) => writeTouches(entries), d.opts.keyTouchBatchMs);
+    this.touches = new KeyTouches((entries) => {
+      // Bookkeeping: after a storage failure nothing more is written (the process is going down).
+      if (d.fatal === null) writeTouches(entries);
+    }, d.opts.keyTouchBatchMs);
     const byHash = d.db.prepare(`${KEY_LOOKUP_SELECT} WHERE k.token_hash = ?`);
     this.tokens = new TokenResolver({
       find: (hash) => byHash.get(hash) as KeyLookupRow | undefined,
@@ -67,15 +77,15 @@ export class SqliteAccounts implements AccountStore {
   }
 
   async setSettingIfAbsent(key: string, value: string): Promise<string> {
-    this.d.check();
-    this.d.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, value);
+    this.d.checkWritable();
+    if (this.d.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, value).changes > 0) await this.d.written();
     return (await this.getSetting(key))!;
   }
 
   // ---------------------------------------------------------------- accounts
 
   async createAccount(input: { name?: string | null; partner_id?: string | null; rooms?: EventType[] }): Promise<Account> {
-    this.d.check();
+    this.d.checkWritable();
     const account = newAccount(input);
     try {
       this.changed(true);
@@ -85,6 +95,7 @@ export class SqliteAccounts implements AccountStore {
     } catch (err) {
       rethrowConstraint(err, SQLITE_CONSTRAINTS, { partnerId: account.partner_id });
     }
+    await this.d.written();
     return account;
   }
 
@@ -109,6 +120,7 @@ export class SqliteAccounts implements AccountStore {
   }
 
   async updateAccount(accountId: string, patch: AccountPatch): Promise<Account | null> {
+    this.d.checkWritable();
     const current = await this.getAccount(accountId);
     if (!current) return null;
     const next = applyAccountPatch(current, patch);
@@ -118,21 +130,24 @@ export class SqliteAccounts implements AccountStore {
     } catch (err) {
       rethrowConstraint(err, SQLITE_CONSTRAINTS, { partnerId: next.partner_id });
     }
+    await this.d.written();
     return next;
   }
 
   async deleteAccount(accountId: string): Promise<boolean> {
-    this.d.check();
+    this.d.checkWritable();
     // FK cascades remove keys, webhooks (→ deliveries → attempts) and the account's stream.
     // Shared event rows go at the next prune once nothing references them.
     this.changed(true);
-    return this.d.prepare('DELETE FROM accounts WHERE account_id = ?').run(accountId).changes > 0;
+    if (this.d.prepare('DELETE FROM accounts WHERE account_id = ?').run(accountId).changes === 0) return false;
+    await this.d.written();
+    return true;
   }
 
   // ---------------------------------------------------------------- api keys
 
   async createApiKey(accountId: string, input: { name?: string | null; expires_at?: string | null }): Promise<{ key: ApiKey; token: string }> {
-    this.d.check();
+    this.d.checkWritable();
     const { key, token, hash } = newApiKey(accountId, input);
     try {
       this.d
@@ -144,6 +159,7 @@ export class SqliteAccounts implements AccountStore {
     } catch (err) {
       rethrowConstraint(err, SQLITE_CONSTRAINTS, { accountId });
     }
+    await this.d.written(); // the token is shown once: it must still work after a crash
     return { key, token };
   }
 
@@ -161,18 +177,22 @@ export class SqliteAccounts implements AccountStore {
   }
 
   async setApiKeyStatus(keyId: string, status: ApiKeyStatus): Promise<ApiKey | null> {
-    this.d.check();
+    this.d.checkWritable();
     validateKeyStatus(status);
     this.changed(false);
     if (this.d.prepare('UPDATE api_keys SET status = ? WHERE key_id = ?').run(status, keyId).changes === 0) return null;
-    return this.getApiKey(keyId);
+    const key = await this.getApiKey(keyId);
+    await this.d.written(); // a deactivation must survive an OS crash (SPEC §2.5)
+    return key;
   }
 
   async deleteApiKey(keyId: string): Promise<ApiKey | null> {
+    this.d.checkWritable();
     const key = await this.getApiKey(keyId);
     if (!key) return null;
     this.changed(false);
     this.d.prepare('DELETE FROM api_keys WHERE key_id = ?').run(keyId);
+    await this.d.written();
     return key;
   }
 

@@ -30,10 +30,11 @@ const run = () => {
   if (workerData.fault === 'crash' && runs === 1) throw new Error('injected checkpointer crash (test fault)');
   try {
     if (workerData.fault === 'error' && runs === 1) throw new Error('injected checkpoint error (test fault)');
+    if (workerData.fault === 'ioerror' && runs === 1) throw Object.assign(new Error('disk I/O error (injected test fault)'), { code: 'SQLITE_IOERR_FSYNC' });
     db.pragma('wal_checkpoint(PASSIVE)');
   } catch (err) {
-    // The supervisor counts it and starts a fresh worker (a new connection).
-    parentPort.postMessage({ type: 'error', message: String(err && err.message || err) });
+    // The supervisor counts it and starts a fresh worker (a new connection), unless it was an I/O error.
+    parentPort.postMessage({ type: 'error', message: String(err && err.message || err), code: err && err.code });
     clearInterval(timer);
     try { db.close(); } catch {}
     return;
@@ -51,7 +52,8 @@ parentPort.on('message', (m) => {
 });
 `;
 
-export type CheckpointFault = 'crash' | 'error';
+/** Test faults of the first worker: its thread throws, its checkpoint reports an error, or an I/O error (SQLITE_IOERR_FSYNC). */
+export type CheckpointFault = 'crash' | 'error' | 'ioerror';
 
 export interface CheckpointerOptions {
   filename: string;
@@ -59,6 +61,13 @@ export interface CheckpointerOptions {
   logger?: StoreLogger;
   /** Test hook: make the FIRST worker fail for real (its thread throws, or its checkpoint reports an error). */
   fault?: CheckpointFault;
+  /**
+   * A checkpoint failed with an I/O error (SQLITE_IOERR_*: a failed sync, read or write of the
+   * files). Not restarted: the checkpointer is halted and the store told (database.ts), as for a
+   * failed WAL sync. A fresh connection's sync could succeed without the lost writes being on
+   * disk, and a checkpoint would then copy frames the WAL on disk may not have.
+   */
+  onIoError?: (problem: string) => void;
 }
 
 const RESTART_MIN_MS = 100;
@@ -95,12 +104,22 @@ export class SupervisedCheckpointer {
       void worker.terminate();
       this.onFailure(what);
     };
-    worker.on('message', (m: { type: string; message?: string }) => {
+    worker.on('message', (m: { type: string; message?: string; code?: unknown }) => {
       if (m.type === 'ok' && this.worker === worker) {
         if (this.problem !== null) this.opts.logger?.info({ restarts: this.restarts }, 'WAL checkpointer recovered');
         this.problem = null;
         this.consecutiveFailures = 0;
-      } else if (m.type === 'error') fail(`checkpoint failed: ${m.message}`);
+      } else if (m.type === 'error') {
+        if (typeof m.code === 'string' && m.code.startsWith('SQLITE_IOERR') && !this.stopping && this.worker === worker) {
+          this.failures++;
+          const problem = `checkpoint failed with an I/O error (${m.code}): ${m.message}; not restarted`;
+          this.problem = problem;
+          this.halt();
+          this.opts.onIoError?.(problem);
+          return;
+        }
+        fail(`checkpoint failed: ${m.message}`);
+      }
     });
     worker.on('error', (err) => fail(`checkpointer thread crashed: ${err.message}`));
     worker.on('exit', (code) => fail(`checkpointer thread exited (code ${code})`));
@@ -119,6 +138,16 @@ export class SupervisedCheckpointer {
       this.spawn();
     }, delay);
     this.restartTimer.unref();
+  }
+
+  /** Stop at once, without a final checkpoint and for good (the storage failed: nothing more is copied). */
+  halt(reason = 'halted: the storage failed'): void {
+    this.problem ??= reason;
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    this.worker = null;
+    void worker?.terminate();
   }
 
   /** Final checkpoint and close; resolves even if the worker is already gone. */

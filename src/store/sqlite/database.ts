@@ -52,6 +52,13 @@ export class SqliteDatabase {
   wal: WalSync | null = null;
   checkpointer: SupervisedCheckpointer | null = null;
   ready = false;
+  /**
+   * Set when the storage failed (a WAL sync, or a checkpoint with an I/O error): from then on
+   * nothing is written, nothing of unknown durability is read or claimed, and the process is
+   * expected to exit so that a restart's recovery reads what is really on disk (fail()).
+   */
+  fatal: StoreUnavailableError | null = null;
+  private readonly fatalListeners: Array<(err: StoreUnavailableError) => void> = [];
   private readonly cache = new Map<string, Stmt>();
   private readonly externalWriteListeners: Array<() => void> = [];
   private dataVersionStmt: Stmt | null = null;
@@ -80,9 +87,14 @@ export class SqliteDatabase {
     this.migrate();
     this.dataVersionStmt = this.db.prepare('PRAGMA data_version').pluck();
     const onDisk = this.filename !== ':memory:';
-    if (onDisk && this.durability === 'synced') this.wal = new WalSync(`${path.resolve(this.filename)}-wal`, this.opts.syncWal);
+    if (onDisk && this.durability === 'synced') this.wal = new WalSync(`${path.resolve(this.filename)}-wal`, this.opts.syncWal, (err) => this.fail(err));
     if (onDisk && this.opts.backgroundCheckpoints !== false) {
-      this.checkpointer = new SupervisedCheckpointer({ filename: this.filename, logger: this.opts.logger, fault: this.opts.checkpointFault });
+      this.checkpointer = new SupervisedCheckpointer({
+        filename: this.filename,
+        logger: this.opts.logger,
+        fault: this.opts.checkpointFault,
+        onIoError: (problem) => this.fail(new StoreUnavailableError(`WAL ${problem}`)),
+      });
     }
     this.ready = true;
   }
@@ -104,10 +116,32 @@ export class SqliteDatabase {
     if (!this.ready) throw new Error(this.db.open ? 'Store not initialized: call init() first' : 'Store is closed');
   }
 
-  /** Refuse new appends once a WAL sync failed (wal-sync.ts). */
+  /** Refuse every write once the storage failed (fail()). */
   checkWritable(): void {
     this.check();
-    if (this.wal?.failed) throw new StoreUnavailableError(this.wal.failed.message);
+    if (this.fatal) throw new StoreUnavailableError(this.fatal.message, { cause: this.fatal });
+  }
+
+  /**
+   * The storage failed: after a failed fsync the kernel cannot say what reached the disk (Linux
+   * may have dropped the dirty pages and will report the next sync clean), so, as PostgreSQL
+   * PANICs, this store stops for good instead of carrying on over a page cache that may not
+   * match the disk. The checkpointer is halted at once (a checkpoint would copy WAL frames the
+   * disk may not hold into the database file, and a torn file is worse than a lost tail), writes
+   * are refused, and the listeners (the composition root: log, then exit non-zero so a
+   * supervisor restarts the node) are told. Called once.
+   */
+  fail(err: StoreUnavailableError): void {
+    if (this.fatal) return;
+    this.fatal = new StoreUnavailableError(`${err.message}; restart required`, { cause: err });
+    this.checkpointer?.halt();
+    this.opts.logger?.error({ err: err.message }, 'store storage failed: no more writes; the process must be restarted so that recovery reads what is on disk');
+    for (const listener of this.fatalListeners) listener(this.fatal);
+  }
+
+  onFatal(listener: (err: StoreUnavailableError) => void): void {
+    this.fatalListeners.push(listener);
+    if (this.fatal) listener(this.fatal);
   }
 
   /** A prepared statement, prepared once per distinct SQL text. */
@@ -122,7 +156,19 @@ export class SqliteDatabase {
 
   /** Resolves once every append committed so far is synced (immediately when not in synced mode). */
   durable(): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal);
     return this.wal ? this.wal.durable() : Promise.resolve();
+  }
+
+  /**
+   * A write outside the event log (admin: accounts, keys, endpoints, retries) was just
+   * committed: resolves once the WAL holding it is synced, through the same group-commit sync as
+   * appends (a sync in flight or the next one), so its answer means on disk as a 202 does. A
+   * deactivated key must stay deactivated after an operating-system crash (SPEC §2.5).
+   */
+  written(): Promise<void> {
+    const wal = this.wal;
+    return wal ? wal.durable(wal.committed()) : Promise.resolve();
   }
 
   onExternalWrite(listener: () => void): void {
@@ -149,11 +195,34 @@ export class SqliteDatabase {
       await this.checkpointer.stop();
       this.checkpointer = null;
     }
+    if (this.fatal) return this.closeWithoutCheckpoint();
     try {
       if (this.ready) this.db.pragma('optimize');
     } finally {
       this.db.close();
       this.ready = false;
+    }
+  }
+
+  /**
+   * After a storage failure: close without the checkpoint SQLite runs when the last connection
+   * closes (it would copy WAL frames of unknown durability into the database file and delete the
+   * WAL). A read-only connection holding a read lock makes this one not the last; being
+   * read-only, it cannot checkpoint either when it closes. The WAL stays for recovery.
+   */
+  private closeWithoutCheckpoint(): void {
+    let guard: Database.Database | null = null;
+    try {
+      guard = new Database(this.filename, { readonly: true });
+      guard.prepare('SELECT COUNT(*) FROM settings').get();
+    } catch {
+      // Unreadable storage: close as is.
+    }
+    try {
+      this.db.close();
+    } finally {
+      this.ready = false;
+      guard?.close();
     }
   }
 }

@@ -1,4 +1,9 @@
-/** Webhook endpoints and the delivery queue on the embedded store (the DeliveryQueue aggregate). */
+/**
+ * Webhook endpoints and the delivery queue on the embedded store (the DeliveryQueue aggregate).
+ * Admin writes (endpoints, manual retries) answer once synced, like appends (database.ts
+ * written()); the dispatcher's leases and attempt records are not waited for (a crash re-sends at
+ * most what was in flight, which any at-least-once delivery allows).
+ */
 import {
   type ClaimedDelivery,
   type ClaimOptions,
@@ -124,7 +129,7 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
   // ---------------------------------------------------------------- endpoints
 
   async createWebhook(accountId: string, input: { url: string; secret: string; description?: string | null }): Promise<WebhookEndpoint> {
-    this.d.check();
+    this.d.checkWritable();
     const w = newWebhookEndpoint(accountId, input);
     try {
       this.d
@@ -137,6 +142,7 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
       rethrowConstraint(err, SQLITE_CONSTRAINTS, { accountId });
     }
     this.onRoutingChange();
+    await this.d.written();
     return w;
   }
 
@@ -152,6 +158,7 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
   }
 
   async updateWebhook(webhookId: string, patch: WebhookPatch): Promise<WebhookEndpoint | null> {
+    this.d.checkWritable();
     const cur = await this.getWebhook(webhookId);
     if (!cur) return null;
     const next = applyWebhookPatch(cur, patch);
@@ -162,14 +169,17 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
       )
       .run(next.url, next.secret, next.previous_secret, next.previous_secret_expires_at, next.enabled ? 1 : 0, next.disabled_reason, next.description, next.failing_since, next.updated_at, webhookId);
     if (next.enabled !== cur.enabled) this.onRoutingChange();
+    await this.d.written();
     return next;
   }
 
   async deleteWebhook(webhookId: string): Promise<boolean> {
-    this.d.check();
+    this.d.checkWritable();
     const deleted = this.d.prepare('DELETE FROM webhooks WHERE webhook_id = ?').run(webhookId).changes > 0;
-    if (deleted) this.onRoutingChange();
-    return deleted;
+    if (!deleted) return false;
+    this.onRoutingChange();
+    await this.d.written();
+    return true;
   }
 
   // ---------------------------------------------------------------- deliveries (admin)
@@ -266,7 +276,7 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
   }
 
   async recordAttempts(items: RecordAttemptItem[]): Promise<RecordAttemptOutcome[]> {
-    this.d.check();
+    this.d.checkWritable();
     if (items.length === 0) return [];
     const s = this.s;
     const prepared = prepareAttempts(items); // a bad item rejects the call before anything is written
@@ -308,23 +318,27 @@ export class SqliteDeliveryQueue implements DeliveryQueue {
   }
 
   async retryDelivery(deliveryId: string, now: Date = new Date()): Promise<Delivery | null> {
-    this.d.check();
+    this.d.checkWritable();
     // A live lease is kept: an attempt in flight finishes and records normally, never two at once.
     if (this.d.prepare("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL WHERE delivery_id = ?").run(now.getTime(), deliveryId).changes === 0) {
       return null;
     }
-    return toDelivery(this.s.listed.get(deliveryId) as DeliveryRow);
+    const delivery = toDelivery(this.s.listed.get(deliveryId) as DeliveryRow);
+    await this.d.written();
+    return delivery;
   }
 
   async retryFailedDeliveries(filter: { account_id: string; since?: string; until?: string }, now: Date = new Date()): Promise<number> {
-    this.d.check();
+    this.d.checkWritable();
     const { since, until } = retryRange(filter);
-    return this.d
+    const retried = this.d
       .prepare(
         `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL
          WHERE account_id = ? AND status = 'failed' AND created_at >= ? AND created_at <= ?`,
       )
       .run(now.getTime(), filter.account_id, since, until).changes;
+    if (retried > 0) await this.d.written();
+    return retried;
   }
 
   async nextDueAt(): Promise<Date | null> {

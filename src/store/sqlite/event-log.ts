@@ -96,7 +96,7 @@ export class SqliteEventLog implements EventLog {
       allRooms: p('SELECT account_id, rooms FROM accounts ORDER BY rowid'),
       allHooks: p('SELECT account_id, webhook_id FROM webhooks WHERE enabled = 1 ORDER BY rowid'),
     };
-    this.stream = new StreamIndex(d.db, d.opts.streamBatchMs);
+    this.stream = new StreamIndex(d.db, d.opts.streamBatchMs, () => d.fatal === null);
     this.pruneChunkRows = Math.max(1, Math.floor(d.opts.pruneChunkRows ?? PRUNE_CHUNK_ROWS));
     const tx = d.db.transaction((events: NewEvent[]) => this.appendInTx(events));
     this.appendTx = (events) => tx.immediate(events);
@@ -267,7 +267,7 @@ export class SqliteEventLog implements EventLog {
   // ---------------------------------------------------------------- prune
 
   async pruneEvents(olderThanMs: number): Promise<number> {
-    this.d.check();
+    this.d.checkWritable();
     this.stream.materialize();
     const db = this.d.db;
     const chunkEnd = db.prepare('SELECT seq FROM account_events WHERE account_id = ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?').pluck();
@@ -292,12 +292,15 @@ export class SqliteEventLog implements EventLog {
         pruneAccount: async (id, through, chunk) => pruneAccount.immediate(id, through, chunk),
         pruneSucceededDeliveries: async (cutoff, chunk) => db.prepare(PRUNE_SUCCEEDED_DELIVERIES_SQL).run(cutoff, chunk).changes,
         pruneEvents: async (cutoff, chunk) => pruneEventsStmt.run(cutoff, chunk).changes,
-        alive: () => this.d.ready,
+        alive: () => this.d.ready && this.d.fatal === null,
       },
       olderThanMs,
       this.pruneChunkRows,
     );
   }
+
+  /** Never called here: a commit is in-process, and a sync failure is fatal (database.ts). */
+  onLateCommit(_listener: (results: AppendResult[]) => void): void {}
 
   /** Before close: commit what is queued. */
   drain(): void {

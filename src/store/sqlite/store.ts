@@ -36,10 +36,13 @@ export class SqliteStore implements StoreLifecycle {
     exposeAggregates(this, { accounts: this.refuse(), log: this.refuse(), deliveries: this.refuse() });
   }
 
-  /** Stand-in before init: every call rejects with the reason (forgetting a cache is a no-op). */
+  /** Stand-in before init: every call rejects with the reason (forgetting a cache, or a listener that never fires here, is a no-op). */
   private refuse<T extends object>(): T {
     return new Proxy({} as T, {
-      get: (_target, name) => (name === 'forgetCachedAuth' ? () => {} : () => Promise.reject(new Error(this.d.db.open ? 'Store not initialized: call init() first' : 'Store is closed'))),
+      get: (_target, name) =>
+        name === 'forgetCachedAuth' || name === 'onLateCommit'
+          ? () => {}
+          : () => Promise.reject(new Error(this.d.db.open ? 'Store not initialized: call init() first' : 'Store is closed')),
     });
   }
 
@@ -60,8 +63,10 @@ export class SqliteStore implements StoreLifecycle {
     if (parts) {
       parts.log.drain(); // accepted work is committed, not dropped
       await this.d.durable().catch(() => {}); // and answered once synced
-      parts.log.stream.materialize(); // leaves nothing staged, stops its timer
-      await parts.accounts.touches.stop();
+      if (!this.d.fatal) {
+        parts.log.stream.materialize(); // leaves nothing staged, stops its timer
+        await parts.accounts.touches.stop();
+      }
     }
     await this.d.close();
   }
@@ -71,14 +76,23 @@ export class SqliteStore implements StoreLifecycle {
     this.d.db.prepare('SELECT 1').get();
   }
 
+  /**
+   * The storage failed (a WAL sync, or a checkpoint with an I/O error): the store writes nothing
+   * more and must be restarted (database.ts fail()). Called at once if it already happened.
+   */
+  onFatal(listener: (err: Error) => void): void {
+    this.d.onFatal(listener);
+  }
+
   status(): StoreStatus {
     const checks: Record<string, string> = {};
     const wal = this.d.wal;
-    checks.durability = wal?.failed ? wal.failed.message : this.d.durability === 'synced' && this.filename !== ':memory:' ? 'ok' : 'relaxed';
+    const fatal = this.d.fatal;
+    checks.durability = fatal ? fatal.message : this.d.durability === 'synced' && this.filename !== ':memory:' ? 'ok' : 'relaxed';
     const cp = this.d.checkpointer;
     if (cp) checks.checkpointer = cp.problem ?? 'ok';
     return {
-      ok: !wal?.failed && (cp?.problem ?? null) === null,
+      ok: !fatal && (cp?.problem ?? null) === null,
       checks,
       counters: {
         wal_syncs: wal?.syncs ?? 0,

@@ -41,6 +41,8 @@ export class StreamIndex {
   constructor(
     db: Database.Database,
     private readonly intervalMs = MATERIALIZE_INTERVAL_MS,
+    /** False once the storage failed (database.ts fail()): then nothing more is moved. */
+    private readonly writable: () => boolean = () => true,
   ) {
     this.stage = db.prepare('INSERT INTO account_events_pending (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)');
     // The seqs were just bumped in the same transaction: read them back from accounts.
@@ -93,7 +95,7 @@ export class StreamIndex {
    * called inside another transaction (it opens its own).
    */
   materialize(): number {
-    if (this.last.get() === null) {
+    if (!this.writable() || this.last.get() === null) {
       this.reset();
       return 0;
     }

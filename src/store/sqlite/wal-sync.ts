@@ -21,8 +21,9 @@
  *
  * A failed sync (EIO…) leaves the durability of the commits written since the last good sync
  * unknown; retrying fsync cannot tell (Linux may have dropped the dirty pages and report the
- * next sync clean), so, as PostgreSQL does, the store stops accepting appends for good and
- * reports the failure: the operator restarts it, and recovery reads what is really on disk.
+ * next sync clean), so, as PostgreSQL does (it PANICs), the failure is fatal: `onFailure` tells
+ * the database (database.ts), which stops writing and has the process restarted, so that
+ * recovery reads what is really on disk.
  */
 import { closeSync, constants, fdatasync, openSync } from 'node:fs';
 import { StoreUnavailableError } from '../types.js';
@@ -53,6 +54,8 @@ export class WalSync {
   constructor(
     walFile: string,
     private readonly sync: SyncFn = fdatasyncOnThreadPool,
+    /** Called once, with the error, when a sync fails. */
+    private readonly onFailure: (err: StoreUnavailableError) => void = () => {},
   ) {
     // Read-only is enough to sync (Linux); created (0600, like the database) if SQLite has not yet.
     this.fd = openSync(walFile, constants.O_RDONLY | constants.O_CREAT, 0o600);
@@ -104,9 +107,10 @@ export class WalSync {
       },
       (err: unknown) => {
         this.inFlight = false;
-        this.failure = new StoreUnavailableError(`WAL sync failed; the store accepts no more events until restarted: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+        this.failure = new StoreUnavailableError(`WAL sync failed; the store accepts no more writes until restarted: ${(err as Error)?.message ?? String(err)}`, { cause: err });
         for (const w of this.waiters) w.reject(this.failure);
         this.waiters = [];
+        this.onFailure(this.failure);
       },
     );
   }
