@@ -32,6 +32,8 @@ export interface BroadcastResult {
   acknowledged: number;
   /** Sum of the handlers' counts on this node and on every node that acknowledged. */
   affected: number;
+  /** The `instance` of every node that acknowledged (this node's own echo included). */
+  ackedBy: string[];
 }
 
 /** One node's live connections, as listed by /admin/connections. */
@@ -42,6 +44,8 @@ export interface PresenceSnapshot {
 
 export interface Bus {
   readonly kind: 'memory' | 'redis';
+  /** Random per-process id: the origin of this node's messages and acknowledgements. */
+  readonly instance: string;
   /** Publish new events of one account (already stored, with their seq). */
   publishEvents(accountId: string, events: AccountEvent[]): Promise<void>;
   /**

@@ -96,6 +96,7 @@ export class RedisBus implements Bus {
   readonly kind = 'redis' as const;
   /** Random per-process id used to recognise our own messages. */
   readonly origin = randomUUID();
+  readonly instance = this.origin;
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
@@ -110,7 +111,7 @@ export class RedisBus implements Bus {
   private readonly replyChannel = PRESENCE_REPLY_PREFIX + this.origin;
   private presenceProvider: (() => PresenceSnapshot) | null = null;
   private readonly presenceWaits = new Map<string, (snapshot: PresenceSnapshot) => void>();
-  private readonly ackWaits = new Map<string, (n: number) => void>();
+  private readonly ackWaits = new Map<string, (n: number, from: string) => void>();
 
   // hearing: see the header
   private hearingNow = false;
@@ -267,7 +268,7 @@ export class RedisBus implements Bus {
     const own = env.o === this.origin;
     if (channel === this.replyChannel) {
       if (env.q) this.presenceWaits.get(env.q.id)?.(env.q.snapshot);
-      else if (env.k && typeof env.k.id === 'string') this.ackWaits.get(env.k.id)?.(Number(env.k.n) || 0);
+      else if (env.k && typeof env.k.id === 'string') this.ackWaits.get(env.k.id)?.(Number(env.k.n) || 0, String(env.o));
       return;
     }
     if (channel === CONTROL_CHANNEL) {
@@ -320,13 +321,15 @@ export class RedisBus implements Bus {
     const local = await applyControl(this.controlHandlers, message);
     const id = randomUUID();
     let acknowledged = 0;
+    const ackedBy: string[] = [];
     let affected = local;
     let expected = Infinity;
     let finish: () => void = () => {};
     const finished = new Promise<void>((resolve) => (finish = resolve));
     // Registered before publishing: an answer may arrive before PUBLISH's reply does.
-    this.ackWaits.set(id, (n) => {
+    this.ackWaits.set(id, (n, from) => {
       acknowledged++;
+      ackedBy.push(from);
       affected += n;
       if (acknowledged >= expected) finish();
     });
@@ -336,9 +339,9 @@ export class RedisBus implements Bus {
       expected = await this.publishRaw(CONTROL_CHANNEL, JSON.stringify(envelope));
       if (acknowledged >= expected) finish();
       await finished;
-      return { published: true, receivers: expected, acknowledged, affected };
+      return { published: true, receivers: expected, acknowledged, affected, ackedBy };
     } catch {
-      return { published: false, receivers: 0, acknowledged, affected };
+      return { published: false, receivers: 0, acknowledged, affected, ackedBy };
     } finally {
       clearTimeout(timer);
       this.ackWaits.delete(id);
