@@ -73,7 +73,7 @@ export class Gateway {
     const reader = hub.bus.kind === 'redis' ? hub.bus.instance : null;
     this.feed = new AccessFeed(store, reader, { apply: (changes) => this.applyAccessChanges(changes), resync: () => this.resync() }, logger);
     this.started = this.feed.start();
-    const replayer = new Replayer(store, hub, this.revocations, metrics, config.maxOutboundBytes);
+    const replayer = new Replayer(store, this.revocations, metrics, config.maxOutboundBytes);
     this.session = new Session(store, hub, this.revocations, replayer, metrics, logger);
 
     const bus = hub.bus;

@@ -100,18 +100,19 @@ export function publishRoutes(app: FastifyInstance, deps: PublishRouteDeps): voi
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) fields.push({ field: 'after_seq', message: 'must be an integer ≥ 0' });
     const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fields.push({ field: 'limit', message: 'must be an integer between 1 and 1000' });
-    const accessible = new Set<EventType>(lookup.account.rooms);
-    let types: Set<EventType> = accessible;
+    // The account's stream holds only events it could access when they were accepted (the rule for
+    // every read path, docs/decisions.md): the rooms filter the stream, all of it by default.
+    let types: Set<EventType> | null = null;
     if (q.rooms !== undefined && q.rooms !== '') {
       const names = q.rooms.split(',').map((s) => s.trim()).filter(Boolean);
       const invalid = names.filter((n) => !isRoom(n));
       if (invalid.length) {
         throw new HttpError(400, ErrorCode.INVALID_ROOM, `Unknown room(s): ${invalid.join(', ')}`, { rooms: invalid });
       }
-      types = names.includes(ALL_ROOM) ? accessible : new Set((names as EventType[]).filter((n) => accessible.has(n)));
+      types = names.includes(ALL_ROOM) ? null : new Set(names as EventType[]);
     }
     if (fields.length) throw validationError(fields);
-    const page = types.size === 0
+    const page = types !== null && types.size === 0
       ? { events: [], pruned_through: 0, last_seq: afterSeq }
       : await deps.store.readEvents({ account_id: lookup.account.account_id, after_seq: afterSeq, types, limit });
     const sentAt = Date.now();
