@@ -29,6 +29,9 @@ import type { Store } from './store/types.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { resolveAdminToken } from './admin-token.js';
 
+/** Access changes are kept a day: far longer than any node may go without reading them. */
+const ACCESS_CHANGE_RETENTION_MS = 24 * 3_600_000;
+
 export interface RunningServer {
   /** `http://…` or, with TPX_TLS_CERT/TPX_TLS_KEY, `https://…`. */
   url: string;
@@ -99,6 +102,7 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
   );
 
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+  await gateway.started; // where the access-change log stands, before anyone connects
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address() as AddressInfo;
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -110,6 +114,7 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
     try {
       const removed = await store.pruneEvents(Date.now() - config.eventRetentionMs);
       if (removed > 0) logger.info({ removed }, 'pruned events past retention');
+      await store.pruneAccessChanges(Date.now() - ACCESS_CHANGE_RETENTION_MS);
     } catch (err) {
       logger.error({ err }, 'event pruning failed');
     }

@@ -32,6 +32,8 @@ export interface BroadcastResult {
   acknowledged: number;
   /** Sum of the handlers' counts on this node and on every node that acknowledged. */
   affected: number;
+  /** The `instance` of every node that acknowledged (this node's own echo included). */
+  ackedBy: string[];
 }
 
 /** One node's live connections, as listed by /admin/connections. */
@@ -42,6 +44,8 @@ export interface PresenceSnapshot {
 
 export interface Bus {
   readonly kind: 'memory' | 'redis';
+  /** Random per-process id: the origin of this node's messages and acknowledgements. */
+  readonly instance: string;
   /** Publish new events of one account (already stored, with their seq). */
   publishEvents(accountId: string, events: AccountEvent[]): Promise<void>;
   /**
@@ -86,16 +90,27 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** Run every handler, summing their counts; a failing handler counts 0 and never stops the others. */
-export async function applyControl(handlers: readonly ControlHandler[], message: ControlMessage): Promise<number> {
+/**
+ * Run every handler, in order and synchronously, summing their counts; a failing handler counts 0
+ * and never stops the others. Only what a handler leaves to a promise (e.g. a store read) runs
+ * later: the returned promise settles once that is done too. A control message is therefore
+ * applied before the caller processes anything else, e.g. the next message read from the same
+ * socket (an event published after a revocation returned must find the key's connections closed).
+ */
+export function applyControl(handlers: readonly ControlHandler[], message: ControlMessage): Promise<number> {
   let affected = 0;
+  const pending: Promise<void>[] = [];
+  const count = (n: number | void) => {
+    if (typeof n === 'number') affected += n;
+  };
   for (const handler of handlers) {
     try {
-      const n = await handler(message);
-      if (typeof n === 'number') affected += n;
+      const result = handler(message);
+      if (result instanceof Promise) pending.push(result.then(count, () => undefined));
+      else count(result);
     } catch {
       // A handler bug must not break the bus for the other handlers.
     }
   }
-  return affected;
+  return pending.length === 0 ? Promise.resolve(affected) : Promise.all(pending).then(() => affected);
 }

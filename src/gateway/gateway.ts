@@ -1,8 +1,8 @@
 /**
  * The gateway: the `/ws` endpoint (upgrades, one WebSocketTransport + WsInbound per socket), SSE
  * streams (sse-stream.ts, served by the HTTP route), the sweeper that enforces every connection's
- * deadlines on one timer, control messages from the bus, revocation that holds on every node
- * (revocation.ts), and the drain at shutdown. The protocol lives in
+ * deadlines on one timer, control messages from the bus and the store's access-change log
+ * (access-feed.ts), revocation that holds on every node (revocation.ts), and the drain at shutdown. The protocol lives in
  * session.ts, resume in replay.ts, ordering in sequencer.ts, per-account lifecycle in
  * local-account.ts, the per-connection state machine in connection.ts.
  */
@@ -14,20 +14,19 @@ import type { ControlMessage, KeyDisableReason } from '../bus/types.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { AccountStore, EventLog } from '../store/types.js';
+import type { AccessChange, AccessChangeLog, AccountStore, EventLog } from '../store/types.js';
+import { AccessFeed } from './access-feed.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import type { Hub } from './hub.js';
 import { Replayer } from './replay.js';
-import { KeyStatusWatch, Revocations } from './revocation.js';
+import { recheckKeys, Revocations } from './revocation.js';
 import { Session } from './session.js';
 import type { Transport } from './transport.js';
 import { WsInbound } from './ws-inbound.js';
 import { WebSocketTransport } from './ws-transport.js';
 
-/** How long a revoking admin call waits for every node's acknowledgement. */
-const REVOKE_ACK_TIMEOUT_MS = 2000;
-/** While deaf to the bus, key status is re-read from the store this often (SPEC §7: within 2 s). */
-const DEAF_RECHECK_MS = 500;
+/** How long an announcing admin call (revocation, account change) waits for every node's acknowledgement. */
+const ANNOUNCE_TIMEOUT_MS = 2000;
 
 /** Longest time queued outbound bytes may make no progress at all (see Connection.tick). */
 const STALL_TIMEOUT_MS = 10_000;
@@ -36,7 +35,10 @@ export class Gateway {
   readonly revocations: Revocations;
   private readonly wss: WebSocketServer;
   private readonly sweeper: NodeJS.Timeout;
-  private readonly watch: KeyStatusWatch;
+  /** The store's access-change log, read by this node whatever the bus does. */
+  private readonly feed: AccessFeed;
+  /** Resolves once the node knows where the access-change log stands (before it serves anyone). */
+  readonly started: Promise<void>;
   /** The session protocol (authenticate, subscribe, unsubscribe) for any transport. */
   readonly session: Session;
   private readonly limits: ConnectionLimits;
@@ -44,7 +46,7 @@ export class Gateway {
 
   constructor(
     readonly hub: Hub,
-    private readonly store: AccountStore & EventLog,
+    private readonly store: AccountStore & EventLog & AccessChangeLog,
     private readonly config: Config,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
@@ -66,15 +68,18 @@ export class Gateway {
       replayBufferBytes: config.maxOutboundBytes,
     };
     this.revocations = new Revocations(config.authTimeoutMs + 5000);
-    this.watch = new KeyStatusWatch(store, hub, (keyId, reason) => this.keyDisabled(keyId, reason), DEAF_RECHECK_MS, logger);
-    const replayer = new Replayer(store, hub, this.revocations, metrics, config.maxOutboundBytes);
+    // Several nodes (a Redis bus): report how far this node applied the log, so that a node
+    // announcing a change can wait for this one even when it cannot reach it over the bus.
+    const reader = hub.bus.kind === 'redis' ? hub.bus.instance : null;
+    this.feed = new AccessFeed(store, reader, { apply: (changes) => this.applyAccessChanges(changes), resync: () => this.resync() }, logger);
+    this.started = this.feed.start();
+    const replayer = new Replayer(store, this.revocations, metrics, config.maxOutboundBytes);
     this.session = new Session(store, hub, this.revocations, replayer, metrics, logger);
 
     const bus = hub.bus;
     bus.onControl((msg) => this.onControl(msg));
     bus.onReconnect(() => void this.onBusReconnect());
-    bus.onHearing((hearing) => this.watch.setDeaf(!hearing));
-    if (!bus.hearing) this.watch.setDeaf(true);
+    bus.onHearing((hearing) => logger.warn({ hearing }, hearing ? 'bus heard again' : 'bus deaf: access changes keep coming from the store'));
     bus.setPresenceProvider(() => ({ node: hub.nodeId, connections: hub.list() }));
     const tick = Math.max(20, Math.min(1000, config.pingIntervalMs / 4, config.pongTimeoutMs / 4, config.authTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), tick);
@@ -146,27 +151,76 @@ export class Gateway {
 
   /**
    * Disable a key on every node (the admin API, after the store was updated). Returns once every
-   * node that hears the bus has applied it (bounded wait), so nothing published after this
-   * returns reaches the key anywhere; nodes that cannot hear re-check the store within a second.
-   * Returns the number of connections closed across the nodes that answered.
+   * node has applied it (bounded wait), so nothing published after this returns reaches the key
+   * anywhere. Returns the number of connections closed across the nodes that answered.
    */
-  async revokeKey(keyId: string, accountId: string, reason: KeyDisableReason): Promise<number> {
-    const result = await this.hub.bus.broadcastControl({ kind: 'key_disabled', key_id: keyId, account_id: accountId, reason }, REVOKE_ACK_TIMEOUT_MS);
-    if (!result.published || result.acknowledged < result.receivers) {
-      this.logger.warn({ key_id: keyId, ...result }, 'key disable not acknowledged by every node; deaf nodes re-check the store');
-    }
-    return result.affected;
+  revokeKey(keyId: string, accountId: string, reason: KeyDisableReason): Promise<number> {
+    return this.announce({ kind: 'key_disabled', key_id: keyId, account_id: accountId, reason });
   }
 
   /** A key was re-activated: drop its tombstones everywhere. */
   async keyEnabled(keyId: string): Promise<void> {
-    await this.hub.bus.broadcastControl({ kind: 'key_enabled', key_id: keyId }, REVOKE_ACK_TIMEOUT_MS);
+    await this.announce({ kind: 'key_enabled', key_id: keyId });
+  }
+
+  /** The account's rooms changed (the store was updated): every node refreshes its view of it. */
+  async accountChanged(accountId: string): Promise<void> {
+    await this.announce({ kind: 'account_changed', account_id: accountId });
+  }
+
+  /** The account was deleted (from the store): every node closes its connections. */
+  async accountDeleted(accountId: string): Promise<void> {
+    await this.announce({ kind: 'account_deleted', account_id: accountId });
+  }
+
+  /**
+   * Apply a change of access on this node and every other, after the store was updated (which
+   * logged it). Returns once every node has applied it, at most ANNOUNCE_TIMEOUT_MS: each node
+   * that received it over the bus acknowledges there, and each node reading the store's
+   * access-change log reports its position; a node counts once it did either. So the call
+   * answers "done" also when this node, or another, could not use the bus (SPEC §2.5, §7). A node
+   * that did neither in time (stopped, cut off from both) is logged; it applies the change when
+   * it reads the bus or the log again, and bus order puts the change before any later event.
+   */
+  private async announce(message: ControlMessage): Promise<number> {
+    const deadline = Date.now() + ANNOUNCE_TIMEOUT_MS;
+    const result = await this.hub.bus.broadcastControl(message, ANNOUNCE_TIMEOUT_MS);
+    const readersApplied = this.feed.reader === null || (await this.feed.waitForReaders(new Set(result.ackedBy), deadline));
+    if (!readersApplied || (result.published && result.acknowledged < result.receivers)) {
+      const { ackedBy: _ackedBy, ...counts } = result;
+      this.logger.warn({ kind: message.kind, ...counts, readers_applied: readersApplied }, 'access change not acknowledged by every node in time');
+    }
+    return result.affected;
+  }
+
+  /**
+   * Changes read from the store's access-change log, in id order. Only the latest of each key (and
+   * of each account) in the page is applied: changes of one key commit in id order, so it is the
+   * key's state as of this read, and an older one applied again (it usually arrived over the bus
+   * already) must not close a connection made after a later reactivation.
+   */
+  private applyAccessChanges(changes: AccessChange[]): Promise<void> | void {
+    this.store.forgetCachedAuth();
+    const latest = new Map<string, AccessChange>();
+    for (const change of changes) latest.set(change.key_id !== null ? `k ${change.key_id}` : `a ${change.account_id}`, change);
+    const pending: Promise<unknown>[] = [];
+    for (const change of latest.values()) {
+      const applied = this.onControl(controlOf(change));
+      if (applied instanceof Promise) pending.push(applied);
+    }
+    if (pending.length > 0) return Promise.all(pending).then(() => undefined);
+  }
+
+  /** The log was pruned past this node's cursor: re-check every key and account held here. */
+  private async resync(): Promise<void> {
+    await recheckKeys(this.store, this.hub, (keyId, reason) => this.keyDisabled(keyId, reason), this.logger);
+    for (const accountId of this.hub.accountIds()) await this.refreshAccount(accountId);
   }
 
   /** Close one connection, on whichever node holds it (1000, "disconnected by operator"). */
   async disconnect(connectionId: string): Promise<boolean> {
     if (this.hub.disconnect(connectionId)) return true;
-    const result = await this.hub.bus.broadcastControl({ kind: 'disconnect', connection_id: connectionId }, REVOKE_ACK_TIMEOUT_MS);
+    const result = await this.hub.bus.broadcastControl({ kind: 'disconnect', connection_id: connectionId }, ANNOUNCE_TIMEOUT_MS);
     return result.affected > 0;
   }
 
@@ -203,13 +257,12 @@ export class Gateway {
   }
 
   /**
-   * The bus was deaf: control messages may have been missed. Re-check every key and account with
-   * connections here against the store BEFORE catching up on events, so a key disabled
+   * The bus was deaf: control messages may have been missed. Read the access-change log (every
+   * key and account change since the last read) BEFORE catching up on events, so a key disabled
    * meanwhile receives nothing more (SPEC §2.5, §7).
    */
   private async onBusReconnect(): Promise<void> {
-    await this.watch.checkAll();
-    for (const accountId of this.hub.accountIds()) await this.refreshAccount(accountId);
+    await this.feed.readNow();
     await this.hub.catchUpAll();
   }
 
@@ -235,7 +288,7 @@ export class Gateway {
     this.accepting = false;
     await this.closeSpread(drainMs);
     clearInterval(this.sweeper);
-    this.watch.stop();
+    this.feed.stop();
     const deadline = Date.now() + graceMs;
     while (this.hub.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
@@ -258,5 +311,19 @@ export class Gateway {
     }
     // Connections that arrived meanwhile (an upgrade accepted just before the drain began).
     this.hub.closeAll(CloseCode.GOING_AWAY, 'server shutting down');
+  }
+}
+
+/** A change read from the log, as the control message the bus carries for it. */
+function controlOf(change: AccessChange): ControlMessage {
+  switch (change.kind) {
+    case 'key_disabled':
+      return { kind: 'key_disabled', key_id: change.key_id!, account_id: change.account_id, reason: change.reason ?? 'inactive' };
+    case 'key_enabled':
+      return { kind: 'key_enabled', key_id: change.key_id! };
+    case 'account_changed':
+      return { kind: 'account_changed', account_id: change.account_id };
+    case 'account_deleted':
+      return { kind: 'account_deleted', account_id: change.account_id };
   }
 }

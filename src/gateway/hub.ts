@@ -12,7 +12,6 @@ import { CloseCode, ErrorCode } from '@tpx-realtime/protocol';
 import type { Connection } from './connection.js';
 import { LocalAccount } from './local-account.js';
 import type { SequencerLimits } from './sequencer.js';
-import { TYPE_BIT } from './rooms.js';
 import { EventFrame } from './transport.js';
 
 export class Hub {
@@ -96,8 +95,10 @@ export class Hub {
     if (targets.size === 0) return;
     const sentAt = Date.now();
     let written = 0;
+    // No access-mask check: the store put the event in this account's stream only if the account
+    // could access its type when it was accepted, which is the rule (docs/decisions.md); a mask
+    // cached here may be older than the store's (a room granted while this node missed the news).
     for (const event of events) {
-      if ((local.accessMask & TYPE_BIT[event.msg_type]) === 0) continue;
       const frame = new EventFrame(event, sentAt);
       for (const conn of targets) if (conn.deliver(frame)) written++;
       if (frame.used) this.metrics.publishLatency.observe((sentAt - event.created_at_ms) / 1000);

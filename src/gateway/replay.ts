@@ -12,8 +12,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { EventLog } from '../store/types.js';
 import type { Connection, KeyGuard } from './connection.js';
 import { controlFrame } from './frames.js';
-import type { Hub } from './hub.js';
-import { typesOfMask } from './rooms.js';
+import { ALL_TYPES_MASK, typesOfMask } from './rooms.js';
 
 /** Most events per replay page; pages are also bounded in bytes (see Replayer.pageBytes). */
 const PAGE_EVENTS = 500;
@@ -35,7 +34,6 @@ export class Replayer {
 
   constructor(
     private readonly store: EventLog,
-    private readonly hub: Hub,
     private readonly guard: KeyGuard,
     private readonly metrics: GatewayMetrics,
     maxOutboundBytes: number,
@@ -50,7 +48,10 @@ export class Replayer {
     if (accountId === null || !conn.beginReplay(req.afterSeq)) return;
     let first = true;
     for (;;) {
-      const types = new Set(typesOfMask(conn.subscribedMask & this.hub.accessMaskOf(accountId)));
+      // The connection's rooms only: the stream already holds nothing the account could not access
+      // when it was accepted (the same rule as live delivery, docs/decisions.md).
+      const mask = conn.subscribedMask;
+      const types = mask === ALL_TYPES_MASK ? null : new Set(typesOfMask(mask));
       const page = await this.store.readEvents({ account_id: accountId, after_seq: conn.lastSeq, types, limit: PAGE_EVENTS, max_bytes: this.pageBytes });
       if (!conn.revalidate(this.guard)) return;
       if (first) {

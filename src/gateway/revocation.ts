@@ -7,8 +7,8 @@
  *   authentication that began before it can still be running (the auth timeout bounds them).
  * - Connections already known by key are closed at once by the hub (Hub.disableKey), so the
  *   per-event path needs no check beyond the connection's state.
- * - A node that cannot hear the bus may miss `key_disabled`: while deaf it re-reads the status
- *   of every key with connections here from the store, at least every second (KeyStatusWatch).
+ * - A node that cannot hear the bus (or whose announcer could not reach it) learns of a disable
+ *   from the store's access-change log, read every 500 ms whatever the bus does (access-feed.ts).
  */
 import type { KeyDisableReason } from '../bus/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -67,77 +67,35 @@ export interface KeyStatusSource {
   keysByAccount(): Map<string, string[]>;
 }
 
-/** Store reads in flight at once during one re-check round. */
+/** Store reads in flight at once during one re-check. */
 const RECHECK_CONCURRENCY = 8;
 
 /**
- * While the node cannot hear the bus: re-read the keys of its connections from the store every
- * `intervalMs` (one listApiKeys per account with connections, a handful in flight) and apply
- * any disable found.
+ * Re-read the status of every key with connections here from the store (one listApiKeys per
+ * account) and apply any disable found. Only for when the access-change log cannot be trusted
+ * to hold everything this node missed (its cursor fell behind the log's pruning).
  */
-export class KeyStatusWatch {
-  private deaf = false;
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
-
-  constructor(
-    private readonly store: AccountStore,
-    private readonly source: KeyStatusSource,
-    private readonly apply: (keyId: string, reason: KeyDisableReason) => void,
-    private readonly intervalMs: number,
-    private readonly logger: Logger,
-  ) {}
-
-  setDeaf(deaf: boolean): void {
-    if (deaf === this.deaf) return;
-    this.deaf = deaf;
-    this.logger.warn({ deaf }, deaf ? 'bus deaf: re-checking keys from the store' : 'bus heard again');
-    if (deaf) this.next(0);
-    else if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  private next(delayMs: number): void {
-    if (!this.deaf || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      const started = Date.now();
-      void this.checkAll().finally(() => this.next(Math.max(0, this.intervalMs - (Date.now() - started))));
-    }, delayMs);
-    this.timer.unref();
-  }
-
-  /** One round over every key with connections here. Rounds never overlap. */
-  checkAll(): Promise<void> {
-    this.round ??= this.runRound().finally(() => (this.round = null));
-    return this.round;
-  }
-
-  private async runRound(): Promise<void> {
-    const work = [...this.source.keysByAccount()];
-    const worker = async () => {
-      for (let item = work.pop(); item; item = work.pop()) {
-        const [accountId, keyIds] = item;
-        try {
-          const keys = new Map((await this.store.listApiKeys(accountId)).map((k) => [k.key_id, k]));
-          const now = Date.now();
-          for (const keyId of keyIds) {
-            const verdict = keyVerdict(keys.get(keyId), now);
-            if (verdict) this.apply(keyId, verdict);
-          }
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message, account_id: accountId }, 'key re-check failed');
+export async function recheckKeys(
+  store: AccountStore,
+  source: KeyStatusSource,
+  apply: (keyId: string, reason: KeyDisableReason) => void,
+  logger: Logger,
+): Promise<void> {
+  const work = [...source.keysByAccount()];
+  const worker = async () => {
+    for (let item = work.pop(); item; item = work.pop()) {
+      const [accountId, keyIds] = item;
+      try {
+        const keys = new Map((await store.listApiKeys(accountId)).map((k) => [k.key_id, k]));
+        const now = Date.now();
+        for (const keyId of keyIds) {
+          const verdict = keyVerdict(keys.get(keyId), now);
+          if (verdict) apply(keyId, verdict);
         }
+      } catch (err) {
+        logger.warn({ err: (err as Error).message, account_id: accountId }, 'key re-check failed');
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(RECHECK_CONCURRENCY, work.length) }, worker));
-  }
-
-  stop(): void {
-    this.deaf = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-  }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(RECHECK_CONCURRENCY, work.length) }, worker));
 }

@@ -14,6 +14,12 @@ import type { Hub } from './hub.js';
 import type { Replayer } from './replay.js';
 import { roomMask } from './rooms.js';
 
+/** RFC 6455 "Try Again Later": a retryable close (the SDK reconnects with backoff). */
+const TRY_AGAIN_LATER = 1013;
+
+/** The store could not serve the step (database unreachable or not answering in time). */
+const isStoreUnavailable = (err: unknown): boolean => (err as Error | null)?.name === 'StoreUnavailableError';
+
 export class Session {
   constructor(
     private readonly store: AccountStore,
@@ -33,7 +39,14 @@ export class Session {
       if (conn.isLive) conn.sendError(ErrorCode.INVALID_MESSAGE, 'Connection is already authenticated');
       return;
     }
-    const result = await this.store.lookupToken(token);
+    let result: Awaited<ReturnType<AccountStore['lookupToken']>>;
+    try {
+      result = await this.store.lookupToken(token);
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      this.tryAgainLater(conn, err);
+      return;
+    }
     if (conn.isClosing) return;
     if (!result.ok) {
       const { code, message } = authFailure(result.reason);
@@ -50,8 +63,10 @@ export class Session {
       try {
         await ready;
       } catch (err) {
-        if (!conn.isClosing) conn.close(1011, 'internal error');
-        throw err;
+        // The account could not be prepared here (its baseline could not be read): the client
+        // comes back later, as after any outage, rather than hearing "internal error".
+        this.tryAgainLater(conn, err);
+        return;
       }
     }
     if (!conn.goLive(this.guard) || !local.attach(conn)) {
@@ -82,7 +97,21 @@ export class Session {
       conn.send('subscribed', controlFrame('subscribed', { rooms: granted, last_seq: lastSeq }), lastSeq);
       return;
     }
-    await this.replayer.run(conn, { granted, afterSeq });
+    try {
+      await this.replayer.run(conn, { granted, afterSeq });
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      this.tryAgainLater(conn, err);
+    }
+  }
+
+  /**
+   * The store cannot serve this step now: an `error` frame (UNAVAILABLE) and close 1013 "try again
+   * later", which the SDK retries with backoff; SSE answers 503 (docs/decisions.md).
+   */
+  private tryAgainLater(conn: Connection, err: unknown): void {
+    this.logger.debug({ conn: conn.id, err: (err as Error)?.message }, 'connection refused for now: store unavailable');
+    if (!conn.isClosing) conn.fail(ErrorCode.UNAVAILABLE, 'Service temporarily unavailable: reconnect later', TRY_AGAIN_LATER);
   }
 
   unsubscribe(conn: Connection, requested: readonly string[]): void {

@@ -108,6 +108,7 @@ function statusOfCode(code: string): number {
   const auth = authStatus(code);
   if (auth !== undefined) return auth;
   if (code === ErrorCode.RATE_LIMITED) return 429;
+  if (code === ErrorCode.UNAVAILABLE) return 503; // the store could not serve the authentication
   return 400; // INVALID_ROOM, NO_VALID_ROOMS
 }
 

@@ -372,6 +372,62 @@ export interface DeliveryQueue {
   deliveryCounts(): Promise<{ pending: number; failed: number }>;
 }
 
+/** What changed about who may receive what (one row of the access-change log). */
+export type AccessChangeKind = 'key_disabled' | 'key_enabled' | 'account_changed' | 'account_deleted';
+
+export interface AccessChange {
+  /** Monotonic (assigned when the change is written; on PostgreSQL commits may land out of id order). */
+  id: number;
+  kind: AccessChangeKind;
+  account_id: string;
+  key_id: string | null;
+  /** key_disabled: 'inactive' (deactivated) or 'revoked' (deleted); null otherwise. */
+  reason: 'inactive' | 'revoked' | null;
+  /** When it was written (epoch ms, the database's clock). */
+  at_ms: number;
+}
+
+/**
+ * A reader's place in the access-change log: every id up to `after` was read, except `holes`
+ * (ids skipped by a later commit, re-read until they appear or expire). Opaque to callers.
+ */
+export interface AccessChangeCursor {
+  readonly after: number;
+  readonly holes: ReadonlyArray<{ readonly id: number; readonly since_ms: number }>;
+}
+
+export interface AccessChangePage {
+  /** New changes, in id order, each returned once to a reader that follows the cursors. */
+  changes: AccessChange[];
+  cursor: AccessChangeCursor;
+  /** The page was full: read again at once. */
+  more: boolean;
+  /** Changes this cursor never read were pruned: the reader must re-check everything it holds. */
+  behind: boolean;
+}
+
+/**
+ * The access-change log (the revocation log): one row per key deactivation, reactivation or
+ * deletion and per account rooms change or deletion, written by the database in the same
+ * transaction as the change (triggers), so no writer can change access without it. Every
+ * gateway node reads it by cursor (one indexed query per tick, whatever the number of accounts)
+ * and reports how far it has applied it, so a node that could not reach the bus can still learn
+ * that every other node applied a revocation (docs/architecture.md, Revocation).
+ */
+export interface AccessChangeLog {
+  /** A cursor at the log's current end (a node starting now has nothing older to apply). */
+  accessChangeHead(): Promise<AccessChangeCursor>;
+  /**
+   * Changes after `cursor`. `reader` (a per-process id), when given, records in the same round
+   * trip that this reader has applied everything up to `cursor` (its acknowledgement).
+   */
+  readAccessChanges(cursor: AccessChangeCursor, opts: { reader: string | null; limit?: number }): Promise<AccessChangePage>;
+  /** The log's last id now, and the readers that reported within `liveWithinMs` with their position. */
+  accessChangeReaders(liveWithinMs: number): Promise<{ head: number; readers: Array<{ reader: string; position: number }> }>;
+  /** Drop changes older than the cutoff (the newest row always stays) and readers silent for a day. */
+  pruneAccessChanges(olderThanMs: number): Promise<number>;
+}
+
 /**
  * TPX_DURABILITY. 'synced' (default): an append is acknowledged once it is on disk, synced.
  * 'relaxed': once written; survives the process dying, not the machine (docs/operations.md).
@@ -405,4 +461,4 @@ export interface StoreLifecycle {
 }
 
 /** The whole store. Components should ask for the aggregate they use instead. */
-export type Store = StoreLifecycle & AccountStore & EventLog & DeliveryQueue;
+export type Store = StoreLifecycle & AccountStore & EventLog & DeliveryQueue & AccessChangeLog;

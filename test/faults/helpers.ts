@@ -102,8 +102,9 @@ export async function readLog(server: Pick<TestServer, 'url' | 'adminToken'>, to
     if (res.status !== 200) throw new Error(`GET /v1/events: ${res.status} ${res.text.slice(0, 500)}`);
     const events = res.body.events as Frame[];
     for (const e of events) out.push({ seq: e.seq as number, msg_id: e.msg_id as string, msg_type: e.msg_type });
-    if (events.length < 1000) return out;
-    after = events[events.length - 1]!.seq as number;
+    // A page may be cut short by bytes as well as by `limit` (docs/protocol.md): follow has_more.
+    if (!res.body.has_more) return out;
+    after = res.body.next_after_seq as number;
   }
 }
 

@@ -10,7 +10,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, publish, sleep, waitFor, type TestServer } from '../helpers/server.js';
-import { closeAllClients, connectAuthed, type WsTestClient } from '../helpers/ws-client.js';
+import { closeAllClients, connectAuthed, WsTestClient } from '../helpers/ws-client.js';
+import { closeAllSse, SseTestClient } from '../helpers/sse-client.js';
 import { eventBody } from '../helpers/payloads.js';
 import { startCluster, type Cluster } from '../scale/cluster.js';
 
@@ -24,6 +25,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  closeAllSse();
   await closeAllClients();
   await cluster?.stop();
 });
@@ -174,5 +176,28 @@ describe('PostgreSQL outages', () => {
     expect((await publish(A, eventBody('BID_REQUEST', [accountId], { msg_id: msgId }))).recipients).toBe(1);
     const again = await api(B, 'GET', '/v1/events?after_seq=0', undefined, { token: null, headers: { 'x-api-key': token } });
     expect(again.body.events).toHaveLength(1);
+  }, 120_000);
+
+  it('authenticating while the database is stopped: an UNAVAILABLE error and close 1013 (retry later), SSE 503, never 1011; afterwards the key works', async () => {
+    const { token } = await createAccountWithKey(A); // never looked up yet: nothing cached
+    const pids = cluster.pg.pids();
+    signalAll(pids, 'SIGSTOP');
+    const outcomes: Array<{ error: unknown; close: number }> = [];
+    let sse: SseTestClient;
+    try {
+      for (const node of [A, B, A]) {
+        const c = await WsTestClient.connect(node.wsUrl);
+        const answer = await c.authenticateRaw(token, 10_000);
+        outcomes.push({ error: answer.msg_type === 'error' ? answer.payload?.code : answer.msg_type, close: (await c.waitClosed(5000)).code });
+      }
+      sse = await SseTestClient.open(B, { token });
+    } finally {
+      signalAll(pids, 'SIGCONT');
+    }
+    expect(outcomes).toEqual(Array.from({ length: 3 }, () => ({ error: 'UNAVAILABLE', close: 1013 })));
+    expect({ status: sse.status, code: sse.body?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
+    await waitFor(async () => (await answered(A, 'GET', '/readyz')).status === 200, 30_000, 'A ready again', 100);
+    const again = await listen(A, token);
+    expect(again.closeInfo).toBeNull();
   }, 120_000);
 });

@@ -129,7 +129,13 @@ describe('RedisBus', () => {
     await waitFor(() => n1.hearing && n2.hearing && n3.hearing, 5000, 'all hearing');
     const msg: ControlMessage = { kind: 'key_disabled', key_id: 'k', account_id: 'a', reason: 'inactive' };
     const result = await n1.broadcastControl(msg, 2000);
-    expect(result).toEqual({ published: true, receivers: 3, acknowledged: 3, affected: 3 });
+    expect({ ...result, ackedBy: [...result.ackedBy].sort() }).toEqual({
+      published: true,
+      receivers: 3,
+      acknowledged: 3,
+      affected: 3,
+      ackedBy: [n1.instance, n2.instance, n3.instance].sort(),
+    });
     expect(applied.sort()).toEqual(['n2', 'n3']);
   });
 

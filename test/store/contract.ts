@@ -20,6 +20,7 @@ import {
   type RecordAttemptItem,
   type Store,
 } from '../../src/store/types.js';
+import { accessChangeContract } from './access-changes-contract.js';
 
 /** Resolves `work` and counts the event-loop turns (setImmediate rounds) that ran while it was pending. */
 export async function loopTurnsDuring<T>(work: Promise<T>): Promise<{ value: T; turns: number }> {
@@ -777,4 +778,5 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       });
     });
   });
+  accessChangeContract(name, makeStore);
 }

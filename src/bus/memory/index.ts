@@ -3,11 +3,13 @@
  * local connection has already been handed the event. That keeps per-account seq order and makes
  * "nothing published after a key was disabled reaches it" trivially true on one node.
  */
+import { randomUUID } from 'node:crypto';
 import type { AccountEvent } from '../../store/types.js';
 import { applyControl, type BroadcastResult, type Bus, type ControlHandler, type ControlMessage, type PresenceSnapshot } from '../types.js';
 
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
+  readonly instance = randomUUID();
   /** An in-process bus is never out of earshot. */
   readonly hearing: boolean = true;
   private eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
@@ -23,7 +25,7 @@ export class MemoryBus implements Bus {
   }
   async broadcastControl(message: ControlMessage): Promise<BroadcastResult> {
     const affected = await applyControl(this.controlHandlers, message);
-    return { published: true, receivers: 0, acknowledged: 0, affected };
+    return { published: true, receivers: 0, acknowledged: 0, affected, ackedBy: [] };
   }
   onEvents(handler: (accountId: string, events: AccountEvent[]) => void): void {
     this.eventHandlers.push(handler);

@@ -96,6 +96,7 @@ export class RedisBus implements Bus {
   readonly kind = 'redis' as const;
   /** Random per-process id used to recognise our own messages. */
   readonly origin = randomUUID();
+  readonly instance = this.origin;
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly eventHandlers: Array<(accountId: string, events: AccountEvent[]) => void> = [];
@@ -110,7 +111,7 @@ export class RedisBus implements Bus {
   private readonly replyChannel = PRESENCE_REPLY_PREFIX + this.origin;
   private presenceProvider: (() => PresenceSnapshot) | null = null;
   private readonly presenceWaits = new Map<string, (snapshot: PresenceSnapshot) => void>();
-  private readonly ackWaits = new Map<string, (n: number) => void>();
+  private readonly ackWaits = new Map<string, (n: number, from: string) => void>();
 
   // hearing: see the header
   private hearingNow = false;
@@ -118,6 +119,8 @@ export class RedisBus implements Bus {
   private heardOnce = false;
   /** The subscriber's channels are subscribed on the current connection. */
   private channelsReady = false;
+  /** onSubscriberReady is running (the heartbeat starts it again if it failed on a live connection). */
+  private resubscribing = false;
   private heartbeatSentAt = 0;
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -198,12 +201,15 @@ export class RedisBus implements Bus {
   private async onSubscriberReady(): Promise<void> {
     this.opts.onStateChange?.({ connection: 'subscriber', event: this.heardOnce ? 'resubscribed' : 'ready' });
     const channels = [CONTROL_CHANNEL, this.replyChannel, ...[...this.refs.keys()].map((a) => ACCOUNT_CHANNEL_PREFIX + a)];
+    this.resubscribing = true;
     try {
       // Chunked so a node serving many accounts does not send one giant command.
       for (let i = 0; i < channels.length; i += 1000) await this.sub.subscribe(...channels.slice(i, i + 1000));
     } catch {
-      // The connection dropped again; the next 'ready' redoes all of this.
+      // The connection dropped again: the next 'ready' (or, if it is still up, the heartbeat) redoes all of this.
       return;
+    } finally {
+      this.resubscribing = false;
     }
     this.channelsReady = true;
     this.setHearing(true);
@@ -214,6 +220,7 @@ export class RedisBus implements Bus {
     if (this.closed) return;
     if (this.sub.status !== 'ready' || !this.channelsReady) {
       this.setHearing(false);
+      if (this.sub.status === 'ready' && !this.resubscribing) void this.onSubscriberReady();
       return;
     }
     const now = Date.now();
@@ -261,7 +268,7 @@ export class RedisBus implements Bus {
     const own = env.o === this.origin;
     if (channel === this.replyChannel) {
       if (env.q) this.presenceWaits.get(env.q.id)?.(env.q.snapshot);
-      else if (env.k && typeof env.k.id === 'string') this.ackWaits.get(env.k.id)?.(Number(env.k.n) || 0);
+      else if (env.k && typeof env.k.id === 'string') this.ackWaits.get(env.k.id)?.(Number(env.k.n) || 0, String(env.o));
       return;
     }
     if (channel === CONTROL_CHANNEL) {
@@ -314,13 +321,15 @@ export class RedisBus implements Bus {
     const local = await applyControl(this.controlHandlers, message);
     const id = randomUUID();
     let acknowledged = 0;
+    const ackedBy: string[] = [];
     let affected = local;
     let expected = Infinity;
     let finish: () => void = () => {};
     const finished = new Promise<void>((resolve) => (finish = resolve));
     // Registered before publishing: an answer may arrive before PUBLISH's reply does.
-    this.ackWaits.set(id, (n) => {
+    this.ackWaits.set(id, (n, from) => {
       acknowledged++;
+      ackedBy.push(from);
       affected += n;
       if (acknowledged >= expected) finish();
     });
@@ -330,9 +339,9 @@ export class RedisBus implements Bus {
       expected = await this.publishRaw(CONTROL_CHANNEL, JSON.stringify(envelope));
       if (acknowledged >= expected) finish();
       await finished;
-      return { published: true, receivers: expected, acknowledged, affected };
+      return { published: true, receivers: expected, acknowledged, affected, ackedBy };
     } catch {
-      return { published: false, receivers: 0, acknowledged, affected };
+      return { published: false, receivers: 0, acknowledged, affected, ackedBy };
     } finally {
       clearTimeout(timer);
       this.ackWaits.delete(id);
@@ -355,7 +364,21 @@ export class RedisBus implements Bus {
     this.refs.set(accountId, n + 1);
     // Not connected: onSubscriberReady subscribes it (its channel list is taken once 'ready').
     if (n > 0 || this.sub.status !== 'ready') return;
-    await withDeadline(this.sub.subscribe(ACCOUNT_CHANNEL_PREFIX + accountId), SUBSCRIBE_DEADLINE_MS);
+    try {
+      await withDeadline(this.sub.subscribe(ACCOUNT_CHANNEL_PREFIX + accountId), SUBSCRIBE_DEADLINE_MS);
+    } catch (err) {
+      // Refused because the connection dropped under it (no offline queue, no retries): the
+      // account stays held (refs), the next 'ready' subscribes it with every other channel, and
+      // regaining hearing catches the gateway up from the store. Never the caller's failure: an
+      // authentication must not be refused because Redis restarted (SPEC §7).
+      this.opts.onStateChange?.({ connection: 'subscriber', event: 'subscribe failed', error: (err as Error).message });
+      if (this.sub.status === 'ready' && this.channelsReady && !this.closed) {
+        // Still connected, so no 'ready' will come: deaf until every channel is subscribed again.
+        this.channelsReady = false;
+        this.setHearing(false);
+        void this.onSubscriberReady();
+      }
+    }
   }
 
   async unsubscribeAccount(accountId: string): Promise<void> {

@@ -69,7 +69,8 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     const account = await store.updateAccount(account_id, body).catch(mapStoreError);
     if (!account) throw notFound('Account');
     gateway.hub.accountChanged(account);
-    await bus.publishControl({ kind: 'account_changed', account_id }).catch(() => {});
+    // Answered once every node has refreshed its view of the account (bus or access-change log).
+    await gateway.accountChanged(account_id);
     return account;
   });
 
@@ -79,7 +80,8 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     const deleted = await store.deleteAccount(account_id);
     if (!deleted) throw notFound('Account');
     gateway.hub.accountDeleted(account_id);
-    await bus.publishControl({ kind: 'account_deleted', account_id }).catch(() => {});
+    // Answered once every node has closed the account's connections (bus or access-change log).
+    await gateway.accountDeleted(account_id);
     reply.code(204);
   });
 
@@ -118,7 +120,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     requireId(key_id, 'API key');
     const key = await store.setApiKeyStatus(key_id, 'inactive');
     if (!key) throw notFound('API key');
-    // Answered once every node that hears the bus has closed the key's connections (SPEC §2.5).
+    // Answered once every node has closed the key's connections (bus or access-change log, SPEC §2.5).
     const disconnected = await gateway.revokeKey(key_id, key.account_id, 'inactive');
     return { ...key, disconnected };
   });

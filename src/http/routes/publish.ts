@@ -27,6 +27,13 @@ function unknownAccounts(err: UnknownAccountsError): HttpError {
   return new HttpError(400, ErrorCode.UNKNOWN_ACCOUNT, `Unknown account id(s): ${err.accountIds.join(', ')}`, { account_ids: err.accountIds });
 }
 
+/**
+ * Payload bytes of one GET /v1/events page: a page ends at `limit` events or once its payloads
+ * reach this much (always at least one event), so 8 readers of 1,000 × 256 KiB events hold a few
+ * MiB each, not 256 MiB (docs/protocol.md).
+ */
+export const READ_PAGE_BYTES = 4 * 1024 * 1024;
+
 export interface PublishRouteDeps {
   publisher: Publisher;
   /** Partners' log reads (GET /v1/events): the key lookup and the event log, nothing else. */
@@ -100,22 +107,26 @@ export function publishRoutes(app: FastifyInstance, deps: PublishRouteDeps): voi
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) fields.push({ field: 'after_seq', message: 'must be an integer ≥ 0' });
     const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fields.push({ field: 'limit', message: 'must be an integer between 1 and 1000' });
-    const accessible = new Set<EventType>(lookup.account.rooms);
-    let types: Set<EventType> = accessible;
+    // The account's stream holds only events it could access when they were accepted (the rule for
+    // every read path, docs/decisions.md): the rooms filter the stream, all of it by default.
+    let types: Set<EventType> | null = null;
     if (q.rooms !== undefined && q.rooms !== '') {
       const names = q.rooms.split(',').map((s) => s.trim()).filter(Boolean);
       const invalid = names.filter((n) => !isRoom(n));
       if (invalid.length) {
         throw new HttpError(400, ErrorCode.INVALID_ROOM, `Unknown room(s): ${invalid.join(', ')}`, { rooms: invalid });
       }
-      types = names.includes(ALL_ROOM) ? accessible : new Set((names as EventType[]).filter((n) => accessible.has(n)));
+      types = names.includes(ALL_ROOM) ? null : new Set(names as EventType[]);
     }
     if (fields.length) throw validationError(fields);
-    const page = types.size === 0
+    const page = types !== null && types.size === 0
       ? { events: [], pruned_through: 0, last_seq: afterSeq }
-      : await deps.store.readEvents({ account_id: lookup.account.account_id, after_seq: afterSeq, types, limit });
+      : await deps.store.readEvents({ account_id: lookup.account.account_id, after_seq: afterSeq, types, limit, max_bytes: READ_PAGE_BYTES });
     const sentAt = Date.now();
-    const full = page.events.length === limit;
+    // Cut short by its count or by its bytes: the next page starts after its last event.
+    let bytes = 0;
+    for (const e of page.events) bytes += Buffer.byteLength(e.payload_json, 'utf8');
+    const full = page.events.length === limit || (bytes >= READ_PAGE_BYTES && page.events.at(-1)!.seq < page.last_seq);
     const nextAfterSeq = full ? page.events[page.events.length - 1].seq : Math.max(afterSeq, page.last_seq, page.events.at(-1)?.seq ?? 0);
     const meta: Record<string, unknown> = { next_after_seq: nextAfterSeq, has_more: full };
     if (afterSeq < page.pruned_through) meta.gap = { from_seq: afterSeq + 1, to_seq: page.pruned_through };

@@ -145,6 +145,54 @@ DROP INDEX deliveries_unfinished_event;
 CREATE INDEX deliveries_pending_endpoint ON deliveries (webhook_id, next_attempt_at, seq) WHERE status = 'pending';
 `,
   },
+  {
+    version: 4,
+    description: 'access-change log (revocation log): written by triggers with every key and account change (access-changes.ts)',
+    sql: `
+-- One row per change of who may receive what, written by the triggers below in the changing
+-- transaction itself (so no writer can change access without it). Identity ids are never reused;
+-- commits may still land out of id order, which readers handle (shared/access-changes.ts).
+CREATE TABLE access_changes (
+  id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  kind       TEXT NOT NULL CHECK (kind IN ('key_disabled', 'key_enabled', 'account_changed', 'account_deleted')),
+  account_id TEXT COLLATE "C" NOT NULL,
+  key_id     TEXT COLLATE "C",
+  reason     TEXT,
+  at_ms      BIGINT NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+);
+CREATE INDEX access_changes_at ON access_changes (at_ms);
+-- How far each reader (one per gateway process) has applied the log, and when it last said so.
+CREATE TABLE access_readers (
+  reader   TEXT COLLATE "C" PRIMARY KEY,
+  position BIGINT NOT NULL,
+  seen_at  TIMESTAMPTZ NOT NULL
+);
+CREATE FUNCTION tpx_api_key_access() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO access_changes (kind, account_id, key_id, reason) VALUES ('key_disabled', OLD.account_id, OLD.key_id, 'revoked');
+  ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+    INSERT INTO access_changes (kind, account_id, key_id, reason)
+    VALUES (CASE WHEN NEW.status = 'active' THEN 'key_enabled' ELSE 'key_disabled' END, NEW.account_id, NEW.key_id,
+            CASE WHEN NEW.status = 'active' THEN NULL ELSE 'inactive' END);
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER api_keys_access AFTER UPDATE OF status OR DELETE ON api_keys FOR EACH ROW EXECUTE FUNCTION tpx_api_key_access();
+CREATE FUNCTION tpx_account_access() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO access_changes (kind, account_id) VALUES ('account_deleted', OLD.account_id);
+  ELSIF NEW.rooms IS DISTINCT FROM OLD.rooms THEN
+    INSERT INTO access_changes (kind, account_id) VALUES ('account_changed', NEW.account_id);
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER accounts_access AFTER UPDATE OF rooms OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION tpx_account_access();
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

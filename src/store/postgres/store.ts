@@ -6,8 +6,10 @@
  *
  * BIGINT columns are parsed to JS numbers (seq and epoch ms stay far below 2^53).
  */
-import type { AccountStore, DeliveryQueue, EventLog, StoreLifecycle, StoreStatus } from '../types.js';
-import { exposeAggregates } from '../shared/compose.js';
+import type { AccessChangeLog, AccountStore, DeliveryQueue, EventLog, StoreLifecycle, StoreStatus } from '../types.js';
+import { ACCESS_CHANGE_LOG_MEMBERS } from '../shared/access-changes.js';
+import { expose, exposeAggregates } from '../shared/compose.js';
+import { PgAccessChanges } from './access-changes.js';
 import { PgAccounts } from './accounts.js';
 import { PgDatabase, type PostgresStoreOptions } from './database.js';
 import { PgDeliveryQueue } from './delivery-queue.js';
@@ -16,7 +18,7 @@ import { PgEventLog } from './event-log.js';
 export type { PostgresStoreOptions } from './database.js';
 
 // The aggregates' methods are defined on each instance by exposeAggregates (shared/compose.ts).
-export interface PostgresStore extends AccountStore, EventLog, DeliveryQueue {}
+export interface PostgresStore extends AccountStore, EventLog, DeliveryQueue, AccessChangeLog {}
 
 export class PostgresStore implements StoreLifecycle {
   readonly kind = 'postgres' as const;
@@ -29,6 +31,7 @@ export class PostgresStore implements StoreLifecycle {
     this.accounts = new PgAccounts(this.d);
     this.log = new PgEventLog(this.d);
     exposeAggregates(this, { accounts: this.accounts, log: this.log, deliveries: new PgDeliveryQueue(this.d) });
+    expose(this, new PgAccessChanges(this.d), ACCESS_CHANGE_LOG_MEMBERS);
   }
 
   async init(): Promise<void> {

@@ -163,6 +163,51 @@ CREATE INDEX deliveries_event ON deliveries (event_id);
 DROP INDEX deliveries_unfinished_event;
 `,
   },
+  {
+    version: 6,
+    description: 'access-change log (revocation log): written by triggers with every key and account change (access-changes.ts)',
+    sql: `
+-- One row per change of who may receive what, written by the triggers below in the changing
+-- transaction itself. AUTOINCREMENT: ids are never reused, even after pruning, so a reader's
+-- cursor never skips a new row.
+CREATE TABLE access_changes (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind       TEXT NOT NULL CHECK (kind IN ('key_disabled', 'key_enabled', 'account_changed', 'account_deleted')),
+  account_id TEXT NOT NULL,
+  key_id     TEXT,
+  reason     TEXT,
+  at_ms      INTEGER NOT NULL
+);
+CREATE INDEX access_changes_at ON access_changes (at_ms);
+-- How far each reader (one per gateway process) has applied the log, and when it last said so.
+CREATE TABLE access_readers (
+  reader     TEXT PRIMARY KEY,
+  position   INTEGER NOT NULL,
+  seen_at_ms INTEGER NOT NULL
+);
+CREATE TRIGGER api_keys_status_access AFTER UPDATE OF status ON api_keys WHEN NEW.status IS NOT OLD.status
+BEGIN
+  INSERT INTO access_changes (kind, account_id, key_id, reason, at_ms)
+  VALUES (CASE NEW.status WHEN 'active' THEN 'key_enabled' ELSE 'key_disabled' END, NEW.account_id, NEW.key_id,
+          CASE NEW.status WHEN 'active' THEN NULL ELSE 'inactive' END, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER api_keys_delete_access AFTER DELETE ON api_keys
+BEGIN
+  INSERT INTO access_changes (kind, account_id, key_id, reason, at_ms)
+  VALUES ('key_disabled', OLD.account_id, OLD.key_id, 'revoked', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER accounts_rooms_access AFTER UPDATE OF rooms ON accounts WHEN NEW.rooms IS NOT OLD.rooms
+BEGIN
+  INSERT INTO access_changes (kind, account_id, key_id, reason, at_ms)
+  VALUES ('account_changed', NEW.account_id, NULL, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER accounts_delete_access AFTER DELETE ON accounts
+BEGIN
+  INSERT INTO access_changes (kind, account_id, key_id, reason, at_ms)
+  VALUES ('account_deleted', OLD.account_id, NULL, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

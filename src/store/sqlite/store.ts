@@ -10,8 +10,10 @@
  * system crash or power loss can lose the last ~second of accepted events (the database stays
  * consistent).
  */
-import type { AccountStore, DeliveryQueue, EventLog, StoreLifecycle, StoreStatus } from '../types.js';
-import { exposeAggregates } from '../shared/compose.js';
+import type { AccessChangeLog, AccountStore, DeliveryQueue, EventLog, StoreLifecycle, StoreStatus } from '../types.js';
+import { ACCESS_CHANGE_LOG_MEMBERS } from '../shared/access-changes.js';
+import { expose, exposeAggregates } from '../shared/compose.js';
+import { SqliteAccessChanges } from './access-changes.js';
 import { SqliteAccounts } from './accounts.js';
 import { SqliteDatabase, type SqliteStoreOptions } from './database.js';
 import { SqliteDeliveryQueue } from './delivery-queue.js';
@@ -21,7 +23,7 @@ export type { SqliteStoreOptions } from './database.js';
 export { PRUNE_MAX_SEQ_SQL, PRUNE_SUCCEEDED_DELIVERIES_SQL } from './event-log.js';
 
 // The aggregates' methods are defined on each instance by exposeAggregates (shared/compose.ts).
-export interface SqliteStore extends AccountStore, EventLog, DeliveryQueue {}
+export interface SqliteStore extends AccountStore, EventLog, DeliveryQueue, AccessChangeLog {}
 
 export class SqliteStore implements StoreLifecycle {
   readonly kind = 'sqlite' as const;
@@ -34,6 +36,7 @@ export class SqliteStore implements StoreLifecycle {
     this.d = new SqliteDatabase(opts);
     // Until init() the methods exist but refuse clearly (check() names the missing init).
     exposeAggregates(this, { accounts: this.refuse(), log: this.refuse(), deliveries: this.refuse() });
+    expose(this, this.refuse<AccessChangeLog>(), ACCESS_CHANGE_LOG_MEMBERS);
   }
 
   /** Stand-in before init: every call rejects with the reason (forgetting a cache, or a listener that never fires here, is a no-op). */
@@ -55,6 +58,7 @@ export class SqliteStore implements StoreLifecycle {
     const deliveries = new SqliteDeliveryQueue(this.d, () => log.dropRouting());
     this.parts = { accounts, log, deliveries };
     exposeAggregates(this, this.parts);
+    expose(this, new SqliteAccessChanges(this.d), ACCESS_CHANGE_LOG_MEMBERS);
   }
 
   async close(): Promise<void> {
