@@ -32,8 +32,18 @@ const DESCRIPTION = [
   'Generated from the route schemas (src/http/routes/*.ts) by `npm run openapi`; the server serves the same document at `GET /openapi.json`.',
 ].join('\n');
 
-/** Registers the document generator; call before any route is added (it collects routes as they are registered). */
+/**
+ * Registers the document generator; call before any route is added (it collects routes as they
+ * are registered). A route that declares neither its replies nor `hide: true` is refused at
+ * start-up: nothing reaches the API undocumented.
+ */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as { hide?: boolean; response?: unknown } | undefined;
+    if (!schema?.hide && !schema?.response) {
+      throw new Error(`${String(route.method)} ${route.url} declares no schema: every route declares its replies (src/http/schema.ts), or hide: true`);
+    }
+  });
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
