@@ -112,14 +112,15 @@ export const schemaErrorFormatter = formatInvalid((fields, part) => validationFa
 
 // ------------------------------------------------------------------ shared pieces
 
-const ID = /^[0-9a-zA-Z_-]{1,64}$/;
+/** What every id the server hands out looks like (UUIDs, slugs): anything else cannot exist. */
+export const RESOURCE_ID = /^[0-9a-zA-Z_-]{1,64}$/;
 
 /**
  * A resource id in the path. One that cannot exist answers as one that does not:
  * `404 { error: "<thing> not found", code: NOT_FOUND }`.
  */
 export function pathId(thing: string, description?: string) {
-  const id = z.string().regex(ID, { error: `${thing} not found` });
+  const id = z.string().regex(RESOURCE_ID, { error: `${thing} not found` });
   return description ? id.describe(description) : id;
 }
 
@@ -165,6 +166,14 @@ export const BODY_ERRORS = {
 export const STORE_ERRORS = {
   503: errorReply('STORE_UNAVAILABLE: the store is unreachable; nothing was done, retry later (Retry-After)'),
 } as const;
+
+/** The admin API: the admin token, and the answers every admin route may give. */
+export const ADMIN = { security: [{ adminToken: [] }] };
+export const ADMIN_ERRORS = { ...AUTH_ERRORS, ...STORE_ERRORS } as const;
+export const BAD_BODY = errorReply('VALIDATION_FAILED (fields: each failing field) or INVALID_JSON');
+
+/** An ISO-8601 date-time string, as the store writes them. */
+export const dateTime = () => z.string().meta({ format: 'date-time' });
 
 /** 204: nothing in the body. */
 export const noContent = (description: string) => z.null().describe(description);

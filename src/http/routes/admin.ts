@@ -6,7 +6,7 @@ import type { Gateway } from '../../gateway/gateway.js';
 import { ALL_ROOM, EVENT_TYPES, type EventType } from '@tpx-realtime/protocol';
 import type { Store } from '../../store/types.js';
 import { HttpError, notFound } from '../errors.js';
-import { AUTH_ERRORS, BODY_ERRORS, component, errorReply, json, noContent, pathId, STORE_ERRORS, type ZodTypeProvider } from '../schema.js';
+import { ADMIN, ADMIN_ERRORS, BAD_BODY, BODY_ERRORS, component, dateTime, errorReply, json, noContent, pathId, type ZodTypeProvider } from '../schema.js';
 
 const roomsSchema = z
   .array(z.enum([...EVENT_TYPES, ALL_ROOM]))
@@ -28,7 +28,6 @@ const KeyCreate = z.strictObject({
   expires_at: z.iso.datetime({ offset: true }).nullish().describe('ISO-8601 date-time with offset; null or absent: never expires'),
 });
 
-const iso = () => z.string().meta({ format: 'date-time' });
 const Account = component(
   'Account',
   z.object({
@@ -36,7 +35,7 @@ const Account = component(
     name: z.string().nullable(),
     partner_id: z.string().nullable(),
     rooms: z.array(z.enum(EVENT_TYPES)).describe('Event types the account may access'),
-    created_at: iso(),
+    created_at: dateTime(),
   }),
 );
 const ApiKey = component(
@@ -47,9 +46,9 @@ const ApiKey = component(
     name: z.string().nullable(),
     token_prefix: z.string().describe('First characters of the token, safe to display; never the secret'),
     status: z.enum(['active', 'inactive']),
-    expires_at: iso().nullable(),
-    created_at: iso(),
-    last_used_at: iso().nullable(),
+    expires_at: dateTime().nullable(),
+    created_at: dateTime(),
+    last_used_at: dateTime().nullable(),
   }),
   'An API key of an account; its token is shown once, when it is created',
 );
@@ -63,8 +62,8 @@ const Connection = component(
     rooms: z.array(z.string()),
     state: z.string().describe('authenticated for live connections; phase is exact'),
     phase: z.string(),
-    connected_at: iso(),
-    connected_since: iso(),
+    connected_at: dateTime(),
+    connected_since: dateTime(),
     last_seq: z.number().int().min(0).describe('Seq of the last event sent to it'),
     remote_address: z.string(),
     transport: z.enum(['websocket', 'sse']),
@@ -76,11 +75,8 @@ const Connection = component(
 const AccountParams = z.object({ account_id: pathId('Account') });
 const KeyParams = z.object({ key_id: pathId('API key') });
 
-const ADMIN_ERRORS = { ...AUTH_ERRORS, ...STORE_ERRORS } as const;
-const BAD_BODY = errorReply('VALIDATION_FAILED (fields: each failing field) or INVALID_JSON');
 const ACCOUNT_NOT_FOUND = errorReply('NOT_FOUND: no such account');
 const KEY_NOT_FOUND = errorReply('NOT_FOUND: no such API key');
-const admin = { security: [{ adminToken: [] }] };
 
 /** Translate the store's typed errors into HTTP answers without importing the implementation. */
 function mapStoreError(err: unknown): never {
@@ -99,7 +95,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/accounts',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Accounts'],
         summary: 'Create an account',
         body: AccountCreate,
@@ -118,7 +114,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/accounts',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Accounts'],
         summary: 'List accounts',
         querystring: z.object({
@@ -139,7 +135,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
   routes.get(
     '/accounts/:account_id',
     {
-      schema: { ...admin, tags: ['Accounts'], summary: 'Get an account', params: AccountParams, response: { 200: json('The account', Account), 404: ACCOUNT_NOT_FOUND, ...ADMIN_ERRORS } },
+      schema: { ...ADMIN, tags: ['Accounts'], summary: 'Get an account', params: AccountParams, response: { 200: json('The account', Account), 404: ACCOUNT_NOT_FOUND, ...ADMIN_ERRORS } },
     },
     async (request) => {
       const { account_id } = request.params;
@@ -153,7 +149,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/accounts/:account_id',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Accounts'],
         summary: 'Change an account',
         description: 'Fields absent are left as they are. Live connections follow a change of rooms at once, on every node.',
@@ -184,7 +180,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/accounts/:account_id',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Accounts'],
         summary: 'Delete an account',
         description: 'With its keys, webhooks and events; its connections are closed on every node.',
@@ -207,7 +203,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/accounts/:account_id/api-keys',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['API keys'],
         summary: 'Create an API key',
         description: 'The token is in this answer only (Cache-Control: no-store); the server keeps its hash.',
@@ -240,7 +236,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/accounts/:account_id/api-keys',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['API keys'],
         summary: "List an account's API keys (no tokens)",
         params: AccountParams,
@@ -256,7 +252,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
 
   routes.get(
     '/api-keys/:key_id',
-    { schema: { ...admin, tags: ['API keys'], summary: 'Get an API key (no token)', params: KeyParams, response: { 200: json('The key', ApiKey), 404: KEY_NOT_FOUND, ...ADMIN_ERRORS } } },
+    { schema: { ...ADMIN, tags: ['API keys'], summary: 'Get an API key (no token)', params: KeyParams, response: { 200: json('The key', ApiKey), 404: KEY_NOT_FOUND, ...ADMIN_ERRORS } } },
     async (request) => {
       const { key_id } = request.params;
       const key = await store.getApiKey(key_id);
@@ -269,7 +265,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/api-keys/:key_id/deactivate',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['API keys'],
         summary: 'Deactivate an API key',
         description: "Answered once every node that hears the bus has closed the key's connections (SPEC §2.5).",
@@ -293,7 +289,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
 
   routes.post(
     '/api-keys/:key_id/activate',
-    { schema: { ...admin, tags: ['API keys'], summary: 'Activate an API key again', params: KeyParams, response: { 200: json('The key', ApiKey), 404: KEY_NOT_FOUND, ...ADMIN_ERRORS } } },
+    { schema: { ...ADMIN, tags: ['API keys'], summary: 'Activate an API key again', params: KeyParams, response: { 200: json('The key', ApiKey), 404: KEY_NOT_FOUND, ...ADMIN_ERRORS } } },
     async (request) => {
       const { key_id } = request.params;
       const key = await store.setApiKeyStatus(key_id, 'active');
@@ -307,7 +303,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/api-keys/:key_id',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['API keys'],
         summary: 'Delete (revoke) an API key',
         description: 'Its connections are closed on every node before the answer.',
@@ -329,7 +325,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/connections',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Connections'],
         summary: 'List live connections of every node',
         querystring: z.object({ account_id: z.string().optional().describe("Only this account's connections") }),
@@ -362,7 +358,7 @@ export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus
     '/connections/:connection_id/disconnect',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Connections'],
         summary: 'Close one connection, on whichever node holds it',
         params: z.object({ connection_id: pathId('Connection') }),

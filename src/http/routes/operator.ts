@@ -17,7 +17,7 @@ import { EVENT_TYPES, samplePayload, type EventType } from '@tpx-realtime/protoc
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import type { AccountEvent, Store } from '../../store/types.js';
 import { HttpError } from '../errors.js';
-import { AUTH_ERRORS, BODY_ERRORS, errorReply, json, STORE_ERRORS, type ZodTypeProvider } from '../schema.js';
+import { ADMIN, ADMIN_ERRORS, BODY_ERRORS, dateTime, errorReply, json, RESOURCE_ID, type ZodTypeProvider } from '../schema.js';
 import { PAYLOADS } from '../event-schemas.js';
 
 // ------------------------------------------------------------------ stats
@@ -78,9 +78,8 @@ export async function collectStats(metrics: GatewayMetrics, nodeId: string) {
 export const TAIL_MAX_ACCOUNTS = 500;
 const TAIL_MAX_WAIT_MS = 25_000;
 
-const ID = /^[0-9a-zA-Z_-]{1,64}$/;
 const TailBody = z.strictObject({
-  account_id: z.string().regex(ID, 'must be an account id').optional().describe(`One account; default: the first ${TAIL_MAX_ACCOUNTS} accounts`),
+  account_id: z.string().regex(RESOURCE_ID, 'must be an account id').optional().describe(`One account; default: the first ${TAIL_MAX_ACCOUNTS} accounts`),
   types: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).optional().describe('Only these event types; default all'),
   cursor: z.string().max(64 * 1024).optional().describe('The cursor of the previous answer; absent: start with the newest events as history'),
   wait_ms: z.number().int().min(0).max(TAIL_MAX_WAIT_MS).optional().describe('Long poll: wait up to this long for new events (default 20000)'),
@@ -97,7 +96,7 @@ const HistogramReply = z
 const Stats = z.object({
   node: z.string(),
   scope: z.literal('node').describe("This node's counters (the delivery backlog is store-wide)"),
-  at: z.string().meta({ format: 'date-time' }),
+  at: dateTime(),
   uptime_s: z.number().int().min(0),
   connections: z.number(),
   subscriptions: z.number(),
@@ -115,7 +114,7 @@ const TailEvent = z.object({
   msg_id: z.string(),
   msg_type: z.enum(EVENT_TYPES),
   source_id: z.string().nullable(),
-  created_at: z.string().meta({ format: 'date-time' }),
+  created_at: dateTime(),
   payload: z.unknown().describe('The event payload (see the event schemas)'),
 });
 const TailAnswer = z.object({
@@ -125,8 +124,6 @@ const TailAnswer = z.object({
   accounts_truncated: z.boolean().describe('More accounts than one tail scans: choose an account to see them all'),
 });
 const Samples = z.object(PAYLOADS);
-const ADMIN_ERRORS = { ...AUTH_ERRORS, ...STORE_ERRORS } as const;
-const admin = { security: [{ adminToken: [] }] };
 
 /** Position per account: the highest seq the client has been shown (or skipped as older history). */
 type TailPosition = Record<string, number>;
@@ -141,7 +138,7 @@ function decodeCursor(cursor: string): TailPosition {
     if (parsed.v !== 1 || typeof parsed.s !== 'object' || parsed.s === null) throw new Error('bad shape');
     const pos: TailPosition = {};
     for (const [account, seq] of Object.entries(parsed.s)) {
-      if (!ID.test(account) || !Number.isSafeInteger(seq) || (seq as number) < 0) throw new Error('bad entry');
+      if (!RESOURCE_ID.test(account) || !Number.isSafeInteger(seq) || (seq as number) < 0) throw new Error('bad entry');
       pos[account] = seq as number;
     }
     return pos;
@@ -206,7 +203,7 @@ export function operatorRoutes(app: FastifyInstance, deps: { store: Store; metri
 
   routes.get(
     '/stats',
-    { schema: { ...admin, tags: ['Operator'], summary: "This node's counters and gauges (what /metrics exposes), as JSON", response: { 200: json('Stats', Stats), ...ADMIN_ERRORS } } },
+    { schema: { ...ADMIN, tags: ['Operator'], summary: "This node's counters and gauges (what /metrics exposes), as JSON", response: { 200: json('Stats', Stats), ...ADMIN_ERRORS } } },
     async () => collectStats(metrics, nodeId),
   );
 
@@ -214,7 +211,7 @@ export function operatorRoutes(app: FastifyInstance, deps: { store: Store; metri
     '/samples',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Operator'],
         summary: 'A valid sample payload of every event type',
         response: {
@@ -232,7 +229,7 @@ export function operatorRoutes(app: FastifyInstance, deps: { store: Store; metri
     '/events/tail',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Operator'],
         summary: 'Long-poll the event log of every node (the live tail of the console)',
         body: TailBody,

@@ -25,7 +25,7 @@ import { buildWebhookRequest, type WebhookRequest } from '../../webhooks/request
 import { generateSecret, isValidSecret } from '../../webhooks/signing.js';
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH, UnsafeUrlError } from '../../webhooks/ssrf.js';
 import { HttpError, notFound } from '../errors.js';
-import { AUTH_ERRORS, BODY_ERRORS, component, errorReply, json, noContent, pathId, STORE_ERRORS, type ZodTypeProvider } from '../schema.js';
+import { ADMIN, ADMIN_ERRORS, BAD_BODY, BODY_ERRORS, component, dateTime, errorReply, json, noContent, pathId, RESOURCE_ID, type ZodTypeProvider } from '../schema.js';
 
 export interface WebhookRoutesOptions {
   /** The delivery queue, and accounts for existence checks. */
@@ -34,7 +34,6 @@ export interface WebhookRoutesOptions {
   dispatcher: Pick<WebhookDispatcher, 'notify'>;
 }
 
-const ID = /^[0-9a-zA-Z_-]{1,64}$/;
 const secretSchema = z.string().refine(isValidSecret, 'must be whsec_ followed by base64 of at least 24 random bytes');
 const urlSchema = z.string().trim().min(1).max(MAX_WEBHOOK_URL_LENGTH);
 const description = z.string().trim().max(500).nullish();
@@ -55,8 +54,8 @@ const RotateBody = z.strictObject({
 });
 const iso = z.iso.datetime({ offset: true });
 const DeliveryQuery = z.object({
-  account_id: z.string().regex(ID).optional(),
-  webhook_id: z.string().regex(ID).optional(),
+  account_id: z.string().regex(RESOURCE_ID).optional(),
+  webhook_id: z.string().regex(RESOURCE_ID).optional(),
   status: z.enum(['pending', 'succeeded', 'failed']).optional(),
   msg_id: z.string().min(1).max(200).optional(),
   msg_type: z.enum(EVENT_TYPES).optional(),
@@ -66,7 +65,6 @@ const DeliveryQuery = z.object({
 });
 const RetryRange = z.strictObject({ since: iso.optional(), until: iso.optional() });
 
-const dateTime = () => z.string().meta({ format: 'date-time' });
 const Webhook = component(
   'Webhook',
   z.object({
@@ -131,9 +129,6 @@ const WebhookParams = z.object({ webhook_id: pathId('Webhook') });
 const AccountWebhookParams = z.object({ account_id: pathId('Webhook'), webhook_id: pathId('Webhook') });
 const DeliveryParams = z.object({ delivery_id: pathId('Delivery') });
 
-const ADMIN_ERRORS = { ...AUTH_ERRORS, ...STORE_ERRORS } as const;
-const BAD_BODY = errorReply('VALIDATION_FAILED (fields: each failing field) or INVALID_JSON');
-const admin = { security: [{ adminToken: [] }] };
 const notFoundReply = (what: string) => errorReply(`NOT_FOUND: no such ${what}`);
 type WebhookBody = z.infer<typeof Webhook>;
 
@@ -229,7 +224,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/accounts/:account_id/webhooks',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Webhooks'],
         summary: 'Create a webhook endpoint',
         params: AccountParams,
@@ -261,7 +256,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/accounts/:account_id/webhooks',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Webhooks'],
         summary: "List an account's webhook endpoints",
         params: AccountParams,
@@ -280,7 +275,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/accounts/:account_id/webhooks/:webhook_id',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Webhooks'],
         summary: 'Get a webhook endpoint of an account',
         params: AccountWebhookParams,
@@ -296,7 +291,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
   routes.get(
     '/webhooks/:webhook_id',
     {
-      schema: { ...admin, tags: ['Webhooks'], summary: 'Get a webhook endpoint', params: WebhookParams, response: { 200: json('The endpoint', Webhook), 404: notFoundReply('webhook'), ...ADMIN_ERRORS } },
+      schema: { ...ADMIN, tags: ['Webhooks'], summary: 'Get a webhook endpoint', params: WebhookParams, response: { 200: json('The endpoint', Webhook), 404: notFoundReply('webhook'), ...ADMIN_ERRORS } },
     },
     async (request) => {
       const { webhook_id } = request.params;
@@ -331,7 +326,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
   };
 
   const patchSchema = {
-    ...admin,
+    ...ADMIN,
     tags: ['Webhooks'],
     summary: 'Change a webhook endpoint',
     description: 'enabled: true re-enables it with a fresh health record; url is checked as on create.',
@@ -344,7 +339,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
       ...ADMIN_ERRORS,
     },
   };
-  const deleteSchema = { ...admin, tags: ['Webhooks'], summary: 'Delete a webhook endpoint', response: { 204: noContent('Deleted'), 404: notFoundReply('webhook'), ...ADMIN_ERRORS } };
+  const deleteSchema = { ...ADMIN, tags: ['Webhooks'], summary: 'Delete a webhook endpoint', response: { 204: noContent('Deleted'), 404: notFoundReply('webhook'), ...ADMIN_ERRORS } };
   routes.patch('/webhooks/:webhook_id', { schema: { ...patchSchema, params: WebhookParams } }, async (request) => patchWebhook(request.params, request.body));
   routes.patch('/accounts/:account_id/webhooks/:webhook_id', { schema: { ...patchSchema, params: AccountWebhookParams } }, async (request) =>
     patchWebhook(request.params, request.body),
@@ -362,7 +357,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/webhooks/:webhook_id/rotate-secret',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Webhooks'],
         summary: "Rotate a webhook endpoint's signing secret",
         description: 'During the grace period deliveries carry two signatures, with the new and the previous secret.',
@@ -395,7 +390,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/deliveries',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Deliveries'],
         summary: 'List webhook deliveries',
         querystring: DeliveryQuery,
@@ -417,7 +412,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/deliveries/:delivery_id',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Deliveries'],
         summary: 'Get a delivery with its attempts and its request',
         params: DeliveryParams,
@@ -436,7 +431,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/deliveries/:delivery_id/retry',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Deliveries'],
         summary: 'Retry a delivery now',
         description: 'A failed (or pending) delivery is attempted again at once, with a fresh attempt schedule.',
@@ -458,7 +453,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     '/accounts/:account_id/deliveries/retry',
     {
       schema: {
-        ...admin,
+        ...ADMIN,
         tags: ['Deliveries'],
         summary: "Retry an account's failed deliveries",
         description: 'Every failed delivery of the account created in [since, until) is queued again.',
