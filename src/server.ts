@@ -66,7 +66,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; store
   const publisher = new Publisher(store, bus, metrics, logger, () => dispatcher.notify());
 
   let shuttingDown = false;
-  const app = await createApp({ logger, metrics, https: tlsMaterial ?? undefined });
+  const app = createApp({ logger, metrics, https: tlsMaterial ?? undefined });
   const tls = config.tls && tlsMaterial ? new TlsReloader(config.tls, tlsMaterial, logger, metrics.registry) : null;
   const httpsServer = app.server as import('node:https').Server;
   tls?.attach(httpsServer, metrics.registry);

@@ -21,8 +21,7 @@ export interface AppOptions {
   https?: { cert: Buffer; key: Buffer };
 }
 
-/** Resolves once the document generator is in place: add routes after it. */
-export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
+export function createApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
     ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
@@ -34,7 +33,7 @@ export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setSchemaErrorFormatter(schemaErrorFormatter);
-  await registerOpenApi(app);
+  registerOpenApi(app);
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
     let status: number;

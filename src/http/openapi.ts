@@ -1,12 +1,16 @@
 /**
  * The OpenAPI 3.1 document of the HTTP API, generated from the routes' own schemas
- * (src/http/schema.ts): @fastify/swagger walks the registered routes, fastify-type-provider-zod
- * turns their zod schemas into JSON Schema 2020-12. Served at `GET /openapi.json` and written to
+ * (src/http/schema.ts): @fastify/swagger walks the routes, fastify-type-provider-zod turns their
+ * zod schemas into JSON Schema 2020-12. Served at `GET /openapi.json` and written to
  * docs/openapi.json by `npm run openapi` (a test fails when the two differ).
+ *
+ * Built on demand, off the start-up path: the app only records its routes as they are added
+ * (the document's libraries, YAML included, cost tens of milliseconds to load); the first
+ * request of the document replays them into a scratch Fastify instance that carries
+ * @fastify/swagger, and the result is kept.
  */
-import type { FastifyInstance } from 'fastify';
-import fastifySwagger from '@fastify/swagger';
-import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import type { FastifyInstance, HTTPMethods, RouteOptions } from 'fastify';
+import type { jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -32,19 +36,59 @@ const DESCRIPTION = [
   'Generated from the route schemas (src/http/routes/*.ts) by `npm run openapi`; the server serves the same document at `GET /openapi.json`.',
 ].join('\n');
 
+interface RecordedRoute {
+  method: HTTPMethods | HTTPMethods[];
+  url: string;
+  schema: RouteOptions['schema'];
+}
+
 /**
- * Registers the document generator; call before any route is added (it collects routes as they
- * are registered). A route that declares neither its replies nor `hide: true` is refused at
- * start-up: nothing reaches the API undocumented.
+ * Records every route as it is added, and serves the document. Call before any route is added.
+ * A route that declares neither its replies nor `hide: true` is refused at start-up: nothing
+ * reaches the API undocumented.
  */
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+export function registerOpenApi(app: FastifyInstance): void {
+  const routes: RecordedRoute[] = [];
   app.addHook('onRoute', (route) => {
     const schema = route.schema as { hide?: boolean; response?: unknown } | undefined;
     if (!schema?.hide && !schema?.response) {
       throw new Error(`${String(route.method)} ${route.url} declares no schema: every route declares its replies (src/http/schema.ts), or hide: true`);
     }
+    // HEAD twins of GET routes are Fastify's doing, not operations of their own.
+    if (route.method !== 'HEAD') routes.push({ method: route.method, url: route.url, schema: route.schema });
   });
-  await app.register(fastifySwagger, {
+  let document: Promise<Document> | null = null;
+  app.get(
+    OPENAPI_PATH,
+    {
+      schema: {
+        tags: ['Operations'],
+        summary: 'This document (OpenAPI 3.1)',
+        response: { 200: { description: 'The OpenAPI document', content: { 'application/json': { schema: z.looseObject({ openapi: z.string() }) } } } },
+      },
+    },
+    async () => {
+      // Built once, on first use; a failed build is tried again on the next request.
+      document ??= buildDocument(routes).catch((err: unknown) => {
+        document = null;
+        throw err;
+      });
+      return (await document) as { openapi: string };
+    },
+  );
+}
+
+async function buildDocument(routes: readonly RecordedRoute[]): Promise<Document> {
+  const [{ default: Fastify }, { default: fastifySwagger }, { jsonSchemaTransform, jsonSchemaTransformObject }] = await Promise.all([
+    import('fastify'),
+    import('@fastify/swagger'),
+    import('fastify-type-provider-zod'),
+  ]);
+  const scratch = Fastify({ logger: false });
+  // Nothing is served here: the schemas are only read.
+  scratch.setValidatorCompiler(() => () => true);
+  scratch.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await scratch.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'tpx-realtime HTTP API', version: '0.1.0', description: DESCRIPTION },
@@ -66,17 +110,13 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     transform: jsonSchemaTransform,
     transformObject: (documentObject) => tidy(jsonSchemaTransformObject(documentObject)),
   });
-  app.get(
-    OPENAPI_PATH,
-    {
-      schema: {
-        tags: ['Operations'],
-        summary: 'This document (OpenAPI 3.1)',
-        response: { 200: { description: 'The OpenAPI document', content: { 'application/json': { schema: z.looseObject({ openapi: z.string() }) } } } },
-      },
-    },
-    async () => app.swagger() as unknown as { openapi: string },
-  );
+  for (const route of routes) scratch.route({ ...route, exposeHeadRoute: false, handler: async () => null });
+  await scratch.ready();
+  try {
+    return scratch.swagger() as Document;
+  } finally {
+    await scratch.close();
+  }
 }
 
 type Document = ReturnType<typeof jsonSchemaTransformObject>;

@@ -145,7 +145,7 @@ describe('authentication comes before validation', () => {
 
 describe('every route declares its schema', () => {
   it('a route with neither replies nor hide: true is refused when it is added', async () => {
-    const app = await createApp({ logger: pino({ level: 'silent' }), metrics: createMetrics() });
+    const app = createApp({ logger: pino({ level: 'silent' }), metrics: createMetrics() });
     try {
       expect(() => app.get('/undocumented', async () => ({ ok: true }))).toThrow(/declares no schema/);
       expect(() => app.get('/hidden', { schema: { hide: true } }, async () => ({ ok: true }))).not.toThrow();

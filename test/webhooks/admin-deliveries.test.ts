@@ -28,7 +28,7 @@ async function setup(env: Record<string, string> = {}) {
   const metrics = createMetrics();
   const dispatcher = new WebhookDispatcher({ store: fx.store, config, logger, metrics, nodeId: 'test' });
   cleanups.push(() => dispatcher.stop());
-  const app = await createApp({ logger, metrics });
+  const app = createApp({ logger, metrics });
   await app.register(webhookAdminRoutes, { prefix: '/admin', store: fx.store, config, dispatcher });
   cleanups.push(() => app.close());
   const get = async (url: string) => {
