@@ -15,7 +15,6 @@ import type { SchemaErrorDataVar } from 'fastify/types/schema.js';
 import { z } from 'zod';
 import { HttpError } from './errors.js';
 import type { FieldError } from '../publish/validate.js';
-import { fieldsOf } from './validation.js';
 
 export type { ZodTypeProvider } from 'fastify-type-provider-zod';
 
@@ -44,7 +43,7 @@ interface SchemaIssue extends FastifySchemaValidationError {
 
 export const validatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, httpPart }) => {
   if (DOCUMENTED_ONLY.has(schema)) return () => true;
-  // An absent (or JSON null) body is an empty object, as the hand-written `parseBody(body ?? {})` had it.
+  // An absent (or JSON null) body is an empty object, as the hand-written checks had it.
   const absentIsEmpty = httpPart === 'body';
   return (data: unknown) => {
     const result = schema.safeParse(absentIsEmpty ? (data ?? {}) : data);
@@ -84,9 +83,13 @@ function attachedAnswer(issues: readonly FastifySchemaValidationError[]): HttpEr
   return null;
 }
 
+/** One `fields` entry per issue, named as the caller wrote it: `rooms[0]`, `item_details.quantity`, `body` for the whole. */
 function fieldsOfIssues(issues: readonly FastifySchemaValidationError[]): FieldError[] {
-  const zodIssues = issues.map((e) => (e as SchemaIssue).params.issue);
-  return fieldsOf({ issues: zodIssues } as z.ZodError);
+  return issues.map((e) => {
+    const { path, message } = (e as SchemaIssue).params.issue;
+    const field = path.length ? path.map((p, i) => (typeof p === 'number' ? `[${p}]` : (i ? '.' : '') + String(p))).join('') : 'body';
+    return { field, message };
+  });
 }
 
 /** `400 VALIDATION_FAILED` naming each field, with the text `<prefix>: field: message; …`. */
