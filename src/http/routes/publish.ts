@@ -74,7 +74,7 @@ const BatchResult = z.object({
     .describe('One per event, in request order'),
 });
 
-/** The `events` list is checked here (length); each event by validatePublish, as for a single publish. */
+/** Declared for the document: the handler checks the list's length, and validatePublish each event as for a single publish. */
 const BatchBody = z.object({
   events: z.array(PublishRequestSchema).min(1).max(MAX_BATCH).describe(`1 to ${MAX_BATCH} events, stored in one transaction: all accepted, or none`),
 });
