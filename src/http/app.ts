@@ -1,12 +1,16 @@
 /**
  * The Fastify application: one port for HTTP APIs and the `/ws` upgrade (SPEC §3). Errors always
  * leave as `{ error, code }` with a meaningful status; request logging stays off the hot path.
+ * Routes declare their parts as zod schemas (src/http/schema.ts), which also make the OpenAPI
+ * document (src/http/openapi.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { HttpError } from './errors.js';
+import { registerOpenApi } from './openapi.js';
+import { schemaErrorFormatter, serializerCompiler, validatorCompiler } from './schema.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -26,6 +30,10 @@ export function createApp(opts: AppOptions): FastifyInstance {
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
   });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setSchemaErrorFormatter(schemaErrorFormatter);
+  registerOpenApi(app);
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
     let status: number;

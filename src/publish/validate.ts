@@ -25,7 +25,8 @@ export interface FieldError {
 export const MAX_ACCOUNT_IDS = 1000;
 export const MAX_BATCH = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const SOURCE_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
+/** Shape of `source_id` (also declared in the OpenAPI document). */
+export const SOURCE_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
 const KNOWN_KEYS = new Set(['msg_type', 'account_ids', 'broadcast', 'payload', 'msg_id', 'source_id']);
 
 export interface PublishLimits {

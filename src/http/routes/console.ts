@@ -14,6 +14,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import type { ZodTypeProvider } from '../schema.js';
 
 /** Served files and their content types: add a file here when you add it to console/. */
 const FILES: ReadonlyMap<string, string> = new Map([
@@ -70,9 +72,12 @@ export function consoleRoutes(app: FastifyInstance, opts: { dir?: string } = {})
     return reply.send(body);
   };
 
+  // Static files for people, not an API: left out of the OpenAPI document.
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const hidden = { schema: { hide: true } };
   // A person who opens the server's address lands in the console (the APIs live under /v1, /admin).
-  app.get('/', (_request, reply) => reply.redirect('/console', 302));
-  app.get('/console', (_request, reply) => send(reply, 'index.html'));
-  app.get('/console/', (_request, reply) => send(reply, 'index.html'));
-  app.get('/console/:file', (request, reply) => send(reply, (request.params as { file: string }).file));
+  routes.get('/', hidden, (_request, reply) => reply.redirect('/console', 302));
+  routes.get('/console', hidden, (_request, reply) => send(reply, 'index.html'));
+  routes.get('/console/', hidden, (_request, reply) => send(reply, 'index.html'));
+  routes.get('/console/:file', { schema: { hide: true, params: z.object({ file: z.string() }) } }, (request, reply) => send(reply, request.params.file));
 }

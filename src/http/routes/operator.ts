@@ -17,7 +17,8 @@ import { EVENT_TYPES, samplePayload, type EventType } from '@tpx-realtime/protoc
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import type { AccountEvent, Store } from '../../store/types.js';
 import { HttpError } from '../errors.js';
-import { parseBody } from '../validation.js';
+import { ADMIN, ADMIN_ERRORS, BODY_ERRORS, dateTime, errorReply, json, RESOURCE_ID, type ZodTypeProvider } from '../schema.js';
+import { PAYLOADS } from '../event-schemas.js';
 
 // ------------------------------------------------------------------ stats
 
@@ -77,14 +78,52 @@ export async function collectStats(metrics: GatewayMetrics, nodeId: string) {
 export const TAIL_MAX_ACCOUNTS = 500;
 const TAIL_MAX_WAIT_MS = 25_000;
 
-const ID = /^[0-9a-zA-Z_-]{1,64}$/;
 const TailBody = z.strictObject({
-  account_id: z.string().regex(ID, 'must be an account id').optional(),
-  types: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).optional(),
-  cursor: z.string().max(64 * 1024).optional(),
-  wait_ms: z.number().int().min(0).max(TAIL_MAX_WAIT_MS).optional(),
-  limit: z.number().int().min(1).max(500).optional(),
+  account_id: z.string().regex(RESOURCE_ID, 'must be an account id').optional().describe(`One account; default: the first ${TAIL_MAX_ACCOUNTS} accounts`),
+  types: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).optional().describe('Only these event types; default all'),
+  cursor: z.string().max(64 * 1024).optional().describe('The cursor of the previous answer; absent: start with the newest events as history'),
+  wait_ms: z.number().int().min(0).max(TAIL_MAX_WAIT_MS).optional().describe('Long poll: wait up to this long for new events (default 20000)'),
+  limit: z.number().int().min(1).max(500).optional().describe('Most events (default 100)'),
 });
+
+const HistogramReply = z
+  .object({
+    buckets: z.array(z.tuple([z.union([z.number(), z.literal('+Inf')]), z.number()])).describe('Cumulative [le (seconds), count] pairs; the last le is +Inf'),
+    count: z.number(),
+    sum: z.number(),
+  })
+  .nullable();
+const Stats = z.object({
+  node: z.string(),
+  scope: z.literal('node').describe("This node's counters (the delivery backlog is store-wide)"),
+  at: dateTime(),
+  uptime_s: z.number().int().min(0),
+  connections: z.number(),
+  subscriptions: z.number(),
+  events_published_total: z.number(),
+  ws_events_sent_total: z.number(),
+  webhook_attempts_total: z.object({ succeeded: z.number(), retry: z.number(), failed: z.number() }),
+  webhook_deliveries: z.object({ pending: z.number(), failed: z.number() }),
+  webhook_delivery_latency_seconds: HistogramReply,
+  webhook_attempt_duration_seconds: HistogramReply,
+  publish_to_send_seconds: HistogramReply,
+});
+const TailEvent = z.object({
+  account_id: z.string(),
+  seq: z.number().int().min(1),
+  msg_id: z.string(),
+  msg_type: z.enum(EVENT_TYPES),
+  source_id: z.string().nullable(),
+  created_at: dateTime(),
+  payload: z.unknown().describe('The event payload (see the event schemas)'),
+});
+const TailAnswer = z.object({
+  events: z.array(TailEvent),
+  cursor: z.string().describe('Pass back to read on'),
+  accounts_scanned: z.number().int().min(0),
+  accounts_truncated: z.boolean().describe('More accounts than one tail scans: choose an account to see them all'),
+});
+const Samples = z.object(PAYLOADS);
 
 /** Position per account: the highest seq the client has been shown (or skipped as older history). */
 type TailPosition = Record<string, number>;
@@ -99,7 +138,7 @@ function decodeCursor(cursor: string): TailPosition {
     if (parsed.v !== 1 || typeof parsed.s !== 'object' || parsed.s === null) throw new Error('bad shape');
     const pos: TailPosition = {};
     for (const [account, seq] of Object.entries(parsed.s)) {
-      if (!ID.test(account) || !Number.isSafeInteger(seq) || (seq as number) < 0) throw new Error('bad entry');
+      if (!RESOURCE_ID.test(account) || !Number.isSafeInteger(seq) || (seq as number) < 0) throw new Error('bad entry');
       pos[account] = seq as number;
     }
     return pos;
@@ -160,48 +199,85 @@ async function readTail(
 
 export function operatorRoutes(app: FastifyInstance, deps: { store: Store; metrics: GatewayMetrics; nodeId: string; isShuttingDown: () => boolean }): void {
   const { store, metrics, nodeId } = deps;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
 
-  app.get('/stats', async () => collectStats(metrics, nodeId));
+  routes.get(
+    '/stats',
+    { schema: { ...ADMIN, tags: ['Operator'], summary: "This node's counters and gauges (what /metrics exposes), as JSON", response: { 200: json('Stats', Stats), ...ADMIN_ERRORS } } },
+    async () => collectStats(metrics, nodeId),
+  );
 
-  app.get('/samples', async () => ({
-    samples: Object.fromEntries(EVENT_TYPES.map((t) => [t, samplePayload(t)])),
-  }));
+  routes.get(
+    '/samples',
+    {
+      schema: {
+        ...ADMIN,
+        tags: ['Operator'],
+        summary: 'A valid sample payload of every event type',
+        response: {
+          200: json('Samples by event type', z.object({ samples: Samples })),
+          ...ADMIN_ERRORS,
+        },
+      },
+    },
+    async () => ({
+      samples: Object.fromEntries(EVENT_TYPES.map((t) => [t, samplePayload(t)])) as z.infer<typeof Samples>,
+    }),
+  );
 
-  app.post('/events/tail', async (request) => {
-    const body = parseBody(TailBody, request.body ?? {});
-    const limit = body.limit ?? 100;
-    const types = body.types?.length ? new Set(body.types) : null;
-    const waitMs = body.wait_ms ?? 20_000;
-    let accountIds: string[];
-    let accountsTotal: number;
-    if (body.account_id) {
-      if (!(await store.getAccount(body.account_id))) throw new HttpError(404, 'NOT_FOUND', 'Account not found');
-      accountIds = [body.account_id];
-      accountsTotal = 1;
-    } else {
-      const accounts = await store.listAccounts({ limit: TAIL_MAX_ACCOUNTS + 1 });
-      accountsTotal = accounts.length;
-      accountIds = accounts.slice(0, TAIL_MAX_ACCOUNTS).map((a) => a.account_id);
-    }
-    const fresh = body.cursor === undefined;
-    const pos = fresh ? {} : decodeCursor(body.cursor!);
-    let gone = false;
-    request.raw.once('close', () => (gone = true));
-    const deadline = Date.now() + waitMs;
-    const pollMs = accountIds.length > 1 ? 1000 : 500;
-    let events = await readTail(store, accountIds, pos, fresh, types, limit);
-    // Long poll: wait for something new, re-reading the store (any node's publishes land there).
-    while (!fresh && events.length === 0 && Date.now() < deadline && !gone && !deps.isShuttingDown()) {
-      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
-      if (gone) break;
-      events = await readTail(store, accountIds, pos, false, types, limit);
-    }
-    return {
-      events: events.map(presentEvent),
-      cursor: encodeCursor(pos),
-      accounts_scanned: accountIds.length,
-      // True when there are more accounts than one tail scans: choose an account to see them all.
-      accounts_truncated: accountsTotal > TAIL_MAX_ACCOUNTS,
-    };
-  });
+  routes.post(
+    '/events/tail',
+    {
+      schema: {
+        ...ADMIN,
+        tags: ['Operator'],
+        summary: 'Long-poll the event log of every node (the live tail of the console)',
+        body: TailBody,
+        response: {
+          200: json('Events after the cursor, oldest first', TailAnswer),
+          400: errorReply('VALIDATION_FAILED (fields), e.g. a cursor this server did not return, or INVALID_JSON'),
+          404: errorReply('NOT_FOUND: no such account'),
+          ...BODY_ERRORS,
+          ...ADMIN_ERRORS,
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const limit = body.limit ?? 100;
+      const types = body.types?.length ? new Set(body.types) : null;
+      const waitMs = body.wait_ms ?? 20_000;
+      let accountIds: string[];
+      let accountsTotal: number;
+      if (body.account_id) {
+        if (!(await store.getAccount(body.account_id))) throw new HttpError(404, 'NOT_FOUND', 'Account not found');
+        accountIds = [body.account_id];
+        accountsTotal = 1;
+      } else {
+        const accounts = await store.listAccounts({ limit: TAIL_MAX_ACCOUNTS + 1 });
+        accountsTotal = accounts.length;
+        accountIds = accounts.slice(0, TAIL_MAX_ACCOUNTS).map((a) => a.account_id);
+      }
+      const fresh = body.cursor === undefined;
+      const pos = fresh ? {} : decodeCursor(body.cursor!);
+      let gone = false;
+      request.raw.once('close', () => (gone = true));
+      const deadline = Date.now() + waitMs;
+      const pollMs = accountIds.length > 1 ? 1000 : 500;
+      let events = await readTail(store, accountIds, pos, fresh, types, limit);
+      // Long poll: wait for something new, re-reading the store (any node's publishes land there).
+      while (!fresh && events.length === 0 && Date.now() < deadline && !gone && !deps.isShuttingDown()) {
+        await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+        if (gone) break;
+        events = await readTail(store, accountIds, pos, false, types, limit);
+      }
+      return {
+        events: events.map(presentEvent),
+        cursor: encodeCursor(pos),
+        accounts_scanned: accountIds.length,
+        // True when there are more accounts than one tail scans: choose an account to see them all.
+        accounts_truncated: accountsTotal > TAIL_MAX_ACCOUNTS,
+      };
+    },
+  );
 }
