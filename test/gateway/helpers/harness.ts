@@ -169,14 +169,14 @@ export async function createHarness(env: Record<string, string> = {}, sequencerL
 
 /** Append one event for `accountIds` (as the publish pipeline would) with a chosen acceptance time. */
 export async function appendEvent(store: Store, accountIds: string[], msgType: string, createdAtMs: number, payload = '{}'): Promise<AccountEvent[]> {
-  const result = await store.appendEvent({
+  const [result] = await store.appendEvents([{
     msg_id: randomUUID(),
     msg_type: msgType as AccountEvent['msg_type'],
     payload_json: payload,
     source_id: null,
     target: accountIds,
     created_at_ms: createdAtMs,
-  });
+  }]);
   return result.events;
 }
 
