@@ -1,6 +1,6 @@
 /**
  * The embedded store's connection and what every aggregate shares: opening the file (0600,
- * WAL, pragmas), migrations, the supervised checkpointer, synced durability (wal-sync.ts), the
+ * WAL, pragmas), migrations, the supervised checkpointer (started when the WAL grows), synced durability (wal-sync.ts), the
  * statement cache and the notice of commits made by other connections.
  *
  * better-sqlite3 is synchronous: statements run inline and the aggregates return resolved
@@ -35,6 +35,10 @@ export interface SqliteStoreOptions {
   backgroundCheckpoints?: boolean;
   /** Test hook: make the first checkpoint worker fail for real (checkpointer.ts). */
   checkpointFault?: CheckpointFault;
+  /** Start the checkpoint worker once the WAL is larger than this (default 4 MiB; 0: at once). */
+  checkpointAtWalBytes?: number;
+  /** Stop the checkpoint worker after this long with nothing to copy (default 60 s). */
+  checkpointIdleStopMs?: number;
   /** How long staged per-account stream rows wait to be moved in one batch (stream-index.ts). */
   streamBatchMs?: number;
   /** How long api_keys.last_used_at updates wait to be written in one batch (shared/key-touches.ts). */
@@ -82,7 +86,13 @@ export class SqliteDatabase {
     const onDisk = this.filename !== ':memory:';
     if (onDisk && this.durability === 'synced') this.wal = new WalSync(`${path.resolve(this.filename)}-wal`, this.opts.syncWal);
     if (onDisk && this.opts.backgroundCheckpoints !== false) {
-      this.checkpointer = new SupervisedCheckpointer({ filename: this.filename, logger: this.opts.logger, fault: this.opts.checkpointFault });
+      this.checkpointer = new SupervisedCheckpointer({
+        filename: this.filename,
+        logger: this.opts.logger,
+        fault: this.opts.checkpointFault,
+        startAtWalBytes: this.opts.checkpointAtWalBytes,
+        idleStopMs: this.opts.checkpointIdleStopMs,
+      });
     }
     this.ready = true;
   }
