@@ -228,7 +228,9 @@ export class WebSocketTransport implements Transport, Flushable, FrameSink {
     this.written += frame.length;
     socket.write(frame);
     if (this.peerDone) socket.end();
-    else (this.closeTimer = setTimeout(() => this.cut(), CLOSE_TIMEOUT_MS)).unref();
+    // Whichever way it ends, a peer that never completes the close (no close frame, or no FIN
+    // after ours: the HTTP server's sockets allow half-open) is cut after 30 s, as `ws` did.
+    (this.closeTimer = setTimeout(() => this.cut(), CLOSE_TIMEOUT_MS)).unref();
   }
 
   // ---------------------------------------------------------------- FrameSink (ws-reader.ts)
