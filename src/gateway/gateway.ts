@@ -130,7 +130,7 @@ export class Gateway {
   /** Shared by every WebSocket connection (no closure per connection). */
   private readonly wsClosed = (conn: Connection): void => {
     this.closed(conn);
-    this.logger.debug({ conn: conn.id, account_id: conn.accountId }, 'connection closed');
+    if (this.logger.isLevelEnabled('debug')) this.logger.debug({ conn: conn.id, account_id: conn.accountId }, 'connection closed');
   };
 
   // ---------------------------------------------------------------- revocation
