@@ -205,9 +205,12 @@ describe('per-account lifecycle on a node', () => {
   });
 
   it('a range pruned while a multi-page replay waits for the reader is announced with a gap frame at that point (defect 8)', async () => {
-    const { h, accountId, token } = await setup({ TPX_MAX_OUTBOUND_BYTES: '4096' }); // pages of 16, paced at 1 KiB
+    // Pages and pacing are both a quarter of the outbound limit (1 KiB) in payload bytes: with
+    // ~100-byte payloads a page holds about 10 events, so the replay really spans several pages.
+    const { h, accountId, token } = await setup({ TPX_MAX_OUTBOUND_BYTES: '4096' });
     const base = Date.now() - 60_000;
-    for (let i = 0; i < 60; i++) await appendEvent(h.store, [accountId], 'BID_REQUEST', base + i);
+    const payload = JSON.stringify({ pad: 'x'.repeat(100) });
+    for (let i = 0; i < 60; i++) await appendEvent(h.store, [accountId], 'BID_REQUEST', base + i, payload);
     const t = new RecordingTransport();
     const conn = h.gateway.open(t);
     await h.gateway.session.authenticate(conn, token);
