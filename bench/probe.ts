@@ -4,7 +4,7 @@
  * - SIGUSR2: full GC (the server is started with --expose-gc), then process.memoryUsage() is
  *   written to $TPX_BENCH_PROBE_FILE, so heap per connection is measured after collection;
  * - SIGWINCH: the event-loop delay seen since the previous SIGWINCH (perf_hooks histogram,
- *   1 ms resolution) is written to $TPX_BENCH_PROBE_FILE.eld and the histogram reset: shows
+ *   50 ms resolution) is written to $TPX_BENCH_PROBE_FILE.eld and the histogram reset: shows
  *   whether latency outliers come from the server's loop being blocked.
  * - SIGURG: start or stop a V8 CPU profile (an in-process inspector session), as asked in
  *   $TPX_BENCH_PROBE_FILE.prof (`{"n":1,"cmd":"start"}` or `{"n":2,"cmd":"stop","out":"…"}`),
@@ -28,7 +28,13 @@ if (file) {
     const m = process.memoryUsage();
     writeFileSync(file, JSON.stringify({ n: ++n, time: Date.now(), gc: typeof gc === 'function', ...m }));
   });
-  const eld = monitorEventLoopDelay({ resolution: 1 });
+  // 50 ms, not 1: the histogram samples with a libuv timer, and each wake-up costs the server
+  // CPU that nchan (no probe) never pays. At 1 ms the 1,000 wake-ups a second cost every Node
+  // peer 20-30 ms of CPU per second (bare ws idle: 22-39 ms/s, 6 ms/s at 10 ms), i.e. 2-3 µs of
+  // the "CPU per message" at 1,000 × 10 ev/s; on the loaded VM even 100 wake-ups a second cost
+  // 7-12 ms/s (measured on tpx's own 10 ms lag metric). A stall longer than 50 ms, the kind
+  // that explains a p99, still delays a sample by about its length.
+  const eld = monitorEventLoopDelay({ resolution: 50 });
   eld.enable();
   // GC pauses in the same window: the usual suspect when the loop stalls.
   let gcCount = 0;

@@ -219,6 +219,8 @@ export interface NodeServerOptions {
   adminToken?: string;
   /** Pin the server (all threads) to the plan's server CPUs. */
   pins?: PinPlan;
+  /** tpx only: run the built `bin/tpx.js` of another checkout (bench/ab.ts), with this repository's probe. */
+  root?: string;
 }
 
 /**
@@ -287,10 +289,11 @@ export class NodeServer implements BenchServer {
     const nodeArgs = ['--expose-gc', ...TSX_ARGS, '--import', probe];
     let script: string[];
     if (opts.kind === 'ws') script = [benchFile('baseline-server')];
+    else if (opts.root) script = [path.join(opts.root, 'bin', 'tpx.js'), 'serve'];
     else if (IS_TS) script = [path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve'];
     else script = [path.join(REPO_ROOT, 'bin', 'tpx.js'), 'serve'];
     const proc = spawn(process.execPath, [...nodeArgs, ...script], {
-      cwd: REPO_ROOT,
+      cwd: opts.root ?? REPO_ROOT,
       env: {
         ...process.env,
         TPX_HOST: '127.0.0.1',

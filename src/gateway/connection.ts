@@ -16,7 +16,7 @@ import type { KeyDisableReason } from '../bus/types.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Account, AccountEvent } from '../store/types.js';
 import { controlFrame, errorFrame } from './frames.js';
-import { roomMask } from './rooms.js';
+import { countBits, ROOM_BIT, roomMask, roomsOfBits } from './rooms.js';
 import { Gap, ReplayHold } from './replay-hold.js';
 import { EventFrame, type ControlType, type Transport } from './transport.js';
 
@@ -54,19 +54,25 @@ const REVOKED: Record<KeyDisableReason, { code: ErrorCode; text: string }> = {
   expired: { code: ErrorCode.AUTH_API_KEY_EXPIRED, text: 'API key expired' },
 };
 
-/** Ids unique across nodes (a disconnect request is routed to whichever node holds it). */
+/** Ids unique across nodes: a per-process random prefix and a serial. */
 const ID_PREFIX = `c${randomBytes(4).toString('hex')}-`;
 let nextId = 1;
 
 export class Connection {
-  readonly id = ID_PREFIX + nextId++;
-  readonly connectedAt = new Date();
+  // Per-connection state is kept flat and small (idle memory per connection is an issue-13
+  // target): a serial instead of an id string, epoch ms instead of a Date, the credentials as
+  // two fields, the rooms as bits instead of a Set (docs/performance.md, round 3).
+  private readonly serial = nextId++;
+  /** Epoch ms of the connection. */
+  readonly connectedAtMs: number;
   private state: ConnectionState = 'awaiting_auth';
-  private credentials: Credentials | null = null;
+  private account: string | null = null;
+  private key: string | null = null;
   private authStartedAt = 0;
-  /** Copied from the credentials: the per-event expiry check is one compare. */
+  /** From the credentials: the per-event expiry check is one compare. */
   private expiresAtMs = Infinity;
-  private readonly roomSet = new Set<Room>();
+  /** Rooms subscribed to, as ROOM_BIT bits (names, ALL included). */
+  private roomBits = 0;
   /** Bitmask of event types subscribed to (rooms.ts). */
   private mask = 0;
   /** Highest seq sent (or announced as a gap): nothing at or below it is ever sent again. */
@@ -89,8 +95,14 @@ export class Connection {
     private readonly limits: ConnectionLimits,
     private readonly metrics: GatewayMetrics,
   ) {
+    this.connectedAtMs = now;
     this.authDeadline = now + limits.authTimeoutMs;
     this.nextPingAt = now + limits.pingIntervalMs;
+  }
+
+  /** Unique across nodes (a disconnect request is routed to whichever node holds it). */
+  get id(): string {
+    return ID_PREFIX + this.serial;
   }
 
   // ------------------------------------------------------------------ read-only views
@@ -105,10 +117,10 @@ export class Connection {
     return this.state === 'closing';
   }
   get accountId(): string | null {
-    return this.credentials?.accountId ?? null;
+    return this.account;
   }
   get keyId(): string | null {
-    return this.credentials?.keyId ?? null;
+    return this.key;
   }
   /** Highest seq this connection has been given (or told it will never get). */
   get lastSeq(): number {
@@ -117,8 +129,12 @@ export class Connection {
   get subscribedMask(): number {
     return this.mask;
   }
-  get rooms(): ReadonlySet<Room> {
-    return this.roomSet;
+  /** The rooms subscribed to (built on demand: listings only). */
+  get rooms(): readonly Room[] {
+    return roomsOfBits(this.roomBits);
+  }
+  get roomCount(): number {
+    return countBits(this.roomBits);
   }
 
   // ------------------------------------------------------------------ authentication
@@ -137,7 +153,8 @@ export class Connection {
    */
   authorize(credentials: Credentials, guard: KeyGuard): boolean {
     if (this.state !== 'authenticating') return false;
-    this.credentials = credentials;
+    this.account = credentials.accountId;
+    this.key = credentials.keyId;
     this.expiresAtMs = credentials.expiresAtMs;
     return this.revalidate(guard);
   }
@@ -155,9 +172,8 @@ export class Connection {
    */
   revalidate(guard: KeyGuard, now = Date.now()): boolean {
     if (this.state === 'closing') return false;
-    const cred = this.credentials;
-    if (cred) {
-      const refused = guard.refusal(cred.keyId, cred.accountId, this.authStartedAt);
+    if (this.key !== null && this.account !== null) {
+      const refused = guard.refusal(this.key, this.account, this.authStartedAt);
       if (refused) {
         this.revoke(refused);
         return false;
@@ -177,8 +193,9 @@ export class Connection {
     if (!this.isLive) return 0;
     let added = 0;
     for (const room of rooms) {
-      if (!this.roomSet.has(room)) {
-        this.roomSet.add(room);
+      const bit = ROOM_BIT[room];
+      if ((this.roomBits & bit) === 0) {
+        this.roomBits |= bit;
         added++;
       }
       this.mask |= roomMask(room);
@@ -189,9 +206,15 @@ export class Connection {
   /** Remove rooms; returns how many were subscribed. */
   unsubscribe(rooms: readonly Room[]): number {
     let removed = 0;
-    for (const room of rooms) if (this.roomSet.delete(room)) removed++;
+    for (const room of rooms) {
+      const bit = ROOM_BIT[room];
+      if ((this.roomBits & bit) !== 0) {
+        this.roomBits &= ~bit;
+        removed++;
+      }
+    }
     let mask = 0;
-    for (const room of this.roomSet) mask |= roomMask(room);
+    for (const room of roomsOfBits(this.roomBits)) mask |= roomMask(room);
     this.mask = mask;
     return removed;
   }
@@ -430,12 +453,12 @@ export class Connection {
       account_id: this.accountId,
       account_name: account?.name ?? null,
       key_id: this.keyId,
-      rooms: [...this.roomSet],
+      rooms: this.rooms,
       // `authenticated` for live connections (what the console and CLI show); `phase` is exact.
       state: this.isLive ? 'authenticated' : this.state,
       phase: this.state,
-      connected_at: this.connectedAt.toISOString(),
-      connected_since: this.connectedAt.toISOString(),
+      connected_at: new Date(this.connectedAtMs).toISOString(),
+      connected_since: new Date(this.connectedAtMs).toISOString(),
       last_seq: this.position,
       remote_address: this.transport.remoteAddress,
       transport: this.transport.kind,

@@ -1,14 +1,15 @@
 /**
- * The gateway: the `/ws` endpoint (upgrades, one WebSocketTransport + WsInbound per socket), SSE
- * streams (sse-stream.ts, served by the HTTP route), the sweeper that enforces every connection's
- * deadlines on one timer, control messages from the bus and the store's access-change log
- * (access-feed.ts), revocation that holds on every node (revocation.ts), and the drain at shutdown. The protocol lives in
+ * The gateway: the `/ws` endpoint (the RFC 6455 handshake, then one WebSocketTransport +
+ * WsInbound per socket; no `ws` server object: see ws-reader.ts), SSE streams (sse-stream.ts,
+ * served by the HTTP route), the sweeper that enforces every connection's deadlines on one timer,
+ * control messages from the bus and the store's access-change log (access-feed.ts), revocation
+ * that holds on every node (revocation.ts), and the drain at shutdown. The protocol lives in
  * session.ts, resume in replay.ts, ordering in sequencer.ts, per-account lifecycle in
  * local-account.ts, the per-connection state machine in connection.ts.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode } from '@tpx-realtime/protocol';
 import type { ControlMessage, KeyDisableReason } from '../bus/types.js';
 import type { Config } from '../config/index.js';
@@ -22,6 +23,7 @@ import { Replayer } from './replay.js';
 import { recheckKeys, Revocations } from './revocation.js';
 import { Session } from './session.js';
 import type { Transport } from './transport.js';
+import { answerUpgrade, refuseUpgrade } from './ws-handshake.js';
 import { WsInbound } from './ws-inbound.js';
 import { WebSocketTransport } from './ws-transport.js';
 
@@ -31,9 +33,11 @@ const ANNOUNCE_TIMEOUT_MS = 2000;
 /** Longest time queued outbound bytes may make no progress at all (see Connection.tick). */
 const STALL_TIMEOUT_MS = 10_000;
 
+/** A refused upgrade's socket may still error (reset by the peer): nothing to do but close. */
+function ignoreSocketError(): void {}
+
 export class Gateway {
   readonly revocations: Revocations;
-  private readonly wss: WebSocketServer;
   private readonly sweeper: NodeJS.Timeout;
   /** The store's access-change log, read by this node whatever the bus does. */
   private readonly feed: AccessFeed;
@@ -51,13 +55,6 @@ export class Gateway {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: config.maxMessageBytes,
-      perMessageDeflate: false, // frames are pre-built once and shared by every socket
-      clientTracking: false,
-      autoPong: false, // answered by WsInbound, so pongs count toward the outbound limit
-    });
     this.limits = {
       authTimeoutMs: config.authTimeoutMs,
       pingIntervalMs: config.pingIntervalMs,
@@ -95,14 +92,26 @@ export class Gateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/ws') {
+      socket.on('error', ignoreSocketError);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     if (!this.accepting) {
+      socket.on('error', ignoreSocketError);
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+    const answer = answerUpgrade(req);
+    if (!answer.ok) {
+      socket.on('error', ignoreSocketError);
+      refuseUpgrade(socket, answer.status, answer.message, answer.headers);
+      return;
+    }
+    if (!socket.readable || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    this.onConnection(socket as Socket, answer.response, head);
   }
 
   /**
@@ -121,25 +130,21 @@ export class Gateway {
     this.hub.remove(conn);
   }
 
-  private onConnection(ws: WebSocket): void {
+  /** A WebSocket after its handshake: frames in (WsInbound, rate limited and queued), frames out. */
+  private onConnection(socket: Socket, response: Buffer, head: Buffer): void {
     const now = Date.now();
-    const transport = new WebSocketTransport(ws, this.config.maxOutboundBytes);
+    const transport = new WebSocketTransport(socket, this.config.maxOutboundBytes, this.config.maxMessageBytes);
     const conn = this.open(transport, now);
+    transport.start(new WsInbound(conn, transport, this.session, this.config.rateLimitPerSec, this.logger, now, this.wsClosed), response, head);
     // An upgrade accepted just before the drain began ends like the others.
     if (!this.accepting) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
-    const inbound = new WsInbound(conn, transport, this.session, this.config.rateLimitPerSec, this.logger, now);
-    ws.on('message', (data, isBinary) => inbound.onMessage(data, isBinary));
-    ws.on('ping', (data) => inbound.onPing(data));
-    ws.on('pong', () => conn.pongReceived(Date.now()));
-    ws.on('error', (err) => {
-      // ws closes with 1009 on oversized frames and reports it here; nothing else to do.
-      this.logger.debug({ conn: conn.id, err: err.message }, 'websocket error');
-    });
-    ws.on('close', (code) => {
-      this.closed(conn);
-      this.logger.debug({ conn: conn.id, account_id: conn.accountId, code }, 'connection closed');
-    });
   }
+
+  /** Shared by every WebSocket connection (no closure per connection). */
+  private readonly wsClosed = (conn: Connection): void => {
+    this.closed(conn);
+    if (this.logger.isLevelEnabled('debug')) this.logger.debug({ conn: conn.id, account_id: conn.accountId }, 'connection closed');
+  };
 
   // ---------------------------------------------------------------- revocation
 
@@ -294,7 +299,6 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const conn of this.hub.connections) conn.transport.cut();
-    this.wss.close();
   }
 
   /** Close connection i of n at i·drainMs/n (one timer per batch due, never one per connection). */

@@ -40,7 +40,7 @@ export class Hub {
   remove(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     this.metrics.connections.dec();
-    this.metrics.subscriptions.dec(conn.rooms.size);
+    this.metrics.subscriptions.dec(conn.roomCount);
     const keyId = conn.keyId;
     if (keyId) {
       const set = this.byKey.get(keyId);

@@ -76,7 +76,8 @@ export class Session {
     }
     conn.send('authenticated', controlFrame('authenticated', { account_id: account.account_id, auth_method: AUTH_METHOD_API_KEY }));
     // debug, not info: at thousands of connects per second a line each is noise; metrics count them.
-    this.logger.debug({ conn: conn.id, account_id: account.account_id, key_id: key.key_id }, 'connection authenticated');
+    // (Checked first: the record object and the id string are not built for nothing.)
+    if (this.logger.isLevelEnabled('debug')) this.logger.debug({ conn: conn.id, account_id: account.account_id, key_id: key.key_id }, 'connection authenticated');
   }
 
   async subscribe(conn: Connection, requested: readonly string[], afterSeq: number | undefined): Promise<void> {

@@ -9,13 +9,12 @@
  * INBOUND_HARD_LIMIT (only reachable with a very high TPX_RATE_LIMIT_PER_SEC) closes with 1008.
  * `ping`/`pong` bypass the queue so a long replay never causes a false keepalive timeout.
  */
-import type { RawData } from 'ws';
 import { CloseCode, ErrorCode, parseClientMessage, type ClientMessage } from '@tpx-realtime/protocol';
 import type { Logger } from '../observability/logger.js';
 import type { Connection } from './connection.js';
 import { controlFrame } from './frames.js';
 import type { Session } from './session.js';
-import type { WebSocketTransport } from './ws-transport.js';
+import type { WebSocketEvents, WebSocketTransport } from './ws-transport.js';
 
 const INBOUND_HIGH_WATER = 32;
 const INBOUND_LOW_WATER = 8;
@@ -23,10 +22,11 @@ const INBOUND_HARD_LIMIT = 1024;
 
 type QueuedMessage = Exclude<ClientMessage, { msg_type: 'ping' | 'pong' }>;
 
-export class WsInbound {
+export class WsInbound implements WebSocketEvents {
   private tokens: number;
   private tokensAt: number;
-  private readonly queue: QueuedMessage[] = [];
+  /** Messages waiting for the session, in order; null when none (most of a connection's life). */
+  private queue: QueuedMessage[] | null = null;
   private running = false;
 
   constructor(
@@ -36,19 +36,22 @@ export class WsInbound {
     private readonly rateLimitPerSec: number,
     private readonly logger: Logger,
     now: number,
+    /** The gateway's hook for a connection whose socket is gone (shared by every connection). */
+    private readonly closed: (conn: Connection) => void,
   ) {
     this.tokens = rateLimitPerSec * 2;
     this.tokensAt = now;
   }
 
-  onMessage(data: RawData, isBinary: boolean): void {
+  onBinary(): void {
     const conn = this.conn;
     if (conn.isClosing || !this.takeToken()) return;
-    if (isBinary) {
-      conn.sendError(ErrorCode.INVALID_MESSAGE, 'Binary frames are not supported; send UTF-8 JSON text frames');
-      return;
-    }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8');
+    conn.sendError(ErrorCode.INVALID_MESSAGE, 'Binary frames are not supported; send UTF-8 JSON text frames');
+  }
+
+  onText(text: string): void {
+    const conn = this.conn;
+    if (conn.isClosing || !this.takeToken()) return;
     const parsed = parseClientMessage(text);
     if (!parsed.ok) {
       conn.sendError(parsed.code, parsed.error);
@@ -72,6 +75,15 @@ export class WsInbound {
     if (!this.transport.sendPong(data)) this.conn.slowConsumer();
   }
 
+  /** A protocol-level pong (an answer to nothing we sent, or a keepalive of the client): alive. */
+  onPong(): void {
+    this.conn.pongReceived(Date.now());
+  }
+
+  onClosed(): void {
+    this.closed(this.conn);
+  }
+
   /** Token bucket: TPX_RATE_LIMIT_PER_SEC, burst 2×; beyond it RATE_LIMITED and 1008. */
   private takeToken(): boolean {
     const now = Date.now();
@@ -87,10 +99,11 @@ export class WsInbound {
   }
 
   private enqueue(msg: QueuedMessage): void {
-    this.queue.push(msg);
-    if (this.queue.length >= INBOUND_HIGH_WATER) {
-      if (this.queue.length > INBOUND_HARD_LIMIT) {
-        this.queue.length = 0;
+    const queue = (this.queue ??= []);
+    queue.push(msg);
+    if (queue.length >= INBOUND_HIGH_WATER) {
+      if (queue.length > INBOUND_HARD_LIMIT) {
+        this.queue = null;
         this.conn.fail(ErrorCode.RATE_LIMITED, 'Too many messages queued: slow down', CloseCode.POLICY);
         return;
       }
@@ -103,7 +116,7 @@ export class WsInbound {
     this.running = true;
     const conn = this.conn;
     try {
-      for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) {
+      for (let msg = this.queue?.shift(); msg; msg = this.queue?.shift()) {
         if (conn.isClosing) break;
         try {
           await this.dispatch(msg);
@@ -111,11 +124,12 @@ export class WsInbound {
           this.logger.error({ err, conn: conn.id }, 'error handling message');
           if (!conn.isClosing) conn.close(1011, 'internal error');
         }
-        if (this.transport.readingPaused && this.queue.length <= INBOUND_LOW_WATER) this.transport.resumeReading();
+        if (this.transport.readingPaused && (this.queue?.length ?? 0) <= INBOUND_LOW_WATER) this.transport.resumeReading();
       }
     } finally {
       this.running = false;
-      if (conn.isClosing) this.queue.length = 0;
+      // Drained (or closing): drop the array, an empty one keeps its backing store.
+      if (conn.isClosing || this.queue?.length === 0) this.queue = null;
     }
   }
 

@@ -29,6 +29,20 @@ export function createApp(opts: AppOptions): FastifyInstance {
     // Upgrades are handled by the gateway; keep-alive for publishers that reuse connections.
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
+    // Route schemas are zod schemas, validated and serialized by the compilers set below
+    // (src/http/schema.ts). Without these factories Fastify would still load ajv and
+    // fast-json-stringify when the instance is built (≈ 1.2 MiB of heap at start-up) though
+    // nothing uses them; they throw so a JSON schema that slipped in fails loudly.
+    schemaController: {
+      compilersFactory: {
+        buildValidator: () => () => {
+          throw new Error('route JSON schemas are not used: validate with zod');
+        },
+        buildSerializer: () => () => {
+          throw new Error('route JSON schemas are not used: replies are serialized with JSON.stringify');
+        },
+      },
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

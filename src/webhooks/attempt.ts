@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { RESPONSE_EXCERPT_BYTES } from '../store/shared/deliveries.js';
 import type { Reason } from './policy.js';
 import type { WebhookRequest } from './request.js';
@@ -58,11 +58,15 @@ export async function sendAttempt(req: WebhookRequest, opts: AttemptOptions): Pr
         if (why) return done({ status: null, error: `refused: address ${host} is ${why} (SSRF guard)`, reason: 'unsafe_address', retryAfter: undefined });
       }
     }
-    const res = await request(req.url, {
+    // The agent's own request(): what undici's top-level request(url, { dispatcher }) does after
+    // splitting the URL, without loading undici in this module (the dispatcher loads it lazily).
+    const url = new URL(req.url);
+    const res = await opts.agent.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
       method: 'POST',
       headers: req.headers,
       body: req.body,
-      dispatcher: opts.agent,
       signal: AbortSignal.timeout(opts.timeoutMs),
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,

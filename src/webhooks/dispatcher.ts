@@ -17,7 +17,7 @@
  * expire. Metrics in metrics.ts; failures reach the log collapsed per endpoint (failure-log.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -63,7 +63,8 @@ export class WebhookDispatcher {
   private readonly failures: FailureLog;
   /** Lease owner: unique per process start so a restarted node never mistakes old leases for its own. */
   readonly owner: string;
-  private readonly agent: Agent;
+  /** Built on the first attempt (agent()), so a node without webhooks never loads undici. */
+  private agentPromise: Promise<Agent> | null = null;
   private readonly leaseMs: number;
   private readonly recorder: AttemptRecorder;
 
@@ -87,17 +88,26 @@ export class WebhookDispatcher {
     this.m = createWebhookMetrics(deps.metrics, deps.store, deps.logger);
     this.failures = new FailureLog(deps.logger);
     this.recorder = new AttemptRecorder(deps.store, { maxBatch: RECORD_BATCH, maxDelayMs: RECORD_DELAY_MS });
-    const timeout = deps.config.webhookTimeoutMs;
-    this.agent = new Agent({
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 120_000,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      pipelining: 1,
-      connect: deps.config.webhookAllowPrivate
-        ? { timeout: Math.min(timeout, 10_000) }
-        : { timeout: Math.min(timeout, 10_000), lookup: guardedLookup as never },
-    });
+  }
+
+  /**
+   * The HTTP agent of every attempt, created (and undici loaded) on first use: undici's module
+   * graph is ≈ 2.4 MiB of heap, paid at start-up by every node before (docs/performance.md).
+   */
+  private agent(): Promise<Agent> {
+    return (this.agentPromise ??= import('undici').then(({ Agent }) => {
+      const timeout = this.config.webhookTimeoutMs;
+      return new Agent({
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        pipelining: 1,
+        connect: this.config.webhookAllowPrivate
+          ? { timeout: Math.min(timeout, 10_000) }
+          : { timeout: Math.min(timeout, 10_000), lookup: guardedLookup as never },
+      });
+    }));
   }
 
   start(): void {
@@ -130,7 +140,7 @@ export class WebhookDispatcher {
     if (res === 'timeout') this.logger.warn({ in_flight: this.inFlight.size }, 'webhook attempts still in flight at shutdown');
     await this.recorder.drain().catch(() => {});
     this.failures.stop();
-    await this.agent.close().catch(() => {});
+    if (this.agentPromise) await (await this.agentPromise).close().catch(() => {});
   }
 
   /** Attempts currently in flight on this node (for tests and diagnostics). */
@@ -226,7 +236,7 @@ export class WebhookDispatcher {
     const { delivery, endpoint, event } = c;
     const startedMs = Date.now();
     const request = buildWebhookRequest(c, startedMs, this.config.sourceId);
-    const r = await sendAttempt(request, { agent: this.agent, timeoutMs: this.config.webhookTimeoutMs, allowPrivate: this.config.webhookAllowPrivate });
+    const r = await sendAttempt(request, { agent: await this.agent(), timeoutMs: this.config.webhookTimeoutMs, allowPrivate: this.config.webhookAllowPrivate });
     const endMs = Date.now();
     const attemptsMade = delivery.attempt_count + 1;
     const { outcome, resolution, effect } = decide(r, attemptsMade, this.policy, endMs);

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, parseClientMessage } from '@tpx-realtime/protocol';
+import { ClientMessage, ErrorCode, parseClientMessage } from '@tpx-realtime/protocol';
 
 function expectError(text: string, code: string) {
   const r = parseClientMessage(text);
@@ -91,5 +92,34 @@ describe('parseClientMessage: accepts', () => {
   it('ignores a client-sent sent_at', () => {
     const r = parseClientMessage('{"msg_type":"ping","sent_at":123,"payload":{}}');
     expect(r.ok).toBe(true);
+  });
+});
+
+describe('parseClientMessage: the schema-free path for authenticate and subscribe', () => {
+  // parseClientMessage recognises well-formed authenticate/subscribe without zod; it must accept
+  // exactly what the schema accepts and return what zod returns (unknown keys stripped).
+  const value = fc.oneof(fc.string({ maxLength: 70 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 70 }), { maxLength: 3 }));
+  const rooms = fc.oneof(
+    fc.array(fc.oneof(fc.string({ maxLength: 66 }), fc.constantFrom('ALL', 'BID_REQUEST', 'x'.repeat(64), 'y'.repeat(65))), { minLength: 0, maxLength: 66 }),
+    value,
+  );
+  const afterSeq = fc.oneof(fc.constant(undefined), fc.nat(), fc.integer({ min: -5, max: 5 }), fc.constantFrom(-0, 0.5, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e300, '5', null, true, [], {}));
+  const token = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('', 'x'.repeat(512), 'x'.repeat(513)), value);
+  const message = fc.oneof(
+    fc.record({ msg_type: fc.constant('authenticate'), payload: fc.oneof(fc.record({ token, extra: value }, { requiredKeys: [] }), value), top: value }, { requiredKeys: ['msg_type'] }),
+    fc.record({ msg_type: fc.constant('subscribe'), payload: fc.oneof(fc.record({ rooms, after_seq: afterSeq, extra: value }, { requiredKeys: [] }), value), top: value }, { requiredKeys: ['msg_type'] }),
+  );
+
+  it('agrees with the zod schema on generated messages', () => {
+    fc.assert(
+      fc.property(message, (m) => {
+        const text = JSON.stringify(m);
+        const r = parseClientMessage(text);
+        const z = ClientMessage.safeParse(JSON.parse(text));
+        expect(r.ok).toBe(z.success);
+        if (r.ok && z.success) expect(r.message).toEqual(z.data);
+      }),
+      { numRuns: 5000, seed: 13 },
+    );
   });
 });

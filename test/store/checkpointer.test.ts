@@ -1,7 +1,8 @@
 /**
  * The WAL checkpointer is supervised: its worker thread really fails (the test hook makes the
  * first worker throw on its thread, or report a checkpoint error), and the failure is logged,
- * counted in /metrics, reported by /readyz, and a new worker takes over and checkpoints.
+ * counted in /metrics, reported by /readyz, and a new worker takes over and checkpoints. It runs
+ * only while there is something to copy: started when the WAL passes a size, stopped when idle.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,7 @@ describe('supervised WAL checkpointer', () => {
     it(`a ${fault === 'crash' ? 'crashed worker thread' : 'failed checkpoint'} is logged, counted, reported and the worker restarted`, async () => {
       const file = path.join(root, `db-${++n}`, 'tpx.sqlite');
       const logger = recordingLogger();
-      const store = new SqliteStore({ filename: file, logger, checkpointFault: fault });
+      const store = new SqliteStore({ filename: file, logger, checkpointFault: fault, checkpointAtWalBytes: 0 });
       await store.init();
       cleanups.push(() => store.close());
       const a = await store.createAccount({});
@@ -89,7 +90,7 @@ describe('supervised WAL checkpointer', () => {
       },
     });
     const config = loadConfig({ TPX_DATA_DIR: path.join(root, `srv-${++n}`), TPX_HOST: '127.0.0.1', TPX_PORT: '0', TPX_ADMIN_TOKEN: 'tpx_admin_checkpointer_test_0123456789' });
-    const server = await startServer(config, { logger: pino({ level: 'info' }, sink), storeOptions: { sqlite: { checkpointFault: 'crash' } } });
+    const server = await startServer(config, { logger: pino({ level: 'info' }, sink), storeOptions: { sqlite: { checkpointFault: 'crash', checkpointAtWalBytes: 0 } } });
     cleanups.push(() => server.close());
     const target = { url: server.url, adminToken: server.adminToken };
     const down = await waitFor(
@@ -108,4 +109,32 @@ describe('supervised WAL checkpointer', () => {
     await waitFor(async () => (await api(target, 'GET', '/readyz', undefined, { token: null })).status === 200, 10_000, '/readyz to recover');
     expect((await api(target, 'GET', '/metrics')).text).toMatch(/^tpx_store_checkpointer_restarts_total 1$/m);
   });
+
+  it('runs only while the WAL has content to copy: started past the size, stopped when idle, started again', async () => {
+    const file = path.join(root, `db-${++n}`, 'tpx.sqlite');
+    const store = new SqliteStore({ filename: file, checkpointAtWalBytes: 256 * 1024, checkpointIdleStopMs: 1500 });
+    await store.init();
+    cleanups.push(() => store.close());
+    const cp = (store as unknown as { d: { checkpointer: { running: boolean; starts: number } } }).d.checkpointer;
+    const a = await store.createAccount({});
+    await store.appendEvents([ev([a.account_id])]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(cp.running).toBe(false); // a few pages: nothing worth a thread
+    const mainBefore = statSync(file).size;
+    for (let i = 0; i < 20; i++) await store.appendEvents(Array.from({ length: 20 }, () => ev([a.account_id], { payload_json: JSON.stringify({ pad: 'x'.repeat(2000) }) })));
+    expect(statSync(`${file}-wal`).size).toBeGreaterThan(256 * 1024);
+    await waitFor(() => cp.running, 5_000, 'a worker once the WAL passed the size');
+    await waitFor(() => statSync(file).size > mainBefore, 10_000, 'pages copied into the database file');
+    await waitFor(() => !cp.running, 10_000, 'the worker stopped after idling');
+    expect(store.status()).toMatchObject({ ok: true, counters: { checkpoint_failures: 0 } });
+    await waitFor(() => statSync(`${file}-wal`).size === 0, 5_000, 'the WAL truncated by the stopping worker');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(cp.running).toBe(false); // stays stopped while nothing is written
+    expect((await store.readEvents({ account_id: a.account_id, after_seq: 0, types: null, limit: 1000 })).events).toHaveLength(401);
+    // New growth past the size starts a worker again.
+    for (let i = 0; i < 40; i++) await store.appendEvents(Array.from({ length: 20 }, () => ev([a.account_id], { payload_json: JSON.stringify({ pad: 'y'.repeat(2000) }) })));
+    await waitFor(() => cp.running, 5_000, 'a worker again');
+    expect(cp.starts).toBe(2);
+  }, 30_000);
 });
+

@@ -36,7 +36,8 @@
  * a COMMIT (the call then fails with CommitInDoubtError, and appends resolve it: in-doubt.ts) or
  * a single-statement write, which may still take effect (docs/operations.md).
  */
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type * as pg from 'pg';
 import type { StoreLogger } from '../logger.js';
 import { StoreUnavailableError, type Durability } from '../types.js';
 import type { ConstraintErrors } from '../shared/accounts.js';
@@ -52,12 +53,20 @@ export const LIVENESS_AFTER_MS = 1_500;
 export const LIVENESS_TIMEOUT_MS = 2_000;
 const MAX_TX_RETRIES = 5;
 
+/**
+ * `pg` is loaded when the first PostgreSQL store is built, not when this module is: the module
+ * is reachable from the store factory, and a node on the embedded store would otherwise load
+ * pg's module graph at start-up for nothing (≈ 0.4 MiB of heap, a few MiB of RSS).
+ */
+let pgModule: typeof pg | null = null;
+const pgLib = (): typeof pg => (pgModule ??= createRequire(import.meta.url)('pg') as typeof pg);
+
 // BIGINT (20) and NUMERIC-free counts → JS numbers, without touching pg's global parsers.
 const INT8_OID = 20;
 const typeParsers = {
   getTypeParser(oid: number, format?: string): any {
     if (oid === INT8_OID && format !== 'binary') return (v: string) => Number(v);
-    return (pg.types.getTypeParser as (oid: number, format?: string) => unknown)(oid, format);
+    return (pgLib().types.getTypeParser as (oid: number, format?: string) => unknown)(oid, format);
   },
 };
 
@@ -164,7 +173,7 @@ export class PgDatabase {
 
   constructor(readonly opts: PostgresStoreOptions) {
     const t = opts.timeouts ?? {};
-    this.pool = new pg.Pool({
+    this.pool = new (pgLib().Pool)({
       connectionString: opts.connectionString,
       max: opts.max ?? 10,
       application_name: opts.applicationName ?? 'tpx-realtime',
@@ -249,7 +258,7 @@ export class PgDatabase {
   /** A call has waited long: is the server alive (just busy) or hung? One check at a time. */
   private checkLiveness(): Promise<void> {
     this.liveness ??= (async () => {
-      const probe = new pg.Client({
+      const probe = new (pgLib().Client)({
         connectionString: this.opts.connectionString,
         application_name: `${this.opts.applicationName ?? 'tpx-realtime'} liveness`,
         connectionTimeoutMillis: LIVENESS_TIMEOUT_MS,

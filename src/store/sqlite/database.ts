@@ -1,6 +1,6 @@
 /**
  * The embedded store's connection and what every aggregate shares: opening the file (0600,
- * WAL, pragmas), migrations, the supervised checkpointer, synced durability (wal-sync.ts), the
+ * WAL, pragmas), migrations, the supervised checkpointer (started when the WAL grows), synced durability (wal-sync.ts), the
  * statement cache and the notice of commits made by other connections.
  *
  * better-sqlite3 is synchronous: statements run inline and the aggregates return resolved
@@ -35,6 +35,10 @@ export interface SqliteStoreOptions {
   backgroundCheckpoints?: boolean;
   /** Test hook: make the first checkpoint worker fail for real (checkpointer.ts). */
   checkpointFault?: CheckpointFault;
+  /** Start the checkpoint worker once the WAL is larger than this (default 4 MiB; 0: at once). */
+  checkpointAtWalBytes?: number;
+  /** Stop the checkpoint worker after this long with nothing to copy (default 60 s). */
+  checkpointIdleStopMs?: number;
   /** How long staged per-account stream rows wait to be moved in one batch (stream-index.ts). */
   streamBatchMs?: number;
   /** How long api_keys.last_used_at updates wait to be written in one batch (shared/key-touches.ts). */
@@ -94,6 +98,8 @@ export class SqliteDatabase {
         logger: this.opts.logger,
         fault: this.opts.checkpointFault,
         onIoError: (problem) => this.fail(new StoreUnavailableError(`WAL ${problem}`)),
+        startAtWalBytes: this.opts.checkpointAtWalBytes,
+        idleStopMs: this.opts.checkpointIdleStopMs,
       });
     }
     this.ready = true;

@@ -229,13 +229,12 @@ export class SqliteEventLog implements EventLog {
     const s = this.s;
     const eventId = Number(s.insertEvent.run(event.msg_id, event.msg_type, event.payload_json, event.source_id, event.created_at_ms, plan.recipients.length).lastInsertRowid);
     const copies: AccountEvent[] = [];
-    if (plan.recipients.length <= 2) {
-      for (const accountId of plan.recipients) {
-        const seq = s.bumpSeq.get(accountId) as number;
-        this.stream.add(accountId, seq, eventId, event.created_at_ms);
-        copies.push(accountCopy(event, accountId, seq));
-      }
-    } else {
+    if (plan.recipients.length === 1) {
+      const accountId = plan.recipients[0];
+      const seq = s.bumpSeq.get(accountId) as number;
+      this.stream.add(accountId, seq, eventId, event.created_at_ms);
+      copies.push(accountCopy(event, accountId, seq));
+    } else if (plan.recipients.length > 1) {
       const ids = JSON.stringify(plan.recipients);
       const seqOf = new Map<string, number>();
       for (const row of s.bumpSeqMany.all(ids) as { account_id: string; last_seq: number }[]) seqOf.set(row.account_id, row.last_seq);

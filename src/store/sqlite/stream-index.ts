@@ -7,7 +7,7 @@
  * wrote ~145 WAL pages (~290 pwrite calls) and took ~1.4 ms, more than the rest of the publish
  * path. That is paid on the event loop, per event, exactly when latency matters.
  *
- * Instead a commit appends the rows to account_events_pending (a rowid table without indexes:
+ * Instead a commit appends the rows of an event with several recipients to account_events_pending (a rowid table without indexes:
  * the rows land on its last page or two) in the same transaction as the event, so they are
  * exactly as durable. `materialize()` later moves everything pending into account_events in
  * one transaction, sorted, so each account's leaf is written once per batch rather than once
@@ -33,7 +33,7 @@ export class StreamIndex {
   private moveScheduled = false;
   /** Moves rows of a quiet store, where no later commit comes to trigger afterCommit(). */
   private fallback: NodeJS.Timeout | null = null;
-  private readonly stage: Database.Statement;
+  private readonly direct: Database.Statement;
   private readonly stageMany: Database.Statement;
   private readonly move: () => number;
   private readonly last: Database.Statement;
@@ -44,7 +44,7 @@ export class StreamIndex {
     /** False once the storage failed (database.ts fail()): then nothing more is moved. */
     private readonly writable: () => boolean = () => true,
   ) {
-    this.stage = db.prepare('INSERT INTO account_events_pending (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)');
+    this.direct = db.prepare('INSERT INTO account_events (account_id, seq, event_id, created_at_ms) VALUES (?, ?, ?, ?)');
     // The seqs were just bumped in the same transaction: read them back from accounts.
     this.stageMany = db.prepare(
       `INSERT INTO account_events_pending (account_id, seq, event_id, created_at_ms)
@@ -65,10 +65,15 @@ export class StreamIndex {
     this.move = () => tx.immediate();
   }
 
-  /** Stage one account's row (inside the caller's append transaction). */
+  /**
+   * The row of an event for ONE account goes straight into account_events (inside the caller's
+   * append transaction): it dirties that account's rightmost leaf, one page, which is what
+   * staging it would cost, minus the later move. Staging pays off only when an event dirties
+   * many accounts' leaves; for a single account at a low rate it doubled the commits (each event
+   * staged, then moved alone: ≈ 15 WAL writes and 11 lock calls per event instead of ≈ 8 and 6).
+   */
   add(accountId: string, seq: number, eventId: number, createdAtMs: number): void {
-    this.staged();
-    this.stage.run(accountId, seq, eventId, createdAtMs);
+    this.direct.run(accountId, seq, eventId, createdAtMs);
   }
 
   /** Stage the rows of every account in `accountIdsJson` at its current last_seq. */
