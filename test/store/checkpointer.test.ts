@@ -62,7 +62,7 @@ describe('supervised WAL checkpointer', () => {
   it('a checkpoint that fails with an I/O error is fatal, as a failed WAL sync is: not restarted, nothing more written, the owner told', async () => {
     const file = path.join(root, `db-${++n}`, 'tpx.sqlite');
     const logger = recordingLogger();
-    const store = new SqliteStore({ filename: file, logger, checkpointFault: 'ioerror' });
+    const store = new SqliteStore({ filename: file, logger, checkpointFault: 'ioerror', checkpointAtWalBytes: 0 });
     await store.init();
     cleanups.push(() => store.close());
     const fatal: Error[] = [];
