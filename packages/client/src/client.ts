@@ -36,6 +36,7 @@ import {
   isNetworkFailure,
   normalizeEndpoint,
   normalizeStreamEndpoint,
+  notAStream,
   probeUpgradeStatus,
   statusFromSocketError,
   streamRejection,
@@ -445,6 +446,9 @@ export class TpxClient {
       return;
     }
     if (gen !== this.gen) {
+      // close() ran while the factory worked: `ws` emits 'error' when a CONNECTING socket is
+      // terminated, and throws it without a listener (a crash of the whole process).
+      detach(ws);
       safeClose(ws, 1000, 'client closed');
       return;
     }
@@ -499,6 +503,11 @@ export class TpxClient {
       return;
     }
     const { status, body } = refusal;
+    if (status >= 200 && status < 300) {
+      // A page (a console, a proxy's login form, another server): the next answer will be the same.
+      this.shutdown({ reason: 'fatal', error: notAStream(this.url, status, refusal.contentType) });
+      return;
+    }
     const code = typeof body?.code === 'string' ? body.code : undefined;
     const message = typeof body?.error === 'string' ? body.error : `HTTP ${status}`;
     if (code?.startsWith('AUTH_')) {
@@ -611,6 +620,9 @@ export class TpxClient {
     }
     this.ready = false;
     this.queue.length = 0; // not processed → replayed on the next start from lastSeq
+    // Settled with THIS ending only: a listener below may call connect() again, whose promise
+    // must wait for the new attempt.
+    const waiters = this.connectWaiters.splice(0);
     this.setState('closed');
     if (info.error) {
       // Never silent: with nobody listening, say why the client stopped.
@@ -619,7 +631,7 @@ export class TpxClient {
     }
     this.emit('closed', info);
     // close() before the first open settles connect() quietly; fatal endings reject it.
-    for (const w of this.connectWaiters.splice(0)) {
+    for (const w of waiters) {
       if (info.error) w.reject(info.error);
       else w.resolve();
     }

@@ -72,6 +72,16 @@ export function streamRejection(url: string, status: number): TpxConnectionError
   return new TpxConnectionError('HANDSHAKE_REJECTED', message, { fatal: true, httpStatus: status });
 }
 
+/** The fatal error for an SSE request answered 2xx with something other than an event stream. */
+export function notAStream(url: string, status: number, contentType: string): TpxConnectionError {
+  return new TpxConnectionError(
+    'NOT_AN_EVENT_STREAM',
+    `${url} answered HTTP ${status} with ${contentType ? `"${contentType.split(';')[0]}"` : 'no content type'}, not an event stream ` +
+      `(text/event-stream): give the tpx-realtime server's base URL (e.g. https://realtime.example.com), not a page of it`,
+    { fatal: true, httpStatus: status },
+  );
+}
+
 /** The `/ws` URL the user probably meant, when `url` is not already one. */
 export function suggestedEndpoint(url: string): string | undefined {
   const u = new URL(url);

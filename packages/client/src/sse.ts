@@ -35,6 +35,8 @@ export interface SseOpenOptions {
 
 export interface SseRefusal {
   status: number;
+  /** The answer's `Content-Type` (a 200 that is not `text/event-stream` is a page, not a stream). */
+  contentType: string;
   /** The JSON error body (`{ error, code, … }`) when there was one. */
   body: Record<string, unknown> | undefined;
 }
@@ -169,7 +171,7 @@ export class SseLink implements WebSocketLike {
       } catch {
         /* not JSON: a proxy's page, another server */
       }
-      this.refusal = { status: res.status, body };
+      this.refusal = { status: res.status, contentType: type, body };
       this.finish(1006, `HTTP ${res.status}`);
       return;
     }
