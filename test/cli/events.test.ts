@@ -2,11 +2,13 @@
  * `tpx publish`, `tpx listen` and `tpx webhooks forward` against a real server.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { makeCa, makeLeaf } from '../helpers/certs.js';
 import { createAccountWithKey, publish, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { runCli, spawnCli, stopAllCli, type CliResult } from './run-cli.js';
 
@@ -25,6 +27,17 @@ afterAll(async () => {
   await stopAllCli();
   await stopAll();
 });
+
+/** A loopback port nothing listens on (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 function ok(r: CliResult): CliResult {
   expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
@@ -110,6 +123,27 @@ describe('tpx listen', () => {
     expect(await l.exited()).toBe(1);
     expect(l.stderr()).toContain(`error HANDSHAKE_REJECTED: no WebSocket endpoint at ws://127.0.0.1:${server.port}/api (HTTP 404); did you mean ws://127.0.0.1:${server.port}/ws?`);
     expect(l.stderr()).not.toMatch(/reconnecting/);
+  });
+
+  it('a port where nothing listens: retried, and each status line says why (not just "connection lost")', async () => {
+    const { token } = await createAccountWithKey(server);
+    const closedPort = await freePort();
+    const l = spawnCli(['listen', '--token', token, '--url', `http://127.0.0.1:${closedPort}`], { env });
+    const line = await l.waitFor(/reconnecting in/, 'stderr');
+    expect(line).toContain(`cannot connect to ws://127.0.0.1:${closedPort}/ws: connect ECONNREFUSED 127.0.0.1:${closedPort} (is the server running, and is this its port?)`);
+    expect(await l.stop('SIGINT')).toBe(0);
+  });
+
+  it('http:// against a TLS port exits 1 with a hint to use https:// (fatal, not retried)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tpx-cli-tls-'));
+    makeCa(dir);
+    const leaf = makeLeaf(dir, 'leaf');
+    const tls = await startTestServer({ env: { TPX_TLS_CERT: leaf.cert, TPX_TLS_KEY: leaf.key } });
+    const l = spawnCli(['listen', '--token', 'tp_live_x', '--url', `http://127.0.0.1:${tls.port}`], { env });
+    expect(await l.exited()).toBe(1);
+    expect(l.stderr()).toContain(`error TLS_REQUIRED: ws://127.0.0.1:${tls.port}/ws closed the connection without an answer and speaks TLS on that port: use wss://127.0.0.1:${tls.port}/ws`);
+    expect(l.stderr()).not.toMatch(/reconnecting/);
+    await tls.stop();
   });
 
   it('an invalid key prints the error code and exits 2 (close 4001)', async () => {

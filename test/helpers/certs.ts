@@ -19,12 +19,12 @@ export function makeCa(dir: string): void {
 }
 
 /**
- * `<name>.pem`/`<name>.key` for 127.0.0.1 and localhost, signed by the CA of `dir` (makeCa), valid
- * from now for two days, or (`expired`) during January 2020.
+ * `<name>.pem`/`<name>.key` for 127.0.0.1 and localhost (or the subjectAltName `names`), signed by
+ * the CA of `dir` (makeCa), valid from now for two days, or (`expired`) during January 2020.
  */
-export function makeLeaf(dir: string, name: string, options: { expired?: boolean } = {}): { cert: string; key: string } {
+export function makeLeaf(dir: string, name: string, options: { expired?: boolean; names?: string } = {}): { cert: string; key: string } {
   const ext = path.join(dir, `${name}.ext`);
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  writeFileSync(ext, `subjectAltName=${options.names ?? 'IP:127.0.0.1,DNS:localhost'}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
   openssl(dir, 'req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
   if (!options.expired) {
     openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', ext);

@@ -33,7 +33,6 @@ import { Deduplicator } from './dedup.js';
 import {
   handshakeRejection,
   isFatalHandshakeStatus,
-  isNetworkFailure,
   normalizeEndpoint,
   normalizeStreamEndpoint,
   notAStream,
@@ -41,6 +40,7 @@ import {
   statusFromSocketError,
   streamRejection,
 } from './endpoint.js';
+import { describeCause, isHangUp, isRefused, isTlsUrl, isUnreachable, probeSpeaksTls, tlsMistake, tlsRequired } from './diagnose.js';
 import { TpxAuthError, TpxConnectionError, TpxError, TpxHandlerError, TpxProtocolError, TpxServerError } from './errors.js';
 import { SseLink, type FetchLike } from './sse.js';
 import { defaultWebSocketFactory, frameText, WS_OPEN, type WebSocketFactory, type WebSocketLike } from './transport.js';
@@ -186,6 +186,8 @@ export class TpxClient {
   private ready = false;
   private authError: TpxAuthError | undefined;
   private socketError: unknown;
+  /** A retried TLS problem (expired certificate) was reported on `error` since the last open. */
+  private tlsReported = false;
   private resumedFrom: number | undefined;
   /** End of the last gap this connection announced (SSE repeats `subscribed.gap` as a gap message). */
   private gapThrough: number | undefined;
@@ -475,7 +477,7 @@ export class TpxClient {
       if (gen !== this.gen) return;
       this.socket = undefined;
       if (opened) this.onDrop(gen, { closeCode: ev.code, closeReason: ev.reason });
-      else if (ws instanceof SseLink) this.onStreamRefused(gen, ws);
+      else if (ws instanceof SseLink) void this.onStreamRefused(gen, ws);
       else void this.onHandshakeFailed(gen, ev.code, ev.reason);
     };
   }
@@ -496,10 +498,15 @@ export class TpxClient {
    * The SSE request failed before the stream started. A network failure or 5xx/408/429 is
    * retried; an `AUTH_…` answer (401/403), invalid rooms (400) or another 3xx/4xx is fatal.
    */
-  private onStreamRefused(gen: number, link: SseLink): void {
+  private async onStreamRefused(gen: number, link: SseLink): Promise<void> {
     const refusal = link.refusal;
     if (!refusal) {
-      this.onDrop(gen, { closeCode: 1006 });
+      // No HTTP answer: a TLS mistake (fatal, with a hint) or the network (retried, reason kept).
+      const cause = this.socketError;
+      const mistake = await this.diagnose(cause, true);
+      if (gen !== this.gen || this._state === 'closed') return;
+      if (mistake?.fatal) this.shutdown({ reason: 'fatal', error: mistake });
+      else this.onDrop(gen, { closeCode: 1006, error: mistake ?? this.unreachable(cause) });
       return;
     }
     const { status, body } = refusal;
@@ -530,17 +537,51 @@ export class TpxClient {
   private async onHandshakeFailed(gen: number, closeCode: number, closeReason: string): Promise<void> {
     const cause = this.socketError;
     let status = statusFromSocketError(cause);
-    if (status === undefined && this.diagnoseHandshake && !isNetworkFailure(cause)) status = await probeUpgradeStatus(this.url);
+    let mistake = status === undefined ? await this.diagnose(cause, this.diagnoseHandshake) : undefined;
+    let why = cause;
+    if (status === undefined && mistake === undefined && this.diagnoseHandshake && cause !== undefined && !isUnreachable(cause) && !isHangUp(cause)) {
+      // The WHATWG WebSocket says nothing: ask the server with a plain upgrade request.
+      const probe = await probeUpgradeStatus(this.url);
+      status = probe.status;
+      if (status === undefined && probe.error !== undefined) {
+        why = probe.error;
+        mistake = await this.diagnose(probe.error, true);
+      }
+    }
     if (gen !== this.gen || this._state === 'closed') return; // closed or timed out meanwhile
     if (status !== undefined && isFatalHandshakeStatus(status)) {
       this.shutdown({ reason: 'fatal', error: handshakeRejection(this.url, status) });
       return;
     }
+    if (mistake?.fatal) {
+      this.shutdown({ reason: 'fatal', error: mistake });
+      return;
+    }
     const error =
       status === undefined
-        ? undefined
+        ? (mistake ?? this.unreachable(why))
         : new TpxConnectionError(`HTTP_${status}`, `the WebSocket upgrade at ${this.url} was answered HTTP ${status}`, { httpStatus: status, cause });
     this.onDrop(gen, { closeCode, closeReason, error });
+  }
+
+  /** A connection attempt that got no answer: retried, with the reason in `reconnecting`. */
+  private unreachable(cause: unknown): TpxConnectionError | undefined {
+    const why = describeCause(cause);
+    if (why === undefined) return undefined;
+    const hint = isRefused(cause) ? ' (is the server running, and is this its port?)' : '';
+    return new TpxConnectionError('NETWORK_ERROR', `cannot connect to ${this.url}: ${why}${hint}`, { cause });
+  }
+
+  /**
+   * A TLS mistake behind a failure before the connection opened (diagnose.ts), or undefined. A
+   * plain URL whose server hung up is probed (Node, `probe`) for a TLS server on that port.
+   */
+  private async diagnose(cause: unknown, probe: boolean): Promise<TpxConnectionError | undefined> {
+    if (cause === undefined) return undefined;
+    const mistake = tlsMistake(this.url, cause);
+    if (mistake) return mistake;
+    if (probe && !isTlsUrl(this.url) && isHangUp(cause) && (await probeSpeaksTls(this.url))) return tlsRequired(this.url);
+    return undefined;
   }
 
   /** Give up on the current socket without waiting for a closing handshake (dead peer, timeout). */
@@ -586,9 +627,16 @@ export class TpxClient {
       info.error ??
       new TpxConnectionError(
         closeCode === undefined ? 'NETWORK_ERROR' : `CLOSED_${closeCode}`,
-        closeCode === undefined ? errorMessage(this.socketError) : `connection closed (${closeCode}${closeReason ? `: ${closeReason}` : ''})`,
+        closeCode === undefined
+          ? (describeCause(this.socketError) ?? 'connection error')
+          : `connection closed (${closeCode}${closeReason ? `: ${closeReason}` : ''})${closeCode === 1006 && this.socketError !== undefined ? `: ${describeCause(this.socketError)}` : ''}`,
         { closeCode, closeReason, cause: this.socketError },
       );
+    if (error.code.startsWith('TLS_') && !this.tlsReported) {
+      // Retried (an expired certificate gets renewed) but never silent: once per failing streak.
+      this.tlsReported = true;
+      this.emit('error', error);
+    }
     const attempt = this.backoff.attempts + 1;
     const delayMs = this.backoff.next();
     this.setState('reconnecting');
@@ -641,6 +689,7 @@ export class TpxClient {
   private markOpen(): void {
     if (this.ready) return;
     this.ready = true;
+    this.tlsReported = false;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.stats.connections++;
