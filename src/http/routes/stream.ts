@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { ALL_ROOM, ErrorCode } from '@tpx-realtime/protocol';
 import type { Gateway } from '../../gateway/gateway.js';
 import { serveEventStream } from '../../gateway/sse-stream.js';
+import { drainBounce } from '../../gateway/sse-transport.js';
 import type { Logger } from '../../observability/logger.js';
 import { HttpError } from '../errors.js';
 
@@ -75,8 +76,10 @@ export function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps): void 
     }
     const afterSeq = afterSeqOf(request.headers['last-event-id'], q);
     if (!deps.gateway.acceptingConnections) {
-      reply.header('retry-after', '1');
-      throw new HttpError(503, ErrorCode.UNAVAILABLE, 'Server is shutting down: reconnect (another node will answer)');
+      // Not a 503: EventSource never retries after one (see drainBounce).
+      reply.hijack();
+      drainBounce(reply.raw, CORS);
+      return;
     }
     reply.hijack();
     await serveEventStream(deps.gateway, reply.raw, { token, rooms: roomsOf(q), afterSeq }, { maxOutboundBytes: deps.maxOutboundBytes, headers: CORS, logger: deps.logger });
