@@ -99,11 +99,16 @@ export interface TpxClientOptions {
   connectTimeoutMs?: number;
   /**
    * Bound on events received but not yet processed (slow handlers). Beyond it the client
-   * drops the connection and the unprocessed events, waits until its handlers caught up,
-   * then reconnects and resumes from `lastSeq`: memory stays bounded, nothing is lost.
-   * Default 10 000.
+   * drops the connection (keeping what it queued), waits until its handlers caught up, then
+   * reconnects and resumes after the last event it queued: memory stays bounded, nothing is
+   * lost, nothing is received twice. Default 10 000.
    */
   maxBufferedEvents?: number;
+  /**
+   * The same bound in bytes (the frames' JSON text; the parsed events take about as much again).
+   * One event is always accepted, whatever its size. Default 16 MiB.
+   */
+  maxBufferedBytes?: number;
   /** Custom WebSocket construction (tests, proxies, custom TLS). Default: global WebSocket, else `ws`. */
   webSocketFactory?: WebSocketFactory;
   /**
@@ -148,7 +153,7 @@ export interface TpxClientStats {
   reconnects: number;
 }
 
-type QueueItem = { kind: 'event'; event: TpxEvent } | { kind: 'gap'; gap: GapInfo };
+type QueueItem = { kind: 'event'; event: TpxEvent; bytes: number } | { kind: 'gap'; gap: GapInfo };
 
 interface IteratorControl {
   finish(error?: Error): void;
@@ -171,6 +176,7 @@ export class TpxClient {
   private readonly fetchImpl: FetchLike | undefined;
   private readonly diagnoseHandshake: boolean;
   private readonly maxBufferedEvents: number;
+  private readonly maxBufferedBytes: number;
 
   private _state: ClientState = 'idle';
   private readonly desired: Set<Room>;
@@ -197,11 +203,14 @@ export class TpxClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
   private readonly queue: QueueItem[] = [];
+  /** Frame bytes of the events in `queue`. */
+  private queuedBytes = 0;
+  /**
+   * Highest seq put in the queue (event or gap end) since the queue was last discarded. The queue
+   * survives a reconnect, so the next subscribe resumes after it: nothing queued is sent again.
+   */
+  private receivedThrough: number | undefined;
   private pumping = false;
-  /** seq of the event whose handlers are running (not yet processed). */
-  private inProgressSeq: number | undefined;
-  /** Resume point captured when unprocessed events were dropped (used until an event is processed). */
-  private overflowResume: number | undefined;
   private idleWaiters: Array<() => void> = [];
   private connectWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private readonly iterators = new Set<IteratorControl>();
@@ -234,6 +243,10 @@ export class TpxClient {
     this.fetchImpl = options.fetch ?? (typeof globalThis.fetch === 'function' ? (globalThis.fetch.bind(globalThis) as FetchLike) : undefined);
     this.diagnoseHandshake = options.diagnoseHandshake ?? options.webSocketFactory === undefined;
     this.maxBufferedEvents = options.maxBufferedEvents ?? 10_000;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    for (const [name, v] of [['maxBufferedEvents', this.maxBufferedEvents], ['maxBufferedBytes', this.maxBufferedBytes]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`TpxClient: ${name} must be an integer ≥ 1`);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -249,6 +262,12 @@ export class TpxClient {
    */
   get lastSeq(): number | undefined {
     return this._lastSeq;
+  }
+  /** Events received and waiting for handlers (the one being handled not counted), and their frame bytes. */
+  get buffered(): { events: number; bytes: number } {
+    let events = 0;
+    for (const item of this.queue) if (item.kind === 'event') events++;
+    return { events, bytes: this.queuedBytes };
   }
   /** Account of the token, known once authenticated. */
   get accountId(): string | undefined {
@@ -503,7 +522,8 @@ export class TpxClient {
     if (!refusal) {
       // No HTTP answer: a TLS mistake (fatal, with a hint) or the network (retried, reason kept).
       const cause = this.socketError;
-      const mistake = await this.diagnose(cause, true);
+      let mistake = tlsMistake(this.url, cause);
+      if (!mistake && this.plainUrlHungUp(cause) && (await probeSpeaksTls(this.url))) mistake = tlsRequired(this.url);
       if (gen !== this.gen || this._state === 'closed') return;
       if (mistake?.fatal) this.shutdown({ reason: 'fatal', error: mistake });
       else this.onDrop(gen, { closeCode: 1006, error: mistake ?? this.unreachable(cause) });
@@ -537,15 +557,20 @@ export class TpxClient {
   private async onHandshakeFailed(gen: number, closeCode: number, closeReason: string): Promise<void> {
     const cause = this.socketError;
     let status = statusFromSocketError(cause);
-    let mistake = status === undefined ? await this.diagnose(cause, this.diagnoseHandshake) : undefined;
+    let mistake = status === undefined ? tlsMistake(this.url, cause) : undefined;
     let why = cause;
-    if (status === undefined && mistake === undefined && this.diagnoseHandshake && cause !== undefined && !isUnreachable(cause) && !isHangUp(cause)) {
-      // The WHATWG WebSocket says nothing: ask the server with a plain upgrade request.
-      const probe = await probeUpgradeStatus(this.url);
-      status = probe.status;
-      if (status === undefined && probe.error !== undefined) {
-        why = probe.error;
-        mistake = await this.diagnose(probe.error, true);
+    if (status === undefined && mistake === undefined && this.diagnoseHandshake && cause !== undefined && !isUnreachable(cause)) {
+      if (this.plainUrlHungUp(cause)) {
+        if (await probeSpeaksTls(this.url)) mistake = tlsRequired(this.url);
+      } else if (!isHangUp(cause)) {
+        // The WHATWG WebSocket says nothing: ask the server with a plain upgrade request.
+        const probe = await probeUpgradeStatus(this.url);
+        status = probe.status;
+        if (status === undefined && probe.error !== undefined) {
+          why = probe.error;
+          mistake = tlsMistake(this.url, probe.error);
+          if (!mistake && this.plainUrlHungUp(probe.error) && (await probeSpeaksTls(this.url))) mistake = tlsRequired(this.url);
+        }
       }
     }
     if (gen !== this.gen || this._state === 'closed') return; // closed or timed out meanwhile
@@ -572,16 +597,9 @@ export class TpxClient {
     return new TpxConnectionError('NETWORK_ERROR', `cannot connect to ${this.url}: ${why}${hint}`, { cause });
   }
 
-  /**
-   * A TLS mistake behind a failure before the connection opened (diagnose.ts), or undefined. A
-   * plain URL whose server hung up is probed (Node, `probe`) for a TLS server on that port.
-   */
-  private async diagnose(cause: unknown, probe: boolean): Promise<TpxConnectionError | undefined> {
-    if (cause === undefined) return undefined;
-    const mistake = tlsMistake(this.url, cause);
-    if (mistake) return mistake;
-    if (probe && !isTlsUrl(this.url) && isHangUp(cause) && (await probeSpeaksTls(this.url))) return tlsRequired(this.url);
-    return undefined;
+  /** A plain (ws:, http:) URL whose server closed without an answer: maybe a TLS port (probed). */
+  private plainUrlHungUp(cause: unknown): boolean {
+    return cause !== undefined && !isTlsUrl(this.url) && isHangUp(cause);
   }
 
   /** Give up on the current socket without waiting for a closing handshake (dead peer, timeout). */
@@ -667,7 +685,7 @@ export class TpxClient {
       safeClose(ws, 1000, 'client closed');
     }
     this.ready = false;
-    this.queue.length = 0; // not processed → replayed on the next start from lastSeq
+    this.discardQueue(); // not processed → replayed on the next start from lastSeq
     // Settled with THIS ending only: a listener below may call connect() again, whose promise
     // must wait for the new attempt.
     const waiters = this.connectWaiters.splice(0);
@@ -738,14 +756,13 @@ export class TpxClient {
     }
   }
 
-  /** `after_seq` for a (re)subscribe: the last processed seq, else just before the first unprocessed one received. */
+  /**
+   * `after_seq` for a (re)subscribe: past everything received (processed, or queued: the queue is
+   * kept across reconnects), else the last processed seq.
+   */
   private resumePoint(): number | undefined {
-    if (this._lastSeq !== undefined) return this._lastSeq;
-    if (this.inProgressSeq !== undefined) return Math.max(0, this.inProgressSeq - 1);
-    for (const item of this.queue) {
-      if (item.kind === 'event' && item.event.seq !== undefined) return Math.max(0, item.event.seq - 1);
-    }
-    return this.overflowResume;
+    if (this.receivedThrough === undefined) return this._lastSeq;
+    return Math.max(this.receivedThrough, this._lastSeq ?? 0);
   }
 
   private sendSubscribe(rooms: Room[]): void {
@@ -825,13 +842,12 @@ export class TpxClient {
       return;
     }
     this.stats.received++;
-    if (this.queue.length >= this.maxBufferedEvents) {
-      // Unprocessed events are dropped; the resume point (before them) makes the server replay them.
-      const gen = this.gen;
-      const resumeFrom = this.resumePoint();
-      this.queue.length = 0;
-      this.overflowResume = resumeFrom;
-      this.abandon(gen, new TpxConnectionError('BUFFER_OVERFLOW', `more than ${this.maxBufferedEvents} events waiting for handlers`));
+    const bytes = text!.length;
+    if (this.queue.length >= this.maxBufferedEvents || (this.queuedBytes > 0 && this.queuedBytes + bytes > this.maxBufferedBytes)) {
+      // This event and what follows it on this connection are not kept: the connection is
+      // dropped, the queue is processed, and the resume point (after the queue) brings them back.
+      const limit = this.queue.length >= this.maxBufferedEvents ? `${this.maxBufferedEvents} events` : `${this.maxBufferedBytes} bytes`;
+      this.abandon(this.gen, new TpxConnectionError('BUFFER_OVERFLOW', `more than ${limit} waiting for handlers`));
       return;
     }
     const event = {
@@ -842,7 +858,7 @@ export class TpxClient {
       via: this.transport === 'sse' ? 'sse' : 'websocket',
     } as TpxEvent;
     if (typeof f.seq === 'number') event.seq = f.seq;
-    this.enqueue({ kind: 'event', event });
+    this.enqueue({ kind: 'event', event, bytes });
   }
 
   /**
@@ -859,7 +875,7 @@ export class TpxClient {
       this._lastSeq = lastSeq;
       return;
     }
-    if (typeof resumedFrom === 'number' && lastSeq < resumedFrom && this._lastSeq !== undefined && this._lastSeq > lastSeq) {
+    if (typeof resumedFrom === 'number' && lastSeq < resumedFrom && this.resumePoint()! > lastSeq) {
       this.emit(
         'error',
         new TpxError(
@@ -869,6 +885,7 @@ export class TpxClient {
         ),
       );
       this._lastSeq = lastSeq;
+      if (this.receivedThrough !== undefined && this.receivedThrough > lastSeq) this.receivedThrough = lastSeq;
     }
   }
 
@@ -884,7 +901,17 @@ export class TpxClient {
 
   private enqueue(item: QueueItem): void {
     this.queue.push(item);
+    const through = item.kind === 'gap' ? item.gap.to_seq : item.event.seq;
+    if (item.kind === 'event') this.queuedBytes += item.bytes;
+    if (through !== undefined && (this.receivedThrough === undefined || through > this.receivedThrough)) this.receivedThrough = through;
     if (!this.pumping) void this.pump();
+  }
+
+  /** Drop what waits for handlers (the client stops): a later start resumes from `lastSeq`. */
+  private discardQueue(): void {
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.receivedThrough = undefined;
   }
 
   private async pump(): Promise<void> {
@@ -892,6 +919,7 @@ export class TpxClient {
     try {
       while (this.queue.length > 0) {
         const item = this.queue.shift()!;
+        if (item.kind === 'event') this.queuedBytes -= item.bytes;
         if (item.kind === 'gap') await this.dispatchGap(item.gap);
         else await this.process(item.event);
       }
@@ -919,7 +947,6 @@ export class TpxClient {
       this.stats.duplicates++;
       return;
     }
-    this.inProgressSeq = seq;
     const run = async () => {
       for (const h of [...(this.handlers.get(event.msg_type) ?? [])]) await h(event);
       for (const h of [...(this.handlers.get('event') ?? [])]) await h(event);
@@ -935,7 +962,6 @@ export class TpxClient {
       this.emit('error', new TpxHandlerError(event, err));
     }
     if (seq !== undefined && (this._lastSeq === undefined || seq > this._lastSeq)) this._lastSeq = seq;
-    this.inProgressSeq = undefined;
   }
 
   private emit<K extends TpxClientEventName>(name: K, ...args: Parameters<TpxClientEvents[K]>): void {
