@@ -318,7 +318,7 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     expect(f.sockets).toHaveLength(1);
   });
 
-  it('a silent connection (no ping within interval + grace) is declared dead and replaced', async () => {
+  it('a silent connection (no ping within interval + grace, and no answer to its own ping) is declared dead and replaced', async () => {
     const { client, f, reconnecting } = setup({ pingIntervalMs: 30_000, keepaliveGraceMs: 10_000, reconnect: { random: () => 0 } });
     void client.connect();
     await tick();
@@ -328,12 +328,44 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     await vi.advanceTimersByTimeAsync(39_999);
     expect(client.state).toBe('open');
     await vi.advanceTimersByTimeAsync(1);
+    // Silent for interval + grace: the client asks before it gives up.
+    expect(f.sockets[0]!.sent.at(-1)).toEqual({ msg_type: 'ping', payload: {} });
+    expect(f.sockets[0]!.terminated).toBe(false);
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(client.state).toBe('open');
+    await vi.advanceTimersByTimeAsync(1);
     expect(f.sockets[0]!.terminated).toBe(true);
     expect(reconnecting.at(-1)!.error).toMatchObject({ code: 'KEEPALIVE_TIMEOUT' });
     await vi.advanceTimersByTimeAsync(1);
     expect(f.sockets).toHaveLength(2);
     await client.close();
   });
+
+  it('a server that pings every 60 s (TPX_PING_INTERVAL_MS above the default) is not mistaken for a dead one: answered probe, then its cadence learnt', async () => {
+    const { client, f, reconnecting } = setup({ reconnect: { random: () => 0 } }); // defaults: 30 s + 10 s
+    void client.connect();
+    await tick();
+    const s = f.last();
+    s.handshake();
+    let probes = 0;
+    for (let minute = 1; minute <= 10; minute++) {
+      for (let t = 0; t < 60; t++) {
+        await vi.advanceTimersByTimeAsync(1_000);
+        const pings = s.sent.filter((m) => m.msg_type === 'ping').length;
+        if (pings > probes) {
+          probes = pings;
+          s.receive({ msg_type: 'pong', payload: {} }); // the server answers the client's ping (SPEC §2.1)
+        }
+      }
+      s.receive({ msg_type: 'ping', payload: {} });
+    }
+    expect(reconnecting).toEqual([]);
+    expect(f.sockets).toHaveLength(1);
+    expect(probes).toBe(1); // only before the first ping: after it, the 60 s cadence is known
+    await client.close();
+  });
+
+
 
   it('a connection that never completes the handshake times out and is retried', async () => {
     const { client, f, reconnecting } = setup({ connectTimeoutMs: 5_000, reconnect: { random: () => 0 } });

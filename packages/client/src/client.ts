@@ -91,7 +91,11 @@ export interface TpxClientOptions {
   /** Shared de-duplicator (pass the same one to the webhook handler). Default: a private one; `false` disables. */
   dedup?: Deduplicator | false;
   reconnect?: ReconnectOptions;
-  /** Server ping interval (SPEC §2.6). Default 30 000 ms. */
+  /**
+   * The shortest server ping interval to expect (SPEC §2.6). Default 30 000 ms. The client learns
+   * the server's actual cadence from its pings and waits longer if the server pings less often
+   * (`TPX_PING_INTERVAL_MS` above 30 s); over a WebSocket it also asks (`ping`) before it gives up.
+   */
   pingIntervalMs?: number;
   /** Extra silence tolerated after a missed ping before the connection is declared dead. Default 10 000 ms. */
   keepaliveGraceMs?: number;
@@ -160,6 +164,8 @@ interface IteratorControl {
 }
 
 const DEFAULT_ROOMS: Room[] = [ALL_ROOM];
+/** Upper bound of the server ping interval the client learns or assumes. */
+const MAX_ASSUMED_PING_MS = 10 * 60_000;
 
 export class TpxClient {
   readonly url: string;
@@ -199,6 +205,15 @@ export class TpxClient {
   private gapThrough: number | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The server's ping interval as far as we know: learnt from the gap between its pings (never
+   * below `pingIntervalMs`); kept across connections, as it is the server's setting.
+   */
+  private serverPingMs: number;
+  /** When this connection opened or last got a server ping (undefined before open). */
+  private lastPingAt: number | undefined;
+  /** Server pings this connection got. */
+  private pingsSeen = 0;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -238,6 +253,7 @@ export class TpxClient {
     this.maxAttempts = rc.maxAttempts ?? Number.POSITIVE_INFINITY;
     this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
     this.keepaliveGraceMs = options.keepaliveGraceMs ?? 10_000;
+    this.serverPingMs = this.pingIntervalMs;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.factory = options.webSocketFactory ?? defaultWebSocketFactory;
     this.fetchImpl = options.fetch ?? (typeof globalThis.fetch === 'function' ? (globalThis.fetch.bind(globalThis) as FetchLike) : undefined);
@@ -478,6 +494,8 @@ export class TpxClient {
     ws.onopen = () => {
       if (gen !== this.gen) return;
       opened = true;
+      this.lastPingAt = Date.now(); // the server's first ping comes one interval after this
+      this.pingsSeen = 0;
       this.armKeepalive(gen);
       // An SSE request already carried the key, the rooms and the resume point: `subscribed` is next.
       if (ws instanceof SseLink) this._accountId = ws.accountId ?? this._accountId;
@@ -485,8 +503,9 @@ export class TpxClient {
     };
     ws.onmessage = (ev) => {
       if (gen !== this.gen) return;
-      this.armKeepalive(gen);
       this.handleFrame(ev.data);
+      // After the frame: a ping may have taught a new interval; a frame may have ended this connection.
+      if (gen === this.gen) this.armKeepalive(gen);
     };
     ws.onerror = (ev) => {
       if (gen !== this.gen) return;
@@ -509,6 +528,11 @@ export class TpxClient {
     const link = new SseLink({ url: this.url, token: this.token, rooms: [...this.desired], afterSeq: this.resumePoint(), fetch: this.fetchImpl });
     link.onactivity = () => {
       if (gen === this.gen) this.armKeepalive(gen);
+    };
+    link.onping = () => {
+      if (gen !== this.gen) return;
+      this.pingReceived();
+      this.armKeepalive(gen);
     };
     return link;
   }
@@ -722,13 +746,37 @@ export class TpxClient {
     for (const w of this.connectWaiters.splice(0)) w.resolve();
   }
 
+  /**
+   * Any message resets the liveness deadline: the server's ping interval as learnt, plus the grace.
+   * At the deadline a WebSocket asks the server (`ping`, answered with `pong`, SPEC §2.1) and gives
+   * up only if nothing comes within the grace: a server that pings less often than we assumed is
+   * not mistaken for a dead one. SSE cannot ask: a stream that timed out before its first ping
+   * doubles the interval assumed for the next connection (at most 10 minutes).
+   */
   private armKeepalive(gen: number): void {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
-    const silence = this.pingIntervalMs + this.keepaliveGraceMs;
-    this.keepaliveTimer = setTimeout(
-      () => this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms`)),
-      silence,
-    );
+    const silence = this.serverPingMs + this.keepaliveGraceMs;
+    this.keepaliveTimer = setTimeout(() => {
+      if (gen !== this.gen) return;
+      if (this.transport === 'websocket') {
+        this.send({ msg_type: 'ping', payload: {} });
+        this.keepaliveTimer = setTimeout(
+          () => this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms, nor an answer to a ping within ${this.keepaliveGraceMs} ms`)),
+          this.keepaliveGraceMs,
+        );
+        return;
+      }
+      if (this.pingsSeen === 0) this.serverPingMs = Math.min(this.serverPingMs * 2, MAX_ASSUMED_PING_MS);
+      this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms`));
+    }, silence);
+  }
+
+  /** A server ping: learn its cadence from the gap since the previous one (or since open). */
+  private pingReceived(): void {
+    const now = Date.now();
+    if (this.lastPingAt !== undefined) this.serverPingMs = Math.min(Math.max(this.pingIntervalMs, now - this.lastPingAt), MAX_ASSUMED_PING_MS);
+    this.lastPingAt = now;
+    this.pingsSeen++;
   }
 
   private clearConnectionTimers(): void {
@@ -790,6 +838,7 @@ export class TpxClient {
     const payload = (f.payload && typeof f.payload === 'object' ? f.payload : {}) as Record<string, unknown>;
     switch (f.msg_type) {
       case 'ping':
+        this.pingReceived();
         this.send({ msg_type: 'pong', payload: {} });
         return;
       case 'pong':

@@ -127,6 +127,8 @@ export class SseLink implements WebSocketLike {
   onerror: ((ev: any) => void) | null = null;
   /** Any sign of life (messages and `: ping` comments): the client's keepalive. */
   onactivity: (() => void) | null = null;
+  /** A `: ping` comment: the server's keepalive, whose cadence the client learns. */
+  onping: (() => void) | null = null;
   /** The account of the key (response header `X-Tpx-Account-Id`), once open. */
   accountId: string | undefined;
   /** Set when the server answered something other than a stream. */
@@ -185,6 +187,7 @@ export class SseLink implements WebSocketLike {
       (comment) => {
         const closing = parseCloseComment(comment);
         if (closing) this.closeInfo = closing;
+        else if (comment === 'ping') this.onping?.();
         this.onactivity?.();
       },
     );
