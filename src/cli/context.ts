@@ -60,9 +60,14 @@ export function resolveUrl(opts: GlobalOptions, env: NodeJS.ProcessEnv = process
   } catch {
     throw new CliError(`invalid server URL "${raw}" (expected e.g. ${DEFAULT_URL})`);
   }
+  // The WebSocket URL partners are given (`ws(s)://host/ws`, with or without a final slash) names
+  // the same server: take its base URL, as the SDK takes either.
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  else if (u.protocol === 'wss:') u.protocol = 'https:';
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new CliError(`invalid server URL "${raw}": use http:// or https://`);
+    throw new CliError(`invalid server URL "${raw}": use http:// or https:// (or the ws:// / wss:// URL of /ws)`);
   }
+  u.pathname = u.pathname.replace(/\/+$/, '').replace(/\/ws$/, '');
   return u.toString().replace(/\/+$/, '');
 }
 

@@ -13,7 +13,7 @@
  */
 import { TpxConnectionError } from './errors.js';
 
-/** `http://h:p` → `ws://h:p/ws`; `https://h:p/` → `wss://h:p/ws`; `ws(s)://…/path` is kept. Throws TypeError. */
+/** `http://h:p` → `ws://h:p/ws`; `https://h:p/` → `wss://h:p/ws`; `…/ws/` → `…/ws`; any other `ws(s)://…/path` is kept. Throws TypeError. */
 export function normalizeEndpoint(input: string): string {
   let url: URL;
   try {
@@ -26,7 +26,11 @@ export function normalizeEndpoint(input: string): string {
   else if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw new TypeError(`TpxClient: url must use ws://, wss://, http:// or https:// (got "${input}")`);
   }
-  if (url.pathname === '' || url.pathname === '/') url.pathname = '/ws';
+  // `…/ws/` (copied from a browser or a proxy config) is the same endpoint as `…/ws`: the server
+  // routes `/ws` only and would answer the slash with a 404.
+  const path = url.pathname.replace(/\/+$/, '');
+  if (path === '') url.pathname = '/ws';
+  else if (path.endsWith('/ws')) url.pathname = path;
   url.hash = '';
   return url.toString();
 }
