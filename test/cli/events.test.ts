@@ -204,4 +204,31 @@ describe('tpx webhooks forward', () => {
 
     expect(await fwd.stop('SIGINT')).toBe(0);
   });
+
+  // SPEC §4: destination_id is the account's partner_id, else its account_id; the forwarded body
+  // must be the one the dispatcher sends, or a receiver that routes on destination_id breaks.
+  async function forwardOne(accountId: string, token: string, extraEnv: Record<string, string | undefined>): Promise<{ body: Record<string, unknown>; stderr: string }> {
+    const port = (hookServer.address() as { port: number }).port;
+    const fwd = spawnCli(['webhooks', 'forward', '--token', token, '--to', `http://127.0.0.1:${port}/hook`], { env: { ...env, ...extraEnv } });
+    await fwd.waitFor(/subscribed to ALL/, 'stderr');
+    const published = await publish(server, { msg_type: 'BID_OUTBID', account_ids: [accountId], payload: (await import('../../packages/protocol/src/samples.js')).samplePayload('BID_OUTBID') });
+    const req = await waitFor(() => received.find((r) => r.headers['webhook-id'] === published.msg_id), 10_000, 'forwarded request');
+    const stderr = fwd.stderr();
+    expect(await fwd.stop('SIGINT')).toBe(0);
+    return { body: JSON.parse(req.body) as Record<string, unknown>, stderr };
+  }
+
+  it("destination_id is the account's partner_id (looked up with the admin token), source_id the server default", async () => {
+    const { accountId, token } = await createAccountWithKey(server, { partner_id: 'partner_forwarded' });
+    const { body, stderr } = await forwardOne(accountId, token, { TPX_SOURCE_ID: 'tpx_staging' });
+    expect(body).toMatchObject({ destination_id: 'partner_forwarded', source_id: 'tpx_staging' });
+    expect(stderr).toContain("destination_id: partner_forwarded (the account's partner_id)");
+  });
+
+  it('without an admin token: the account id, and the way to set the partner_id is printed', async () => {
+    const { accountId, token } = await createAccountWithKey(server, { partner_id: 'partner_no_admin' });
+    const { body, stderr } = await forwardOne(accountId, token, { TPX_ADMIN_TOKEN: undefined });
+    expect(body.destination_id).toBe(accountId);
+    expect(stderr).toContain('pass --destination-id <partner_id>');
+  });
 });
