@@ -5,6 +5,7 @@
  *          (the file the server writes when it generates a token on first start).
  */
 import { readFileSync } from 'node:fs';
+import { tpx } from './invocation.js';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient } from './api.js';
@@ -96,7 +97,7 @@ export function resolveApiKey(token: string | undefined, env: NodeJS.ProcessEnv 
       return old;
     }
   }
-  throw new CliError(`missing API key: pass --token <tp_live_…> or set ${API_KEY_ENV} (create one with \`npx tpx keys create --account <id>\`)`);
+  throw new CliError(`missing API key: pass --token <tp_live_…> or set ${API_KEY_ENV} (create one with \`${tpx()} keys create --account <id>\`)`);
 }
 
 export function adminTokenFile(env: NodeJS.ProcessEnv = process.env): string {

@@ -4,6 +4,7 @@
  * them as Standard-Webhooks-signed POSTs to a local URL).
  */
 import type { TpxEvent } from '@tpx-realtime/client';
+import { tpx } from '../invocation.js';
 import type { Room } from '@tpx-realtime/protocol';
 import type { Command } from 'commander';
 import { ApiError } from '../api.js';
@@ -52,14 +53,14 @@ function unsafeUrlHint(err: unknown, url: string): never {
       `${err.message}\n` +
         'hint: loopback and private addresses are refused by default (SSRF guard). For local development, either\n' +
         '  - start the server with TPX_WEBHOOK_ALLOW_PRIVATE=true (never in production), or\n' +
-        `  - leave the endpoint unregistered and run: npx tpx webhooks forward --token <tp_live_…> --to ${url}`,
+        `  - leave the endpoint unregistered and run: ${tpx()} webhooks forward --token <tp_live_…> --to ${url}`,
     );
   }
   throw err;
 }
 
 function secretArg(value: string): string {
-  if (!isValidSecret(value)) throw new CliError('invalid --secret: expected whsec_<base64 of at least 24 random bytes>, e.g. the secret printed by `tpx webhooks add`');
+  if (!isValidSecret(value)) throw new CliError(`invalid --secret: expected whsec_<base64 of at least 24 random bytes>, e.g. the secret printed by \`${tpx()} webhooks add\``);
   return value;
 }
 
