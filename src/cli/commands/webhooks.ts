@@ -48,6 +48,16 @@ async function destinationIdOf(cmd: Command, accountId: string): Promise<string>
  * guard, SPEC §5); during development the usual intent is "send my webhooks to localhost".
  */
 function unsafeUrlHint(err: unknown, url: string): never {
+  // The server checks that the host resolves (to public addresses) when the endpoint is added.
+  if (err instanceof ApiError && err.code === 'UNSAFE_WEBHOOK_URL' && /does not resolve/.test(err.message)) {
+    const host = hostOf(url);
+    throw new CliError(
+      `${err.message}\n` +
+        `hint: the server could not resolve ${host} (DNS). Check the spelling of the host; it must resolve from the machine the\n` +
+        '  server runs on (its DNS, not this one\'s), and it is resolved again before every delivery. For a receiver on this\n' +
+        `  machine, leave the endpoint unregistered and run: ${tpx()} webhooks forward --token <tp_live_…> --to ${url}`,
+    );
+  }
   if (err instanceof ApiError && err.code === 'UNSAFE_WEBHOOK_URL') {
     throw new CliError(
       `${err.message}\n` +
@@ -57,6 +67,14 @@ function unsafeUrlHint(err: unknown, url: string): never {
     );
   }
   throw err;
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
 }
 
 function secretArg(value: string): string {
