@@ -214,3 +214,22 @@ describe('a partner project installs the SDK from the tarballs', () => {
     expect(result.code).toBe(0);
   });
 });
+
+describe('an operator installs the server tarball', () => {
+  // npm's EBADENGINE warning names a package whose engines.node refuses the running Node. Our
+  // root `overrides` do not apply to a project that installs us, so what fastify pulls in must
+  // accept Node 20 on its own (cookie@2, via light-my-request ≥ 6.8, wants Node ≥ 22).
+  it('installs with the workspace tarballs without any engine warning on this Node', async () => {
+    const app = path.join(work, 'operator-app');
+    await run('mkdir', ['-p', app]);
+    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'operator-app', private: true }, null, 2));
+    const tarballs = ['@tpx-realtime/protocol', '@tpx-realtime/client', 'tpx-realtime'].map((n) => path.join(work, packs.get(n)!.filename));
+    // --ignore-scripts: the engine check does not depend on the native build, which takes a minute.
+    const { stderr } = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', ...tarballs], {
+      cwd: app,
+      env: cleanEnv(),
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(stderr.split('\n').filter((l) => /EBADENGINE|Unsupported engine/.test(l)).join('\n')).toBe('');
+  }, 180_000);
+});
