@@ -6,7 +6,7 @@
  * and that the SDK's install pulls nothing of the server. Logs the SDK's install footprint.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -169,6 +169,27 @@ describe('a partner project installs the SDK from the tarballs', () => {
     );
     expect(r.out).toBe('');
     expect(r.ok).toBe(true);
+  });
+
+  it('runs without zod: the SDK loads only the zod-free protocol core (zod is for the payload types and schemas)', async () => {
+    const zod = path.join(project, 'node_modules', 'zod');
+    renameSync(zod, `${zod}.hidden`);
+    try {
+      writeFileSync(
+        path.join(project, 'no-zod.mjs'),
+        [
+          "import { TpxClient, Deduplicator, EVENT_TYPES } from '@tpx-realtime/client';",
+          "const c = new TpxClient({ url: 'http://127.0.0.1:9', token: 'tp_live_x', rooms: ['ALL'] });",
+          "console.log(EVENT_TYPES.length, typeof Deduplicator, c.state);",
+          'await c.close();',
+        ].join('\n'),
+      );
+      const r = await nodeScript('no-zod.mjs', project, {});
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('11 function idle');
+    } finally {
+      renameSync(`${zod}.hidden`, zod);
+    }
   });
 
   it('receives an event from a running server (Node < 22: fails loudly without ws, works once ws is installed)', async () => {
