@@ -67,7 +67,7 @@ export function renderAccounts(root, ctx) {
     if (!data) return;
     const rows = data.accounts.map((a) => [
       h('a', { href: `#/accounts/${seg(a.account_id)}`, class: 'strong' }, a.name || '(unnamed)'),
-      a.partner_id ? h('code', {}, a.partner_id) : h('span', { class: 'muted' }, '—'),
+      a.partner_id ? h('code', { class: 'wrap-any' }, a.partner_id) : h('span', { class: 'muted' }, '—'),
       roomsSummary(a.rooms),
       idText(a.account_id, 'account_id'),
       time(a.created_at),

@@ -6,7 +6,8 @@
  * handler means whichever copy arrives first is handled and the other is acknowledged and
  * dropped. Both paths produce the same `TpxEvent` shape (`via` tells them apart; `seq` is the
  * same number on both). One Deduplicator per account: it keys on msg_id, which all the
- * recipients of one event share (docs/decisions.md).
+ * recipients of one event share (docs/decisions.md). The position and the handled ids are saved
+ * together in TPX_CHECKPOINT (default .tpx-checkpoint.json) and restored at the next start.
  *
  *   TPX_URL=http://127.0.0.1:8080 TPX_API_KEY=tp_live_… TPX_WEBHOOK_SECRET=whsec_… PORT=3000 \
  *     npx tsx examples/ws-and-webhooks.ts
@@ -20,6 +21,7 @@
  *   app.post('/tpx/webhooks', express.raw({ type: 'application/json' }),
  *            expressWebhookHandler({ secret, onEvent: handle, dedup }));
  */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createNodeWebhookHandler, Deduplicator, TpxClient, type TpxEvent } from '@tpx-realtime/client';
 
@@ -35,6 +37,17 @@ if (!token || !secret) {
 // Remember the last 50 000 msg_ids: must cover the webhook retry window at your event rate.
 const dedup = new Deduplicator({ capacity: 50_000 });
 
+// The checkpoint: the stream position AND the handled msg_ids, in one file, so that after a
+// restart neither the replay nor the webhook retries of events handled before it run twice.
+const checkpointFile = process.env.TPX_CHECKPOINT ?? '.tpx-checkpoint.json';
+const saved = existsSync(checkpointFile) ? (JSON.parse(readFileSync(checkpointFile, 'utf8')) as { lastSeq?: number; dedup: Parameters<Deduplicator['restore']>[0] }) : undefined;
+if (saved) dedup.restore(saved.dedup);
+function saveCheckpoint(): void {
+  // One synchronous read of both (a consistent pair), written then renamed (never torn).
+  writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ lastSeq: client.lastSeq, dedup: dedup.snapshot() }));
+  renameSync(`${checkpointFile}.tmp`, checkpointFile);
+}
+
 /** The one business handler, whatever path the event came by. */
 async function handle(event: TpxEvent): Promise<void> {
   switch (event.msg_type) {
@@ -49,8 +62,9 @@ async function handle(event: TpxEvent): Promise<void> {
   }
 }
 
-const client = new TpxClient({ url, token, rooms: ['ALL'], dedup });
+const client = new TpxClient({ url, token, rooms: ['ALL'], dedup, afterSeq: saved?.lastSeq });
 client.on('event', handle);
+const checkpointTimer = setInterval(saveCheckpoint, 2_000);
 client.on('error', (err) => console.error(`[ws error] ${err.code}: ${err.message}`));
 
 const webhook = createNodeWebhookHandler({
@@ -66,8 +80,9 @@ const http = createServer((req, res) => {
 http.listen(port, () => console.log(`webhooks on http://127.0.0.1:${port}/tpx/webhooks`));
 
 process.once('SIGINT', () => {
-  void client.close();
+  clearInterval(checkpointTimer);
   http.close();
+  void client.close().then(saveCheckpoint);
 });
 
 client.on('closed', (info) => {

@@ -149,7 +149,6 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
       // while the listener stays open, so load balancers see the 503s; the dispatcher claims
       // nothing new and its in-flight attempts finish (and are recorded) during the drain.
       shuttingDown = true;
-      process.off('SIGHUP', onSighup);
       gateway.stopAccepting();
       logger.info({ drain_ms: config.shutdownDrainMs, connections: hub.connections.size }, 'shutting down');
       clearInterval(pruneTimer);
@@ -159,6 +158,9 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
       await app.close().catch(() => {});
       await bus.close();
       await store.close();
+      // Only now: a SIGHUP during the drain (a certificate renewal racing a deploy) still reloads,
+      // where Node's default action would kill the draining process.
+      process.off('SIGHUP', onSighup);
       logger.info('stopped');
       logger.flush?.();
     })());

@@ -4,6 +4,7 @@
  * fields or unknown ids when the server lists them); connection failures name the URL.
  */
 import { CliError } from './errors.js';
+import { tpx } from './invocation.js';
 
 export interface ApiErrorBody {
   error?: string;
@@ -82,7 +83,7 @@ export class ApiClient {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
-      throw new CliError(`cannot reach the server at ${this.baseUrl} (${why}); is \`tpx serve\` running? Use --url or TPX_URL.`);
+      throw new CliError(`cannot reach the server at ${this.baseUrl} (${why}); is \`${tpx()} serve\` running? Use --url or TPX_URL.`);
     }
     const text = await res.text();
     let parsed: unknown = undefined;

@@ -5,6 +5,7 @@
  *          (the file the server writes when it generates a token on first start).
  */
 import { readFileSync } from 'node:fs';
+import { tpx } from './invocation.js';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient } from './api.js';
@@ -60,9 +61,14 @@ export function resolveUrl(opts: GlobalOptions, env: NodeJS.ProcessEnv = process
   } catch {
     throw new CliError(`invalid server URL "${raw}" (expected e.g. ${DEFAULT_URL})`);
   }
+  // The WebSocket URL partners are given (`ws(s)://host/ws`, with or without a final slash) names
+  // the same server: take its base URL, as the SDK takes either.
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  else if (u.protocol === 'wss:') u.protocol = 'https:';
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new CliError(`invalid server URL "${raw}": use http:// or https://`);
+    throw new CliError(`invalid server URL "${raw}": use http:// or https:// (or the ws:// / wss:// URL of /ws)`);
   }
+  u.pathname = u.pathname.replace(/\/+$/, '').replace(/\/ws$/, '');
   return u.toString().replace(/\/+$/, '');
 }
 
@@ -91,7 +97,7 @@ export function resolveApiKey(token: string | undefined, env: NodeJS.ProcessEnv 
       return old;
     }
   }
-  throw new CliError(`missing API key: pass --token <tp_live_…> or set ${API_KEY_ENV} (create one with \`npx tpx keys create --account <id>\`)`);
+  throw new CliError(`missing API key: pass --token <tp_live_…> or set ${API_KEY_ENV} (create one with \`${tpx()} keys create --account <id>\`)`);
 }
 
 export function adminTokenFile(env: NodeJS.ProcessEnv = process.env): string {

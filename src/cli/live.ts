@@ -65,7 +65,13 @@ export async function runLive(opts: LiveOptions): Promise<LiveResult> {
     opts.status(`subscribed to ${info.rooms.join(', ')}${resumed}`);
   });
   client.on('reconnecting', (info) => {
-    const why = info.closeCode !== undefined && info.closeCode !== 1006 ? `connection closed ${describeClose(info.closeCode, info.closeReason)}` : `connection lost (${info.error?.message ?? 'network error'})`;
+    // NETWORK_ERROR: no connection at all ("cannot connect to …: connect ECONNREFUSED …"), said as it is.
+    const why =
+      info.closeCode !== undefined && info.closeCode !== 1006
+        ? `connection closed ${describeClose(info.closeCode, info.closeReason)}`
+        : info.error?.code === 'NETWORK_ERROR'
+          ? info.error.message
+          : `connection lost (${info.error?.message ?? 'network error'})`;
     opts.status(`${why}; reconnecting in ${(info.delayMs / 1000).toFixed(1)}s`, 'warn');
   });
   client.on('gap', (gap) => {

@@ -271,6 +271,14 @@ export class Connection {
     return true;
   }
 
+  /**
+   * Lower a resume point that lies beyond the account's head back to the head: every later event
+   * then reaches the connection (SPEC §2.8), where it would otherwise be skipped up to after_seq.
+   */
+  limitPositionTo(head: number): void {
+    if (this.state === 'replaying' && this.position > head) this.position = head;
+  }
+
   /** Raise the position without a frame (a range announced in `subscribed`). */
   skipTo(seq: number): void {
     if (this.state === 'replaying' && seq > this.position) this.position = seq;

@@ -56,6 +56,10 @@ export class Replayer {
       if (!conn.revalidate(this.guard)) return;
       if (first) {
         first = false;
+        // A resume point beyond the head (a store restored from a backup, another environment's
+        // checkpoint, a stale Last-Event-ID): the stream goes on from the head, and `subscribed`
+        // says so (last_seq < resumed_from), instead of silently skipping the seqs up to after_seq.
+        conn.limitPositionTo(Math.max(page.last_seq, positionBefore));
         // Its position is where the replay starts: after_seq, or past a range announced as a gap.
         const position = Math.max(conn.lastSeq, page.pruned_through);
         if (!conn.send('subscribed', controlFrame('subscribed', this.subscribedPayload(req, positionBefore, page)), position)) return;
@@ -89,7 +93,7 @@ export class Replayer {
    * subscription) cannot be sent without breaking strictly increasing seq (docs/decisions.md).
    */
   private subscribedPayload(req: ReplayRequest, positionBefore: number, page: { pruned_through: number; last_seq: number }): Record<string, unknown> {
-    const payload: Record<string, unknown> = { rooms: req.granted, resumed_from: req.afterSeq, last_seq: Math.max(page.last_seq, req.afterSeq, positionBefore) };
+    const payload: Record<string, unknown> = { rooms: req.granted, resumed_from: req.afterSeq, last_seq: Math.max(page.last_seq, positionBefore) };
     let gapTo = page.pruned_through;
     if (positionBefore > req.afterSeq) gapTo = Math.max(gapTo, positionBefore);
     if (gapTo > req.afterSeq) payload.gap = { from_seq: req.afterSeq + 1, to_seq: gapTo };

@@ -235,9 +235,32 @@ export class SseTransport extends SocketTransport implements Transport {
     this.ended = true;
     const res = this.res;
     if (res.headersSent || res.destroyed) return;
+    if (code === CloseCode.GOING_AWAY && this.heldError === null) {
+      drainBounce(res, this.headers, reason);
+      return;
+    }
     const { status, body } = refusalOf(this.heldError, code, reason);
     writeJson(res, status, body, this.headers);
   }
+}
+
+/** EventSource's reconnection time after a draining node's answer: 1–3 s, jittered (see below). */
+export const DRAIN_RETRY_MIN_MS = 1_000;
+export const DRAIN_RETRY_SPREAD_MS = 2_000;
+
+/**
+ * A stream request that reaches a draining node. A browser's EventSource treats every non-200
+ * answer (a 503 too) as final and never reconnects again, so a draining node answers with an
+ * event stream that ends at once: a `retry:` field (EventSource's reconnection time, jittered so
+ * that bounced clients do not come back together) and the `: close 1001` comment the SDK reads
+ * as on any drain. EventSource then tries again, reaching another node or this one restarted;
+ * the SDK and curl see the 1001 as at the end of any drained stream.
+ */
+export function drainBounce(res: ServerResponse, headers: Record<string, string>, reason = 'server shutting down'): void {
+  const retryMs = DRAIN_RETRY_MIN_MS + Math.floor(Math.random() * DRAIN_RETRY_SPREAD_MS);
+  const text = `retry: ${retryMs}\n\n${closeComment(CloseCode.GOING_AWAY, reason)}`;
+  res.writeHead(200, { ...streamHeaders(res.req, headers), connection: 'close', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
 }
 
 function closeComment(code: number, reason: string): string {

@@ -1,8 +1,9 @@
 /**
  * TLS on the one port (SPEC §5): `TPX_TLS_CERT` (PEM chain, leaf first) and `TPX_TLS_KEY`.
  *
- * - Start-up: both files are read and checked (parsable certificate, key matching it); any
- *   problem stops the server with a message naming the variable and the file.
+ * - Start-up: both files are read and checked (parsable certificate, not expired, key matching
+ *   it, key file not readable by other users); any problem stops the server with a message naming
+ *   the variable and the file.
  * - SIGHUP: both files are read again and checked the same way, then installed with
  *   `server.setSecureContext()`. Only handshakes that start afterwards use them: open
  *   connections (HTTP keep-alive, WebSockets) keep their session and are never dropped. A file
@@ -11,7 +12,7 @@
  *   answer) and is counted in `tpx_tls_handshake_errors_total`. See docs/deployment.md.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -39,8 +40,33 @@ export class TlsMaterialError extends Error {
   }
 }
 
+/**
+ * Mode bits a private key file may have beyond the owner's: group read (PostgreSQL's rule for a
+ * root-owned key: Debian's `ssl-cert` group, Kubernetes secrets mounted with an `fsGroup` and
+ * `defaultMode: 0440`). Anything else (world-readable, group-writable) is refused.
+ */
+const KEY_MODE_ALLOWED = 0o640;
+
+/** Refuse a key file other users of the machine can read (or change), as PostgreSQL and OpenSSH do. */
+async function checkKeyMode(keyFile: string): Promise<void> {
+  if (process.platform === 'win32') return; // no POSIX modes
+  let mode: number;
+  try {
+    mode = (await stat(keyFile)).mode & 0o777;
+  } catch (err) {
+    throw new TlsMaterialError(`TPX_TLS_KEY (${keyFile}) cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if ((mode & ~KEY_MODE_ALLOWED) === 0) return;
+  const octal = `0${mode.toString(8).padStart(3, '0')}`;
+  const who = mode & 0o007 ? 'readable by every user of the machine' : 'writable by its group';
+  throw new TlsMaterialError(
+    `TPX_TLS_KEY (${keyFile}) has mode ${octal}: the private key is ${who}. Restrict it with \`chmod 600 ${keyFile}\` ` +
+      '(or 640 with a group the server runs in; in Kubernetes, mount the secret with defaultMode 0440 and an fsGroup)',
+  );
+}
+
 /** Read and check a certificate chain and its key. Throws TlsMaterialError with a precise reason. */
-export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
+export async function loadTlsMaterial(files: TlsFiles, now = Date.now()): Promise<TlsMaterial> {
   const read = async (file: string, variable: string) => {
     try {
       return await readFile(file);
@@ -49,6 +75,7 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
     }
   };
   const [cert, key] = await Promise.all([read(files.certFile, 'TPX_TLS_CERT'), read(files.keyFile, 'TPX_TLS_KEY')]);
+  await checkKeyMode(files.keyFile);
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(cert);
@@ -70,7 +97,13 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
   } catch (err) {
     throw new TlsMaterialError(`TPX_TLS_CERT/TPX_TLS_KEY refused by OpenSSL: ${(err as Error).message}`);
   }
-  return { cert, key, subject: leaf.subject.replace(/\n/g, ', '), notAfter: new Date(leaf.validTo), fingerprint256: leaf.fingerprint256 };
+  const notAfter = new Date(leaf.validTo);
+  if (notAfter.getTime() <= now) {
+    // Never installed, at start as on SIGHUP: every client would refuse it anyway, and a start
+    // that fails names the file to renew instead of a server nobody can connect to.
+    throw new TlsMaterialError(`TPX_TLS_CERT (${files.certFile}) expired at ${notAfter.toISOString()}: renew it`);
+  }
+  return { cert, key, subject: leaf.subject.replace(/\n/g, ', '), notAfter, fingerprint256: leaf.fingerprint256 };
 }
 
 const describe = (m: TlsMaterial) => ({ subject: m.subject, not_after: m.notAfter.toISOString(), fingerprint256: m.fingerprint256 });
@@ -125,7 +158,6 @@ export class TlsReloader {
       let next: TlsMaterial;
       try {
         next = await loadTlsMaterial(this.files);
-        if (next.notAfter.getTime() <= Date.now()) throw new TlsMaterialError(`the new certificate expired at ${next.notAfter.toISOString()}`);
         server.setSecureContext({ cert: next.cert, key: next.key });
       } catch (err) {
         this.reloads.inc({ result: 'error' });

@@ -2,11 +2,13 @@
  * `tpx publish`, `tpx listen` and `tpx webhooks forward` against a real server.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { makeCa, makeLeaf } from '../helpers/certs.js';
 import { createAccountWithKey, publish, startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { runCli, spawnCli, stopAllCli, type CliResult } from './run-cli.js';
 
@@ -25,6 +27,17 @@ afterAll(async () => {
   await stopAllCli();
   await stopAll();
 });
+
+/** A loopback port nothing listens on (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 function ok(r: CliResult): CliResult {
   expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
@@ -112,6 +125,27 @@ describe('tpx listen', () => {
     expect(l.stderr()).not.toMatch(/reconnecting/);
   });
 
+  it('a port where nothing listens: retried, and each status line says why (not just "connection lost")', async () => {
+    const { token } = await createAccountWithKey(server);
+    const closedPort = await freePort();
+    const l = spawnCli(['listen', '--token', token, '--url', `http://127.0.0.1:${closedPort}`], { env });
+    const line = await l.waitFor(/reconnecting in/, 'stderr');
+    expect(line).toContain(`cannot connect to ws://127.0.0.1:${closedPort}/ws: connect ECONNREFUSED 127.0.0.1:${closedPort} (is the server running, and is this its port?)`);
+    expect(await l.stop('SIGINT')).toBe(0);
+  });
+
+  it('http:// against a TLS port exits 1 with a hint to use https:// (fatal, not retried)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tpx-cli-tls-'));
+    makeCa(dir);
+    const leaf = makeLeaf(dir, 'leaf');
+    const tls = await startTestServer({ env: { TPX_TLS_CERT: leaf.cert, TPX_TLS_KEY: leaf.key } });
+    const l = spawnCli(['listen', '--token', 'tp_live_x', '--url', `http://127.0.0.1:${tls.port}`], { env });
+    expect(await l.exited()).toBe(1);
+    expect(l.stderr()).toContain(`error TLS_REQUIRED: ws://127.0.0.1:${tls.port}/ws closed the connection without an answer and speaks TLS on that port: use wss://127.0.0.1:${tls.port}/ws`);
+    expect(l.stderr()).not.toMatch(/reconnecting/);
+    await tls.stop();
+  });
+
   it('an invalid key prints the error code and exits 2 (close 4001)', async () => {
     const l = spawnCli(['listen', '--token', 'tp_live_not_a_real_key'], { env });
     expect(await l.exited()).toBe(2);
@@ -169,5 +203,32 @@ describe('tpx webhooks forward', () => {
     expect(req.headers['content-type']).toBe('application/json');
 
     expect(await fwd.stop('SIGINT')).toBe(0);
+  });
+
+  // SPEC §4: destination_id is the account's partner_id, else its account_id; the forwarded body
+  // must be the one the dispatcher sends, or a receiver that routes on destination_id breaks.
+  async function forwardOne(accountId: string, token: string, extraEnv: Record<string, string | undefined>): Promise<{ body: Record<string, unknown>; stderr: string }> {
+    const port = (hookServer.address() as { port: number }).port;
+    const fwd = spawnCli(['webhooks', 'forward', '--token', token, '--to', `http://127.0.0.1:${port}/hook`], { env: { ...env, ...extraEnv } });
+    await fwd.waitFor(/subscribed to ALL/, 'stderr');
+    const published = await publish(server, { msg_type: 'BID_OUTBID', account_ids: [accountId], payload: (await import('../../packages/protocol/src/samples.js')).samplePayload('BID_OUTBID') });
+    const req = await waitFor(() => received.find((r) => r.headers['webhook-id'] === published.msg_id), 10_000, 'forwarded request');
+    const stderr = fwd.stderr();
+    expect(await fwd.stop('SIGINT')).toBe(0);
+    return { body: JSON.parse(req.body) as Record<string, unknown>, stderr };
+  }
+
+  it("destination_id is the account's partner_id (looked up with the admin token), source_id the server default", async () => {
+    const { accountId, token } = await createAccountWithKey(server, { partner_id: 'partner_forwarded' });
+    const { body, stderr } = await forwardOne(accountId, token, { TPX_SOURCE_ID: 'tpx_staging' });
+    expect(body).toMatchObject({ destination_id: 'partner_forwarded', source_id: 'tpx_staging' });
+    expect(stderr).toContain("destination_id: partner_forwarded (the account's partner_id)");
+  });
+
+  it('without an admin token: the account id, and the way to set the partner_id is printed', async () => {
+    const { accountId, token } = await createAccountWithKey(server, { partner_id: 'partner_no_admin' });
+    const { body, stderr } = await forwardOne(accountId, token, { TPX_ADMIN_TOKEN: undefined });
+    expect(body.destination_id).toBe(accountId);
+    expect(stderr).toContain('pass --destination-id <partner_id>');
   });
 });

@@ -66,6 +66,16 @@ describe('tpx serve', () => {
     expect(r.stderr).toContain('npx tpx webhooks forward --token <tp_live_…> --to http://localhost:3000/hook');
   });
 
+  it('a webhook host that does not resolve gets a DNS hint, not the private-address one', async () => {
+    const env = { TPX_URL: server.url, TPX_DATA_DIR: server.dataDir };
+    const acc = JSON.parse((await runCli(['accounts', 'create', '--json'], { env })).stdout).account_id as string;
+    const r = await runCli(['webhooks', 'add', '--account', acc, '--url', 'https://hooks.no-such-host.invalid/tpx'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: UNSAFE_WEBHOOK_URL: .*does not resolve.*\[HTTP 400\]\n/);
+    expect(r.stderr).toContain('hint: the server could not resolve hooks.no-such-host.invalid');
+    expect(r.stderr).not.toContain('TPX_WEBHOOK_ALLOW_PRIVATE');
+  });
+
   it('SIGTERM exits 0; stdout holds only JSON log lines', async () => {
     const info = await server.stop('SIGTERM');
     expect(info.code).toBe(0);

@@ -209,7 +209,7 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     await client.close();
   });
 
-  it('events received but not yet processed when the connection drops are resumed from just before them', async () => {
+  it('events received but not yet processed when the connection drops are kept: the resume asks only for what comes after them', async () => {
     const { client, f, reconnecting } = setup();
     void client.connect();
     await tick();
@@ -227,16 +227,14 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     await vi.advanceTimersByTimeAsync(reconnecting[0]!.delayMs);
     f.last().open();
     f.last().receive({ msg_type: 'authenticated', payload: { account_id: 'a', auth_method: 'api_key' } });
-    // 7 is in progress, 8 queued: nothing processed yet, resume just before the first received.
-    expect(f.last().sent[1]!.payload.after_seq).toBe(6);
+    // 7 is in progress, 8 queued: both are kept and handled, so the server need not send them again.
+    expect(f.last().sent[1]!.payload.after_seq).toBe(8);
+    f.last().receive({ msg_type: 'subscribed', payload: { rooms: ['ALL'], last_seq: 9, resumed_from: 8 } });
+    f.last().event(9);
     release();
     await client.drain();
-    f.last().receive({ msg_type: 'subscribed', payload: { rooms: ['ALL'], resumed_from: 6 } });
-    f.last().event(7);
-    f.last().event(8);
-    f.last().event(9);
-    await client.drain();
     expect(seen).toEqual([7, 8, 9]);
+    expect(client.stats).toMatchObject({ received: 3, processed: 3, duplicates: 0 });
     await client.close();
   });
 
@@ -320,7 +318,7 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     expect(f.sockets).toHaveLength(1);
   });
 
-  it('a silent connection (no ping within interval + grace) is declared dead and replaced', async () => {
+  it('a silent connection (no ping within interval + grace, and no answer to its own ping) is declared dead and replaced', async () => {
     const { client, f, reconnecting } = setup({ pingIntervalMs: 30_000, keepaliveGraceMs: 10_000, reconnect: { random: () => 0 } });
     void client.connect();
     await tick();
@@ -330,12 +328,44 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     await vi.advanceTimersByTimeAsync(39_999);
     expect(client.state).toBe('open');
     await vi.advanceTimersByTimeAsync(1);
+    // Silent for interval + grace: the client asks before it gives up.
+    expect(f.sockets[0]!.sent.at(-1)).toEqual({ msg_type: 'ping', payload: {} });
+    expect(f.sockets[0]!.terminated).toBe(false);
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(client.state).toBe('open');
+    await vi.advanceTimersByTimeAsync(1);
     expect(f.sockets[0]!.terminated).toBe(true);
     expect(reconnecting.at(-1)!.error).toMatchObject({ code: 'KEEPALIVE_TIMEOUT' });
     await vi.advanceTimersByTimeAsync(1);
     expect(f.sockets).toHaveLength(2);
     await client.close();
   });
+
+  it('a server that pings every 60 s (TPX_PING_INTERVAL_MS above the default) is not mistaken for a dead one: answered probe, then its cadence learnt', async () => {
+    const { client, f, reconnecting } = setup({ reconnect: { random: () => 0 } }); // defaults: 30 s + 10 s
+    void client.connect();
+    await tick();
+    const s = f.last();
+    s.handshake();
+    let probes = 0;
+    for (let minute = 1; minute <= 10; minute++) {
+      for (let t = 0; t < 60; t++) {
+        await vi.advanceTimersByTimeAsync(1_000);
+        const pings = s.sent.filter((m) => m.msg_type === 'ping').length;
+        if (pings > probes) {
+          probes = pings;
+          s.receive({ msg_type: 'pong', payload: {} }); // the server answers the client's ping (SPEC §2.1)
+        }
+      }
+      s.receive({ msg_type: 'ping', payload: {} });
+    }
+    expect(reconnecting).toEqual([]);
+    expect(f.sockets).toHaveLength(1);
+    expect(probes).toBe(1); // only before the first ping: after it, the 60 s cadence is known
+    await client.close();
+  });
+
+
 
   it('a connection that never completes the handshake times out and is retried', async () => {
     const { client, f, reconnecting } = setup({ connectTimeoutMs: 5_000, reconnect: { random: () => 0 } });
@@ -389,7 +419,47 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     await client.close();
   });
 
-  it('bounded buffer: too many unprocessed events drops the connection, waits for handlers, resumes from lastSeq', async () => {
+  it('bounded buffer (bytes): big events waiting for a slow handler stay under maxBufferedBytes; each is handled once, in order', async () => {
+    const big = 'x'.repeat(100_000); // ~100 KB frames
+    const { client, f, reconnecting } = setup({ maxBufferedBytes: 350_000, reconnect: { random: () => 0 } });
+    const seen: number[] = [];
+    let peakBytes = 0;
+    const gates: Array<() => void> = [];
+    client.on('event', async (e) => {
+      peakBytes = Math.max(peakBytes, client.buffered.bytes);
+      await new Promise<void>((r) => gates.push(r));
+      seen.push(e.seq!);
+    });
+    void client.connect();
+    await tick();
+    f.last().handshake();
+    const sendFrom = (first: number) => {
+      for (let s = first; s <= 10; s++) f.last().event(s, 'BID_REQUEST', `m-${s}`, { conversation_id: `c-${s}`, blob: big });
+    };
+    sendFrom(1); // 1 in progress, 2..4 queued (3 × ~100 KB), 5 overflows
+    expect(reconnecting.map((r) => r.error?.code)).toEqual(['BUFFER_OVERFLOW']);
+    expect(client.buffered.events).toBe(3);
+    expect(client.buffered.bytes).toBeLessThanOrEqual(350_000);
+    for (let round = 0; seen.length < 10 && round < 20; round++) {
+      while (gates.length > 0) {
+        gates.shift()!();
+        await tick();
+      }
+      await vi.advanceTimersByTimeAsync(1);
+      const s = f.last();
+      if (s.readyState === 0) {
+        // A reconnect: handshake, then the server sends what comes after the resume point.
+        s.handshake();
+        sendFrom((s.sent.find((m) => m.msg_type === 'subscribe')!.payload.after_seq as number) + 1);
+      }
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(peakBytes).toBeLessThanOrEqual(350_000);
+    expect(client.stats.duplicates).toBe(0);
+    await client.close();
+  });
+
+  it('bounded buffer (events): too many unprocessed events drops the connection, keeps the queue, waits for handlers, resumes after the queue', async () => {
     const { client, f, reconnecting } = setup({ maxBufferedEvents: 3, reconnect: { random: () => 0 } });
     const seen: number[] = [];
     let release!: () => void;
@@ -409,8 +479,10 @@ describe('TpxClient: reconnect, resume, keepalive', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(f.sockets).toHaveLength(2);
     f.last().handshake();
-    expect(f.last().sent.find((m) => m.msg_type === 'subscribe')!.payload.after_seq).toBe(1);
-    for (let s = 2; s <= 6; s++) {
+    // 2..4 were kept and handled meanwhile: only 5 and 6 are asked for again.
+    expect(f.last().sent.find((m) => m.msg_type === 'subscribe')!.payload.after_seq).toBe(4);
+    expect(seen).toEqual([1, 2, 3, 4]);
+    for (let s = 5; s <= 6; s++) {
       f.last().event(s);
       await tick();
     }

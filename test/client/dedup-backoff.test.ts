@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../../packages/client/src/backoff.js';
 import { Deduplicator } from '../../packages/client/src/dedup.js';
@@ -64,6 +65,55 @@ describe('Deduplicator', () => {
     await expect(first).rejects.toThrow('ws handler failed');
     expect(await second).toBe(true);
     expect(ran).toEqual(['webhook']);
+  });
+});
+
+describe('Deduplicator snapshot / restore (restart of the partner process)', () => {
+  it('model: after any run of handled ids, a JSON round trip remembers exactly the last `capacity` of them, newest kept', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 30 }), { maxLength: 80 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 12 }), (ids, capacity, restoredCapacity) => {
+        const before = new Deduplicator({ capacity });
+        const model: string[] = []; // LRU order, oldest first
+        for (const n of ids) {
+          const id = `m-${n}`;
+          before.add(id);
+          const at = model.indexOf(id);
+          if (at >= 0) model.splice(at, 1);
+          model.push(id);
+          if (model.length > capacity) model.shift();
+        }
+        const saved = JSON.parse(JSON.stringify(before.snapshot()));
+        expect(saved).toEqual({ v: 1, ids: model });
+        const after = new Deduplicator({ capacity: restoredCapacity });
+        after.restore(saved);
+        const kept = model.slice(-restoredCapacity);
+        expect(after.snapshot().ids).toEqual(kept);
+        for (let n = 0; n <= 30; n++) expect(after.has(`m-${n}`)).toBe(kept.includes(`m-${n}`));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ids already handled in this run stay the most recent; an id still in flight is not saved (it must run again)', async () => {
+    const d = new Deduplicator({ capacity: 3 });
+    await d.run('fresh', () => undefined);
+    let release!: () => void;
+    const running = d.run('in-flight', () => new Promise<void>((r) => (release = r)));
+    expect(d.snapshot().ids).toEqual(['fresh']);
+    d.restore({ v: 1, ids: ['a', 'b', 'c'] });
+    expect(d.snapshot().ids).toEqual(['b', 'c', 'fresh']);
+    release();
+    await running;
+    expect(d.snapshot().ids).toEqual(['c', 'fresh', 'in-flight']);
+  });
+
+  it('refuses what is not a snapshot', () => {
+    const d = new Deduplicator();
+    d.add('kept');
+    for (const bad of [null, {}, { v: 2, ids: [] }, { v: 1, ids: 'x' }, { v: 1, ids: [1] }, { v: 1, ids: ['x'.repeat(200)] }]) {
+      expect(() => d.restore(bad as never)).toThrow(TypeError);
+    }
+    expect(d.snapshot().ids).toEqual(['kept']); // a refused snapshot changes nothing
   });
 });
 

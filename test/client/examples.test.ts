@@ -78,7 +78,8 @@ describe('examples', () => {
     const port = await freePort();
     const wh = await api(server, 'POST', `/admin/accounts/${accountId}/webhooks`, { url: `http://127.0.0.1:${port}/tpx/webhooks` });
     expect(wh.status).toBe(201);
-    const ex = runExample('examples/ws-and-webhooks.ts', { TPX_URL: server.url, TPX_API_KEY: token, TPX_WEBHOOK_SECRET: wh.body.secret, PORT: String(port) });
+    const checkpoint = path.join(tmp, 'checkpoint.json');
+    const ex = runExample('examples/ws-and-webhooks.ts', { TPX_URL: server.url, TPX_API_KEY: token, TPX_WEBHOOK_SECRET: wh.body.secret, PORT: String(port), TPX_CHECKPOINT: checkpoint });
     await waitFor(() => ex.output().includes(`webhooks on http://127.0.0.1:${port}/tpx/webhooks`), 30_000, 'the example to listen');
     await waitFor(async () => (await api(server, 'GET', `/admin/connections?account_id=${accountId}`)).body.connections?.length > 0, 10_000, 'the WebSocket');
     const ids: string[] = [];
@@ -91,5 +92,9 @@ describe('examples', () => {
     for (const id of ids) expect(ex.output().split(id).length - 1, id).toBe(1);
     ex.child.kill('SIGINT');
     await ex.exit;
+    // The checkpoint it leaves: the position and every handled msg_id.
+    const saved = JSON.parse(readFileSync(checkpoint, 'utf8'));
+    expect(saved.lastSeq).toBe(ids.length);
+    expect([...saved.dedup.ids].sort()).toEqual([...ids].sort());
   }, 90_000);
 });

@@ -144,15 +144,17 @@ describe('an upgrade refused with 3xx/4xx is fatal, with a hint', () => {
     expect(client.state).not.toBe('closed');
   });
 
-  it('no server listening (connection refused) is retried, with either transport', async () => {
+  it('no server listening (connection refused) is retried, with either transport, the reason in `reconnecting`', async () => {
     const gone = await refusingServer(503);
     const port = gone.port;
     await new Promise<void>((r) => httpServers.pop()!.close(() => r()));
-    for (const factory of [undefined, undiciFactory]) {
-      const { client, reconnecting, errors } = makeClient({ url: `ws://127.0.0.1:${port}/ws`, webSocketFactory: factory, diagnoseHandshake: true });
+    for (const [factory, transport] of [[undefined, 'websocket'], [undiciFactory, 'websocket'], [undefined, 'sse']] as const) {
+      const { client, reconnecting, errors } = makeClient({ url: `ws://127.0.0.1:${port}/ws`, webSocketFactory: factory, diagnoseHandshake: true, transport });
       void client.connect();
       await waitFor(() => reconnecting.length >= 2, 10_000, 'two retries');
       expect(errors).toEqual([]);
+      // Said as it is (before: "connection closed (1006)", the refusal dropped).
+      expect(reconnecting[0]!.error).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringMatching(/ECONNREFUSED 127\.0\.0\.1:\d+ \(is the server running/) });
       await client.close();
     }
   });

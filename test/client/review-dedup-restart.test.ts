@@ -2,13 +2,17 @@
  * Review (issue 11 §4, README "de-duplicates by msg_id across WebSocket and webhooks", docs/sdk.md
  * "Webhooks and exactly-once across both paths"): a partner process handles events over the
  * WebSocket and persists `lastSeq` (as docs/sdk.md tells it to), then restarts before the webhook
- * copies of those events got through. After the restart the Deduplicator is empty, so the webhook
- * retries of events the application already handled are handled a second time, although the
- * SDK knows they are at or below its resume position (`seq ≤ lastSeq` of the same account).
+ * copies of those events got through. After the restart the Deduplicator was empty, so the webhook
+ * retries of events the application already handled were handled a second time. The fix makes the
+ * Deduplicator persistable (snapshot/restore, saved with lastSeq: docs/sdk.md's restart recipe);
+ * the position alone cannot say which events were handled (second test).
  * Real server, real webhooks (retried on a short schedule), real WebSocket.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TpxClient } from '../../packages/client/src/client.js';
 import { Deduplicator } from '../../packages/client/src/dedup.js';
@@ -18,9 +22,12 @@ import { eventBody } from '../helpers/payloads.js';
 import { api, createAccountWithKey, publish, startTestServer, stopAll, waitFor } from '../helpers/server.js';
 
 const receivers: http.Server[] = [];
+const dir = mkdtempSync(path.join(tmpdir(), 'tpx-dedup-restart-'));
+const checkpointFile = path.join(dir, 'checkpoint.json');
 afterAll(async () => {
   for (const r of receivers) r.close();
   await stopAll();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('exactly-once across WebSocket and webhooks, across a restart of the partner process', () => {
@@ -43,21 +50,25 @@ describe('exactly-once across WebSocket and webhooks, across a restart of the pa
     const handled: string[] = [];
     const handle = (e: TpxEvent) => void handled.push(`${e.msg_id} via ${e.via}`);
 
-    // Process 1: handles three events over the WebSocket, checkpoints lastSeq, then dies.
-    const first = new TpxClient({ url: server.url, token, dedup: new Deduplicator() });
+    // Process 1: handles three events over the WebSocket, checkpoints as docs/sdk.md says (lastSeq
+    // and the Deduplicator's snapshot, in one file), then dies.
+    const firstDedup = new Deduplicator();
+    const first = new TpxClient({ url: server.url, token, dedup: firstDedup });
     first.on('event', handle);
     await first.connect();
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await publish(server, eventBody('BID_REQUEST', [accountId]))).msg_id);
     await waitFor(() => handled.length === 3, 5_000, 'three events over the WebSocket');
     await first.drain();
-    const checkpoint = first.lastSeq!;
+    writeFileSync(checkpointFile, JSON.stringify({ lastSeq: first.lastSeq, dedup: firstDedup.snapshot() }));
     await first.close();
-    expect(checkpoint).toBe(3);
 
-    // Process 2: restarts from the checkpoint, with the same kind of setup as docs/sdk.md shows.
+    // Process 2: restarts from the checkpoint file, with the setup docs/sdk.md shows.
+    const saved = JSON.parse(readFileSync(checkpointFile, 'utf8'));
+    expect(saved.lastSeq).toBe(3);
     const dedup = new Deduplicator();
-    const second = new TpxClient({ url: server.url, token, dedup, afterSeq: checkpoint });
+    dedup.restore(saved.dedup);
+    const second = new TpxClient({ url: server.url, token, dedup, afterSeq: saved.lastSeq });
     second.on('event', handle);
     const webhookHandler = createNodeWebhookHandler({ secret: hook.body.secret, dedup, onEvent: handle });
     let webhookAnswers = 0;
@@ -70,6 +81,57 @@ describe('exactly-once across WebSocket and webhooks, across a restart of the pa
       await waitFor(() => webhookAnswers >= 3, 15_000, 'the three webhook retries answered');
       const times = ids.map((id) => handled.filter((h) => h.startsWith(id)).length);
       expect({ handledPerEvent: times, handled }).toEqual({ handledPerEvent: [1, 1, 1], handled: expect.anything() });
+    } finally {
+      await second.close();
+    }
+  }, 60_000);
+
+  it('why not "seq ≤ the persisted position means handled": webhook retries of events from before the first start still run after a restart', async () => {
+    const server = await startTestServer({ env: { TPX_WEBHOOK_RETRY_SCHEDULE: '1s,1s,1s,1s,1s,1s', TPX_WEBHOOK_TIMEOUT_MS: '2000' } });
+    const { accountId, token } = await createAccountWithKey(server);
+    let route: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    };
+    const receiver = http.createServer((req, res) => route(req, res));
+    receivers.push(receiver);
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const hook = await api(server, 'POST', `/admin/accounts/${accountId}/webhooks`, { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook` });
+    expect(hook.status).toBe(201);
+
+    // Two events before the partner's consumer ever ran: only their (failing) webhooks carry them.
+    const ids = [(await publish(server, eventBody('BID_REQUEST', [accountId]))).msg_id, (await publish(server, eventBody('BID_REQUEST', [accountId]))).msg_id];
+    const handled: string[] = [];
+    const handle = (e: TpxEvent) => void handled.push(`${e.msg_id} via ${e.via}`);
+
+    // Process 1, first run (no afterSeq): starts at the server's last_seq (2), handles seq 3.
+    const firstDedup = new Deduplicator();
+    const first = new TpxClient({ url: server.url, token, dedup: firstDedup });
+    first.on('event', handle);
+    await first.connect();
+    ids.push((await publish(server, eventBody('BID_REQUEST', [accountId]))).msg_id);
+    await waitFor(() => handled.length === 1, 5_000, 'seq 3 over the WebSocket');
+    await first.drain();
+    writeFileSync(checkpointFile, JSON.stringify({ lastSeq: first.lastSeq, dedup: firstDedup.snapshot() }));
+    await first.close();
+
+    // Process 2: position 3, but seqs 1 and 2 were never handled: their webhook retries must run.
+    const saved = JSON.parse(readFileSync(checkpointFile, 'utf8'));
+    expect(saved.lastSeq).toBe(3);
+    const dedup = new Deduplicator();
+    dedup.restore(saved.dedup);
+    const second = new TpxClient({ url: server.url, token, dedup, afterSeq: saved.lastSeq });
+    second.on('event', handle);
+    const webhookHandler = createNodeWebhookHandler({ secret: hook.body.secret, dedup, onEvent: handle });
+    let webhookAnswers = 0;
+    route = (req, res) => {
+      res.on('finish', () => void webhookAnswers++);
+      void webhookHandler(req, res);
+    };
+    try {
+      await second.connect();
+      await waitFor(() => webhookAnswers >= 3, 15_000, 'the three webhook retries answered');
+      expect(ids.map((id) => handled.filter((h) => h.startsWith(id)))).toEqual([[`${ids[0]} via webhook`], [`${ids[1]} via webhook`], [`${ids[2]} via websocket`]]);
     } finally {
       await second.close();
     }

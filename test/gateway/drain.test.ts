@@ -1,6 +1,7 @@
 /**
  * Graceful drain on SIGTERM (SPEC §5, issue 12 item 2), on a real server child process:
- * /readyz answers 503 at once, new WebSocket upgrades and SSE streams are refused with 503, the
+ * /readyz answers 503 at once, new WebSocket upgrades are refused with 503 and SSE streams end at
+ * once with a `retry:` (EventSource gives up after a 503), the
  * 1001 closes of the open WebSockets (and the ends of the SSE streams) are spread over
  * TPX_SHUTDOWN_DRAIN_MS, a webhook attempt in flight when the signal came (a slow real receiver)
  * finishes and is recorded, the process exits 0, and after a restart that delivery is not sent
@@ -61,8 +62,14 @@ describe('graceful drain on SIGTERM', () => {
         (err: Error) => err.message,
       );
       expect(upgrade).toMatch(/unexpected HTTP 503/);
+      // A stream request is answered by a stream that ends at once, never a 503 (EventSource gives
+      // up for good on any non-200): a jittered `retry:` and the drain's close comment.
       const refusedStream = await SseTestClient.open(server, { token });
-      expect([refusedStream.status, refusedStream.body.code]).toEqual([503, 'UNAVAILABLE']);
+      await refusedStream.ended(2000);
+      expect(refusedStream.status).toBe(200);
+      expect(refusedStream.messages).toEqual([]);
+      expect(refusedStream.raw).toMatch(/^retry: (\d+)\n\n: close 1001 server shutting down\n\n$/);
+      expect(Number(/^retry: (\d+)/.exec(refusedStream.raw)![1])).toBeGreaterThanOrEqual(1000);
       // Plain HTTP requests are still served during the drain (publishers are not cut off).
       expect((await api(server, 'GET', '/healthz', undefined, { token: null })).status).toBe(200);
 

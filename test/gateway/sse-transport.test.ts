@@ -140,13 +140,12 @@ describe('SseTransport bytes', () => {
     );
   });
 
-  it('a stream that never started answers an HTTP error with the held error frame, or 503/500 by close code', async () => {
+  it('a stream that never started answers an HTTP error with the held error frame, or 500 by close code', async () => {
     const cases: Array<[(t: SseTransport) => void, number, Record<string, unknown>]> = [
       [(t) => (t.sendControl('error', errorFrame('AUTH_INVALID_API_KEY', 'Invalid API key')), t.close(4001, 'x')), 401, { code: 'AUTH_INVALID_API_KEY', error: 'Invalid API key' }],
       [(t) => (t.sendControl('error', errorFrame('AUTH_API_KEY_EXPIRED', 'expired')), t.close(4001, 'x')), 401, { code: 'AUTH_API_KEY_EXPIRED' }],
       [(t) => (t.sendControl('error', errorFrame('AUTH_API_KEY_INACTIVE', 'inactive')), t.close(4001, 'x')), 403, { code: 'AUTH_API_KEY_INACTIVE' }],
       [(t) => (t.sendControl('error', errorFrame('INVALID_ROOM', 'Unknown room(s): X', { rooms: ['X'] })), t.close(1000, 'x')), 400, { code: 'INVALID_ROOM', rooms: ['X'] }],
-      [(t) => t.close(1001, 'server shutting down'), 503, { code: 'UNAVAILABLE', error: 'server shutting down' }],
       [(t) => t.close(1011, 'internal error'), 500, { code: 'INTERNAL' }],
     ];
     for (const [script, status, expected] of cases) {
@@ -156,6 +155,15 @@ describe('SseTransport bytes', () => {
       expect(JSON.parse(body(text))).toMatchObject(expected);
       expect(text.toLowerCase()).toContain('content-type: application/json');
     }
+  });
+
+  it('a stream that never started and is closed by the drain (1001) ends at once with retry: and the close comment, not a 503', async () => {
+    onResponse = (res) => new SseTransport(res, 1 << 20, { 'access-control-allow-origin': '*' }).close(1001, 'server shutting down');
+    const text = await rawExchange('GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(Number(text.split(' ')[1])).toBe(200);
+    expect(text.toLowerCase()).toContain('content-type: text/event-stream');
+    expect(text.toLowerCase()).toContain('access-control-allow-origin: *');
+    expect(body(text)).toMatch(/^retry: \d{4}\n\n: close 1001 server shutting down\n\n$/);
   });
 
   it('an event is encoded once per framing and the same bytes go to every SSE connection', async () => {

@@ -5,7 +5,7 @@
  * SIGHUP keeping the old certificate, and start-up errors.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { samplePayload } from '../helpers/payloads.js';
+import { makeLeaf } from '../helpers/certs.js';
 import { startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
 import { WsTestClient } from '../helpers/ws-client.js';
 
@@ -190,8 +191,16 @@ describe('TLS on the one port', () => {
     expect((await peerCertificate()).fingerprint256).toBe(current.fingerprint256);
     expect((await httpsJson('GET', '/healthz')).status).toBe(200);
 
-    // Fixed files are picked up by the next SIGHUP.
+    // 4. The right key, readable by every user of the machine (refused as at start).
     copyFileSync(file('leaf1.key'), file('server.key'));
+    chmodSync(file('server.key'), 0o644);
+    server.proc.kill('SIGHUP');
+    await waitFor(() => failures().length > failedBefore + 3, 5000, 'fourth failure log line');
+    expect(String(failures().at(-1)!.reason)).toMatch(/TPX_TLS_KEY .* has mode 0644/);
+    expect((await peerCertificate()).fingerprint256).toBe(current.fingerprint256);
+
+    // Fixed files are picked up by the next SIGHUP (group-read is allowed, as PostgreSQL allows it).
+    chmodSync(file('server.key'), 0o640);
     server.proc.kill('SIGHUP');
     await waitFor(async () => (await peerCertificate()).subject === 'tpx leaf 1', 5000, 'leaf 1 back');
   });
@@ -203,6 +212,13 @@ describe('TLS configuration errors stop the start with a clear message', () => {
       /TPX_TLS_CERT is set but TPX_TLS_KEY is not/,
     );
     await expect(startTestServer({ env: { TPX_TLS_KEY: file('leaf1.key') } })).rejects.toThrow(/TPX_TLS_KEY is set but TPX_TLS_CERT is not/);
+  });
+
+  it('an expired certificate: the start is refused naming the file, as a reload would refuse it', async () => {
+    const old = makeLeaf(dir, 'expired', { expired: true }); // signed by the CA made in beforeAll
+    await expect(startTestServer({ env: { TPX_TLS_CERT: old.cert, TPX_TLS_KEY: old.key } })).rejects.toThrow(
+      /TPX_TLS_CERT \(.*expired\.pem\) expired at 2020-02-01T00:00:00\.000Z/,
+    );
   });
 
   it('an unreadable or mismatched pair', async () => {

@@ -6,7 +6,7 @@
  * and that the SDK's install pulls nothing of the server. Logs the SDK's install footprint.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -171,6 +171,27 @@ describe('a partner project installs the SDK from the tarballs', () => {
     expect(r.ok).toBe(true);
   });
 
+  it('runs without zod: the SDK loads only the zod-free protocol core (zod is for the payload types and schemas)', async () => {
+    const zod = path.join(project, 'node_modules', 'zod');
+    renameSync(zod, `${zod}.hidden`);
+    try {
+      writeFileSync(
+        path.join(project, 'no-zod.mjs'),
+        [
+          "import { TpxClient, Deduplicator, EVENT_TYPES } from '@tpx-realtime/client';",
+          "const c = new TpxClient({ url: 'http://127.0.0.1:9', token: 'tp_live_x', rooms: ['ALL'] });",
+          "console.log(EVENT_TYPES.length, typeof Deduplicator, c.state);",
+          'await c.close();',
+        ].join('\n'),
+      );
+      const r = await nodeScript('no-zod.mjs', project, {});
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('11 function idle');
+    } finally {
+      renameSync(`${zod}.hidden`, zod);
+    }
+  });
+
   it('receives an event from a running server (Node < 22: fails loudly without ws, works once ws is installed)', async () => {
     const { accountId, token } = await createAccountWithKey(server);
     writeFileSync(
@@ -213,4 +234,23 @@ describe('a partner project installs the SDK from the tarballs', () => {
     expect(got).toMatchObject({ msg_id: sent.msg_id, type: 'BID_REQUEST', seq: 1 });
     expect(result.code).toBe(0);
   });
+});
+
+describe('an operator installs the server tarball', () => {
+  // npm's EBADENGINE warning names a package whose engines.node refuses the running Node. Our
+  // root `overrides` do not apply to a project that installs us, so what fastify pulls in must
+  // accept Node 20 on its own (cookie@2, via light-my-request ≥ 6.8, wants Node ≥ 22).
+  it('installs with the workspace tarballs without any engine warning on this Node', async () => {
+    const app = path.join(work, 'operator-app');
+    await run('mkdir', ['-p', app]);
+    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'operator-app', private: true }, null, 2));
+    const tarballs = ['@tpx-realtime/protocol', '@tpx-realtime/client', 'tpx-realtime'].map((n) => path.join(work, packs.get(n)!.filename));
+    // --ignore-scripts: the engine check does not depend on the native build, which takes a minute.
+    const { stderr } = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', ...tarballs], {
+      cwd: app,
+      env: cleanEnv(),
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(stderr.split('\n').filter((l) => /EBADENGINE|Unsupported engine/.test(l)).join('\n')).toBe('');
+  }, 180_000);
 });

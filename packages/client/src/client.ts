@@ -33,13 +33,14 @@ import { Deduplicator } from './dedup.js';
 import {
   handshakeRejection,
   isFatalHandshakeStatus,
-  isNetworkFailure,
   normalizeEndpoint,
   normalizeStreamEndpoint,
+  notAStream,
   probeUpgradeStatus,
   statusFromSocketError,
   streamRejection,
 } from './endpoint.js';
+import { describeCause, isHangUp, isRefused, isTlsUrl, isUnreachable, probeSpeaksTls, tlsMistake, tlsRequired } from './diagnose.js';
 import { TpxAuthError, TpxConnectionError, TpxError, TpxHandlerError, TpxProtocolError, TpxServerError } from './errors.js';
 import { SseLink, type FetchLike } from './sse.js';
 import { defaultWebSocketFactory, frameText, WS_OPEN, type WebSocketFactory, type WebSocketLike } from './transport.js';
@@ -90,7 +91,11 @@ export interface TpxClientOptions {
   /** Shared de-duplicator (pass the same one to the webhook handler). Default: a private one; `false` disables. */
   dedup?: Deduplicator | false;
   reconnect?: ReconnectOptions;
-  /** Server ping interval (SPEC §2.6). Default 30 000 ms. */
+  /**
+   * The shortest server ping interval to expect (SPEC §2.6). Default 30 000 ms. The client learns
+   * the server's actual cadence from its pings and waits longer if the server pings less often
+   * (`TPX_PING_INTERVAL_MS` above 30 s); over a WebSocket it also asks (`ping`) before it gives up.
+   */
   pingIntervalMs?: number;
   /** Extra silence tolerated after a missed ping before the connection is declared dead. Default 10 000 ms. */
   keepaliveGraceMs?: number;
@@ -98,11 +103,16 @@ export interface TpxClientOptions {
   connectTimeoutMs?: number;
   /**
    * Bound on events received but not yet processed (slow handlers). Beyond it the client
-   * drops the connection and the unprocessed events, waits until its handlers caught up,
-   * then reconnects and resumes from `lastSeq`: memory stays bounded, nothing is lost.
-   * Default 10 000.
+   * drops the connection (keeping what it queued), waits until its handlers caught up, then
+   * reconnects and resumes after the last event it queued: memory stays bounded, nothing is
+   * lost, nothing is received twice. Default 10 000.
    */
   maxBufferedEvents?: number;
+  /**
+   * The same bound in bytes (the frames' JSON text; the parsed events take about as much again).
+   * One event is always accepted, whatever its size. Default 16 MiB.
+   */
+  maxBufferedBytes?: number;
   /** Custom WebSocket construction (tests, proxies, custom TLS). Default: global WebSocket, else `ws`. */
   webSocketFactory?: WebSocketFactory;
   /**
@@ -147,13 +157,15 @@ export interface TpxClientStats {
   reconnects: number;
 }
 
-type QueueItem = { kind: 'event'; event: TpxEvent } | { kind: 'gap'; gap: GapInfo };
+type QueueItem = { kind: 'event'; event: TpxEvent; bytes: number } | { kind: 'gap'; gap: GapInfo };
 
 interface IteratorControl {
   finish(error?: Error): void;
 }
 
 const DEFAULT_ROOMS: Room[] = [ALL_ROOM];
+/** Upper bound of the server ping interval the client learns or assumes. */
+const MAX_ASSUMED_PING_MS = 10 * 60_000;
 
 export class TpxClient {
   readonly url: string;
@@ -170,6 +182,7 @@ export class TpxClient {
   private readonly fetchImpl: FetchLike | undefined;
   private readonly diagnoseHandshake: boolean;
   private readonly maxBufferedEvents: number;
+  private readonly maxBufferedBytes: number;
 
   private _state: ClientState = 'idle';
   private readonly desired: Set<Room>;
@@ -185,20 +198,34 @@ export class TpxClient {
   private ready = false;
   private authError: TpxAuthError | undefined;
   private socketError: unknown;
+  /** A retried TLS problem (expired certificate) was reported on `error` since the last open. */
+  private tlsReported = false;
   private resumedFrom: number | undefined;
   /** End of the last gap this connection announced (SSE repeats `subscribed.gap` as a gap message). */
   private gapThrough: number | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The server's ping interval as far as we know: learnt from the gap between its pings (never
+   * below `pingIntervalMs`); kept across connections, as it is the server's setting.
+   */
+  private serverPingMs: number;
+  /** When this connection opened or last got a server ping (undefined before open). */
+  private lastPingAt: number | undefined;
+  /** Server pings this connection got. */
+  private pingsSeen = 0;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
   private readonly queue: QueueItem[] = [];
+  /** Frame bytes of the events in `queue`. */
+  private queuedBytes = 0;
+  /**
+   * Highest seq put in the queue (event or gap end) since the queue was last discarded. The queue
+   * survives a reconnect, so the next subscribe resumes after it: nothing queued is sent again.
+   */
+  private receivedThrough: number | undefined;
   private pumping = false;
-  /** seq of the event whose handlers are running (not yet processed). */
-  private inProgressSeq: number | undefined;
-  /** Resume point captured when unprocessed events were dropped (used until an event is processed). */
-  private overflowResume: number | undefined;
   private idleWaiters: Array<() => void> = [];
   private connectWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private readonly iterators = new Set<IteratorControl>();
@@ -226,11 +253,16 @@ export class TpxClient {
     this.maxAttempts = rc.maxAttempts ?? Number.POSITIVE_INFINITY;
     this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
     this.keepaliveGraceMs = options.keepaliveGraceMs ?? 10_000;
+    this.serverPingMs = this.pingIntervalMs;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.factory = options.webSocketFactory ?? defaultWebSocketFactory;
     this.fetchImpl = options.fetch ?? (typeof globalThis.fetch === 'function' ? (globalThis.fetch.bind(globalThis) as FetchLike) : undefined);
     this.diagnoseHandshake = options.diagnoseHandshake ?? options.webSocketFactory === undefined;
     this.maxBufferedEvents = options.maxBufferedEvents ?? 10_000;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    for (const [name, v] of [['maxBufferedEvents', this.maxBufferedEvents], ['maxBufferedBytes', this.maxBufferedBytes]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`TpxClient: ${name} must be an integer ≥ 1`);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -246,6 +278,12 @@ export class TpxClient {
    */
   get lastSeq(): number | undefined {
     return this._lastSeq;
+  }
+  /** Events received and waiting for handlers (the one being handled not counted), and their frame bytes. */
+  get buffered(): { events: number; bytes: number } {
+    let events = 0;
+    for (const item of this.queue) if (item.kind === 'event') events++;
+    return { events, bytes: this.queuedBytes };
   }
   /** Account of the token, known once authenticated. */
   get accountId(): string | undefined {
@@ -445,6 +483,9 @@ export class TpxClient {
       return;
     }
     if (gen !== this.gen) {
+      // close() ran while the factory worked: `ws` emits 'error' when a CONNECTING socket is
+      // terminated, and throws it without a listener (a crash of the whole process).
+      detach(ws);
       safeClose(ws, 1000, 'client closed');
       return;
     }
@@ -453,6 +494,8 @@ export class TpxClient {
     ws.onopen = () => {
       if (gen !== this.gen) return;
       opened = true;
+      this.lastPingAt = Date.now(); // the server's first ping comes one interval after this
+      this.pingsSeen = 0;
       this.armKeepalive(gen);
       // An SSE request already carried the key, the rooms and the resume point: `subscribed` is next.
       if (ws instanceof SseLink) this._accountId = ws.accountId ?? this._accountId;
@@ -460,8 +503,9 @@ export class TpxClient {
     };
     ws.onmessage = (ev) => {
       if (gen !== this.gen) return;
-      this.armKeepalive(gen);
       this.handleFrame(ev.data);
+      // After the frame: a ping may have taught a new interval; a frame may have ended this connection.
+      if (gen === this.gen) this.armKeepalive(gen);
     };
     ws.onerror = (ev) => {
       if (gen !== this.gen) return;
@@ -471,7 +515,7 @@ export class TpxClient {
       if (gen !== this.gen) return;
       this.socket = undefined;
       if (opened) this.onDrop(gen, { closeCode: ev.code, closeReason: ev.reason });
-      else if (ws instanceof SseLink) this.onStreamRefused(gen, ws);
+      else if (ws instanceof SseLink) void this.onStreamRefused(gen, ws);
       else void this.onHandshakeFailed(gen, ev.code, ev.reason);
     };
   }
@@ -485,6 +529,11 @@ export class TpxClient {
     link.onactivity = () => {
       if (gen === this.gen) this.armKeepalive(gen);
     };
+    link.onping = () => {
+      if (gen !== this.gen) return;
+      this.pingReceived();
+      this.armKeepalive(gen);
+    };
     return link;
   }
 
@@ -492,13 +541,24 @@ export class TpxClient {
    * The SSE request failed before the stream started. A network failure or 5xx/408/429 is
    * retried; an `AUTH_…` answer (401/403), invalid rooms (400) or another 3xx/4xx is fatal.
    */
-  private onStreamRefused(gen: number, link: SseLink): void {
+  private async onStreamRefused(gen: number, link: SseLink): Promise<void> {
     const refusal = link.refusal;
     if (!refusal) {
-      this.onDrop(gen, { closeCode: 1006 });
+      // No HTTP answer: a TLS mistake (fatal, with a hint) or the network (retried, reason kept).
+      const cause = this.socketError;
+      let mistake = tlsMistake(this.url, cause);
+      if (!mistake && this.plainUrlHungUp(cause) && (await probeSpeaksTls(this.url))) mistake = tlsRequired(this.url);
+      if (gen !== this.gen || this._state === 'closed') return;
+      if (mistake?.fatal) this.shutdown({ reason: 'fatal', error: mistake });
+      else this.onDrop(gen, { closeCode: 1006, error: mistake ?? this.unreachable(cause) });
       return;
     }
     const { status, body } = refusal;
+    if (status >= 200 && status < 300) {
+      // A page (a console, a proxy's login form, another server): the next answer will be the same.
+      this.shutdown({ reason: 'fatal', error: notAStream(this.url, status, refusal.contentType) });
+      return;
+    }
     const code = typeof body?.code === 'string' ? body.code : undefined;
     const message = typeof body?.error === 'string' ? body.error : `HTTP ${status}`;
     if (code?.startsWith('AUTH_')) {
@@ -521,17 +581,49 @@ export class TpxClient {
   private async onHandshakeFailed(gen: number, closeCode: number, closeReason: string): Promise<void> {
     const cause = this.socketError;
     let status = statusFromSocketError(cause);
-    if (status === undefined && this.diagnoseHandshake && !isNetworkFailure(cause)) status = await probeUpgradeStatus(this.url);
+    let mistake = status === undefined ? tlsMistake(this.url, cause) : undefined;
+    let why = cause;
+    if (status === undefined && mistake === undefined && this.diagnoseHandshake && cause !== undefined && !isUnreachable(cause)) {
+      if (this.plainUrlHungUp(cause)) {
+        if (await probeSpeaksTls(this.url)) mistake = tlsRequired(this.url);
+      } else if (!isHangUp(cause)) {
+        // The WHATWG WebSocket says nothing: ask the server with a plain upgrade request.
+        const probe = await probeUpgradeStatus(this.url);
+        status = probe.status;
+        if (status === undefined && probe.error !== undefined) {
+          why = probe.error;
+          mistake = tlsMistake(this.url, probe.error);
+          if (!mistake && this.plainUrlHungUp(probe.error) && (await probeSpeaksTls(this.url))) mistake = tlsRequired(this.url);
+        }
+      }
+    }
     if (gen !== this.gen || this._state === 'closed') return; // closed or timed out meanwhile
     if (status !== undefined && isFatalHandshakeStatus(status)) {
       this.shutdown({ reason: 'fatal', error: handshakeRejection(this.url, status) });
       return;
     }
+    if (mistake?.fatal) {
+      this.shutdown({ reason: 'fatal', error: mistake });
+      return;
+    }
     const error =
       status === undefined
-        ? undefined
+        ? (mistake ?? this.unreachable(why))
         : new TpxConnectionError(`HTTP_${status}`, `the WebSocket upgrade at ${this.url} was answered HTTP ${status}`, { httpStatus: status, cause });
     this.onDrop(gen, { closeCode, closeReason, error });
+  }
+
+  /** A connection attempt that got no answer: retried, with the reason in `reconnecting`. */
+  private unreachable(cause: unknown): TpxConnectionError | undefined {
+    const why = describeCause(cause);
+    if (why === undefined) return undefined;
+    const hint = isRefused(cause) ? ' (is the server running, and is this its port?)' : '';
+    return new TpxConnectionError('NETWORK_ERROR', `cannot connect to ${this.url}: ${why}${hint}`, { cause });
+  }
+
+  /** A plain (ws:, http:) URL whose server closed without an answer: maybe a TLS port (probed). */
+  private plainUrlHungUp(cause: unknown): boolean {
+    return cause !== undefined && !isTlsUrl(this.url) && isHangUp(cause);
   }
 
   /** Give up on the current socket without waiting for a closing handshake (dead peer, timeout). */
@@ -577,9 +669,16 @@ export class TpxClient {
       info.error ??
       new TpxConnectionError(
         closeCode === undefined ? 'NETWORK_ERROR' : `CLOSED_${closeCode}`,
-        closeCode === undefined ? errorMessage(this.socketError) : `connection closed (${closeCode}${closeReason ? `: ${closeReason}` : ''})`,
+        closeCode === undefined
+          ? (describeCause(this.socketError) ?? 'connection error')
+          : `connection closed (${closeCode}${closeReason ? `: ${closeReason}` : ''})${closeCode === 1006 && this.socketError !== undefined ? `: ${describeCause(this.socketError)}` : ''}`,
         { closeCode, closeReason, cause: this.socketError },
       );
+    if (error.code.startsWith('TLS_') && !this.tlsReported) {
+      // Retried (an expired certificate gets renewed) but never silent: once per failing streak.
+      this.tlsReported = true;
+      this.emit('error', error);
+    }
     const attempt = this.backoff.attempts + 1;
     const delayMs = this.backoff.next();
     this.setState('reconnecting');
@@ -610,7 +709,10 @@ export class TpxClient {
       safeClose(ws, 1000, 'client closed');
     }
     this.ready = false;
-    this.queue.length = 0; // not processed → replayed on the next start from lastSeq
+    this.discardQueue(); // not processed → replayed on the next start from lastSeq
+    // Settled with THIS ending only: a listener below may call connect() again, whose promise
+    // must wait for the new attempt.
+    const waiters = this.connectWaiters.splice(0);
     this.setState('closed');
     if (info.error) {
       // Never silent: with nobody listening, say why the client stopped.
@@ -619,7 +721,7 @@ export class TpxClient {
     }
     this.emit('closed', info);
     // close() before the first open settles connect() quietly; fatal endings reject it.
-    for (const w of this.connectWaiters.splice(0)) {
+    for (const w of waiters) {
       if (info.error) w.reject(info.error);
       else w.resolve();
     }
@@ -629,6 +731,7 @@ export class TpxClient {
   private markOpen(): void {
     if (this.ready) return;
     this.ready = true;
+    this.tlsReported = false;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.stats.connections++;
@@ -643,13 +746,37 @@ export class TpxClient {
     for (const w of this.connectWaiters.splice(0)) w.resolve();
   }
 
+  /**
+   * Any message resets the liveness deadline: the server's ping interval as learnt, plus the grace.
+   * At the deadline a WebSocket asks the server (`ping`, answered with `pong`, SPEC §2.1) and gives
+   * up only if nothing comes within the grace: a server that pings less often than we assumed is
+   * not mistaken for a dead one. SSE cannot ask: a stream that timed out before its first ping
+   * doubles the interval assumed for the next connection (at most 10 minutes).
+   */
   private armKeepalive(gen: number): void {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
-    const silence = this.pingIntervalMs + this.keepaliveGraceMs;
-    this.keepaliveTimer = setTimeout(
-      () => this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms`)),
-      silence,
-    );
+    const silence = this.serverPingMs + this.keepaliveGraceMs;
+    this.keepaliveTimer = setTimeout(() => {
+      if (gen !== this.gen) return;
+      if (this.transport === 'websocket') {
+        this.send({ msg_type: 'ping', payload: {} });
+        this.keepaliveTimer = setTimeout(
+          () => this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms, nor an answer to a ping within ${this.keepaliveGraceMs} ms`)),
+          this.keepaliveGraceMs,
+        );
+        return;
+      }
+      if (this.pingsSeen === 0) this.serverPingMs = Math.min(this.serverPingMs * 2, MAX_ASSUMED_PING_MS);
+      this.abandon(gen, new TpxConnectionError('KEEPALIVE_TIMEOUT', `no message from the server for ${silence} ms`));
+    }, silence);
+  }
+
+  /** A server ping: learn its cadence from the gap since the previous one (or since open). */
+  private pingReceived(): void {
+    const now = Date.now();
+    if (this.lastPingAt !== undefined) this.serverPingMs = Math.min(Math.max(this.pingIntervalMs, now - this.lastPingAt), MAX_ASSUMED_PING_MS);
+    this.lastPingAt = now;
+    this.pingsSeen++;
   }
 
   private clearConnectionTimers(): void {
@@ -677,14 +804,13 @@ export class TpxClient {
     }
   }
 
-  /** `after_seq` for a (re)subscribe: the last processed seq, else just before the first unprocessed one received. */
+  /**
+   * `after_seq` for a (re)subscribe: past everything received (processed, or queued: the queue is
+   * kept across reconnects), else the last processed seq.
+   */
   private resumePoint(): number | undefined {
-    if (this._lastSeq !== undefined) return this._lastSeq;
-    if (this.inProgressSeq !== undefined) return Math.max(0, this.inProgressSeq - 1);
-    for (const item of this.queue) {
-      if (item.kind === 'event' && item.event.seq !== undefined) return Math.max(0, item.event.seq - 1);
-    }
-    return this.overflowResume;
+    if (this.receivedThrough === undefined) return this._lastSeq;
+    return Math.max(this.receivedThrough, this._lastSeq ?? 0);
   }
 
   private sendSubscribe(rooms: Room[]): void {
@@ -712,6 +838,7 @@ export class TpxClient {
     const payload = (f.payload && typeof f.payload === 'object' ? f.payload : {}) as Record<string, unknown>;
     switch (f.msg_type) {
       case 'ping':
+        this.pingReceived();
         this.send({ msg_type: 'pong', payload: {} });
         return;
       case 'pong':
@@ -764,13 +891,12 @@ export class TpxClient {
       return;
     }
     this.stats.received++;
-    if (this.queue.length >= this.maxBufferedEvents) {
-      // Unprocessed events are dropped; the resume point (before them) makes the server replay them.
-      const gen = this.gen;
-      const resumeFrom = this.resumePoint();
-      this.queue.length = 0;
-      this.overflowResume = resumeFrom;
-      this.abandon(gen, new TpxConnectionError('BUFFER_OVERFLOW', `more than ${this.maxBufferedEvents} events waiting for handlers`));
+    const bytes = text!.length;
+    if (this.queue.length >= this.maxBufferedEvents || (this.queuedBytes > 0 && this.queuedBytes + bytes > this.maxBufferedBytes)) {
+      // This event and what follows it on this connection are not kept: the connection is
+      // dropped, the queue is processed, and the resume point (after the queue) brings them back.
+      const limit = this.queue.length >= this.maxBufferedEvents ? `${this.maxBufferedEvents} events` : `${this.maxBufferedBytes} bytes`;
+      this.abandon(this.gen, new TpxConnectionError('BUFFER_OVERFLOW', `more than ${limit} waiting for handlers`));
       return;
     }
     const event = {
@@ -781,7 +907,7 @@ export class TpxClient {
       via: this.transport === 'sse' ? 'sse' : 'websocket',
     } as TpxEvent;
     if (typeof f.seq === 'number') event.seq = f.seq;
-    this.enqueue({ kind: 'event', event });
+    this.enqueue({ kind: 'event', event, bytes });
   }
 
   /**
@@ -798,7 +924,7 @@ export class TpxClient {
       this._lastSeq = lastSeq;
       return;
     }
-    if (typeof resumedFrom === 'number' && lastSeq < resumedFrom && this._lastSeq !== undefined && this._lastSeq > lastSeq) {
+    if (typeof resumedFrom === 'number' && lastSeq < resumedFrom && this.resumePoint()! > lastSeq) {
       this.emit(
         'error',
         new TpxError(
@@ -808,6 +934,7 @@ export class TpxClient {
         ),
       );
       this._lastSeq = lastSeq;
+      if (this.receivedThrough !== undefined && this.receivedThrough > lastSeq) this.receivedThrough = lastSeq;
     }
   }
 
@@ -823,7 +950,17 @@ export class TpxClient {
 
   private enqueue(item: QueueItem): void {
     this.queue.push(item);
+    const through = item.kind === 'gap' ? item.gap.to_seq : item.event.seq;
+    if (item.kind === 'event') this.queuedBytes += item.bytes;
+    if (through !== undefined && (this.receivedThrough === undefined || through > this.receivedThrough)) this.receivedThrough = through;
     if (!this.pumping) void this.pump();
+  }
+
+  /** Drop what waits for handlers (the client stops): a later start resumes from `lastSeq`. */
+  private discardQueue(): void {
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.receivedThrough = undefined;
   }
 
   private async pump(): Promise<void> {
@@ -831,6 +968,7 @@ export class TpxClient {
     try {
       while (this.queue.length > 0) {
         const item = this.queue.shift()!;
+        if (item.kind === 'event') this.queuedBytes -= item.bytes;
         if (item.kind === 'gap') await this.dispatchGap(item.gap);
         else await this.process(item.event);
       }
@@ -858,7 +996,6 @@ export class TpxClient {
       this.stats.duplicates++;
       return;
     }
-    this.inProgressSeq = seq;
     const run = async () => {
       for (const h of [...(this.handlers.get(event.msg_type) ?? [])]) await h(event);
       for (const h of [...(this.handlers.get('event') ?? [])]) await h(event);
@@ -874,7 +1011,6 @@ export class TpxClient {
       this.emit('error', new TpxHandlerError(event, err));
     }
     if (seq !== undefined && (this._lastSeq === undefined || seq > this._lastSeq)) this._lastSeq = seq;
-    this.inProgressSeq = undefined;
   }
 
   private emit<K extends TpxClientEventName>(name: K, ...args: Parameters<TpxClientEvents[K]>): void {

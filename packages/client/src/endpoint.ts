@@ -13,7 +13,7 @@
  */
 import { TpxConnectionError } from './errors.js';
 
-/** `http://h:p` → `ws://h:p/ws`; `https://h:p/` → `wss://h:p/ws`; `ws(s)://…/path` is kept. Throws TypeError. */
+/** `http://h:p` → `ws://h:p/ws`; `https://h:p/` → `wss://h:p/ws`; `…/ws/` → `…/ws`; any other `ws(s)://…/path` is kept. Throws TypeError. */
 export function normalizeEndpoint(input: string): string {
   let url: URL;
   try {
@@ -26,7 +26,11 @@ export function normalizeEndpoint(input: string): string {
   else if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw new TypeError(`TpxClient: url must use ws://, wss://, http:// or https:// (got "${input}")`);
   }
-  if (url.pathname === '' || url.pathname === '/') url.pathname = '/ws';
+  // `…/ws/` (copied from a browser or a proxy config) is the same endpoint as `…/ws`: the server
+  // routes `/ws` only and would answer the slash with a 404.
+  const path = url.pathname.replace(/\/+$/, '');
+  if (path === '') url.pathname = '/ws';
+  else if (path.endsWith('/ws')) url.pathname = path;
   url.hash = '';
   return url.toString();
 }
@@ -72,6 +76,16 @@ export function streamRejection(url: string, status: number): TpxConnectionError
   return new TpxConnectionError('HANDSHAKE_REJECTED', message, { fatal: true, httpStatus: status });
 }
 
+/** The fatal error for an SSE request answered 2xx with something other than an event stream. */
+export function notAStream(url: string, status: number, contentType: string): TpxConnectionError {
+  return new TpxConnectionError(
+    'NOT_AN_EVENT_STREAM',
+    `${url} answered HTTP ${status} with ${contentType ? `"${contentType.split(';')[0]}"` : 'no content type'}, not an event stream ` +
+      `(text/event-stream): give the tpx-realtime server's base URL (e.g. https://realtime.example.com), not a page of it`,
+    { fatal: true, httpStatus: status },
+  );
+}
+
 /** The `/ws` URL the user probably meant, when `url` is not already one. */
 export function suggestedEndpoint(url: string): string | undefined {
   const u = new URL(url);
@@ -114,24 +128,6 @@ export function statusFromSocketError(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-]);
-
-/** A failure below HTTP (no server answered): nothing to learn from a probe. */
-export function isNetworkFailure(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && NETWORK_CODES.has(code);
-}
-
 /** The part of `node:http` / `node:https` the probe uses (structural: the SDK needs no @types/node). */
 interface NodeHttpLike {
   request(
@@ -145,13 +141,20 @@ interface NodeHttpLike {
   };
 }
 
+/** What the handshake probe learnt: the status the server answered, or why the request failed. */
+export interface UpgradeProbe {
+  status?: number;
+  error?: unknown;
+}
+
 /**
  * Node only: send the upgrade request our WebSocket sent, read the status the server answers.
- * 101 (the server accepts upgrades now) and any failure give `undefined`: retry as usual.
+ * 101 (the server accepts upgrades now) gives `{}`: retry as usual. A request that failed gives
+ * its error (a TLS mistake shows there when the WebSocket itself reported nothing).
  */
-export async function probeUpgradeStatus(url: string, timeoutMs = 5_000): Promise<number | undefined> {
+export async function probeUpgradeStatus(url: string, timeoutMs = 5_000): Promise<UpgradeProbe> {
   const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  if (!proc?.versions?.node) return undefined;
+  if (!proc?.versions?.node) return {};
   const u = new URL(url);
   const secure = u.protocol === 'wss:';
   let mod: NodeHttpLike;
@@ -160,17 +163,17 @@ export async function probeUpgradeStatus(url: string, timeoutMs = 5_000): Promis
     const specifier = secure ? 'node:https' : 'node:http';
     mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)) as NodeHttpLike;
   } catch {
-    return undefined;
+    return {};
   }
   const key = btoa(String.fromCharCode(...globalThis.crypto.getRandomValues(new Uint8Array(16))));
-  return new Promise<number | undefined>((resolve) => {
+  return new Promise<UpgradeProbe>((resolve) => {
     let settled = false;
-    const done = (status: number | undefined) => {
+    const done = (result: UpgradeProbe) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       req.destroy();
-      resolve(status);
+      resolve(result);
     };
     const req = mod.request(
       {
@@ -188,15 +191,15 @@ export async function probeUpgradeStatus(url: string, timeoutMs = 5_000): Promis
       },
       (res) => {
         res.resume();
-        done(res.statusCode);
+        done(res.statusCode === undefined ? {} : { status: res.statusCode });
       },
     );
     req.on('upgrade', (_res, socket) => {
       socket.destroy();
-      done(undefined);
+      done({});
     });
-    req.on('error', () => done(undefined));
-    const timer = setTimeout(() => done(undefined), timeoutMs);
+    req.on('error', (error) => done({ error }));
+    const timer = setTimeout(() => done({}), timeoutMs);
     req.end();
   });
 }

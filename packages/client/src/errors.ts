@@ -48,8 +48,9 @@ export class TpxAuthError extends TpxServerError {
 /**
  * The connection dropped or could not be established (retried unless `fatal`). Fatal codes:
  * `HANDSHAKE_REJECTED` (the upgrade was answered with a 3xx/4xx status, in `httpStatus`: wrong
- * URL, or a proxy refusing WebSockets), `NO_WEBSOCKET` (no WebSocket implementation in this
- * runtime), `MAX_ATTEMPTS`.
+ * URL, or a proxy refusing WebSockets), `NOT_AN_EVENT_STREAM` (SSE: a 2xx page instead of a
+ * stream), `TLS_*` (a TLS mistake: see the message's hint), `NO_WEBSOCKET` (no WebSocket
+ * implementation in this runtime), `MAX_ATTEMPTS`.
  */
 export class TpxConnectionError extends TpxError {
   readonly closeCode: number | undefined;

@@ -12,7 +12,7 @@
 export { TpxClient } from './client.js';
 export type { TpxClientOptions, TpxClientEvents, TpxClientEventName, TpxClientStats, ReconnectOptions } from './client.js';
 export { Deduplicator } from './dedup.js';
-export type { DeduplicatorOptions } from './dedup.js';
+export type { DeduplicatorOptions, DeduplicatorSnapshot } from './dedup.js';
 export { Backoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
 export {

@@ -35,6 +35,8 @@ export interface SseOpenOptions {
 
 export interface SseRefusal {
   status: number;
+  /** The answer's `Content-Type` (a 200 that is not `text/event-stream` is a page, not a stream). */
+  contentType: string;
   /** The JSON error body (`{ error, code, … }`) when there was one. */
   body: Record<string, unknown> | undefined;
 }
@@ -125,6 +127,8 @@ export class SseLink implements WebSocketLike {
   onerror: ((ev: any) => void) | null = null;
   /** Any sign of life (messages and `: ping` comments): the client's keepalive. */
   onactivity: (() => void) | null = null;
+  /** A `: ping` comment: the server's keepalive, whose cadence the client learns. */
+  onping: (() => void) | null = null;
   /** The account of the key (response header `X-Tpx-Account-Id`), once open. */
   accountId: string | undefined;
   /** Set when the server answered something other than a stream. */
@@ -169,7 +173,7 @@ export class SseLink implements WebSocketLike {
       } catch {
         /* not JSON: a proxy's page, another server */
       }
-      this.refusal = { status: res.status, body };
+      this.refusal = { status: res.status, contentType: type, body };
       this.finish(1006, `HTTP ${res.status}`);
       return;
     }
@@ -183,6 +187,7 @@ export class SseLink implements WebSocketLike {
       (comment) => {
         const closing = parseCloseComment(comment);
         if (closing) this.closeInfo = closing;
+        else if (comment === 'ping') this.onping?.();
         this.onactivity?.();
       },
     );

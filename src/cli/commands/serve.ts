@@ -5,6 +5,7 @@
  * exits 1 at once.
  */
 import path from 'node:path';
+import { tpx } from '../invocation.js';
 import type { Command } from 'commander';
 import type { Config } from '../../config/index.js';
 import { CliError } from '../errors.js';
@@ -22,9 +23,10 @@ interface ServeOptions {
 
 /**
  * The start banner: where the server is, and commands that work when pasted into another
- * terminal (`npx tpx` is what runs the CLI in a clone; `--url` carries the real port).
+ * terminal (`npx tpx` in a clone or a project, `tpx` when installed globally: invocation.ts;
+ * `--url` carries the real port).
  */
-export function banner(server: RunningServer, config: Config, cwd = process.cwd()): string {
+export function banner(server: RunningServer, config: Config, cwd = process.cwd(), cli: string = tpx()): string {
   const base = server.url.replace(/\/+$/, '');
   const ws = base.replace(/^http/, 'ws') + '/ws';
   const lines = [
@@ -52,11 +54,11 @@ export function banner(server: RunningServer, config: Config, cwd = process.cwd(
     '',
     `  Try it from another terminal${setup ? '' : ' in this directory'}:`,
     ...(setup ? [setup] : []),
-    `    npx tpx accounts create --name "Acme" --partner-id partner_acme ${url}`,
-    `    npx tpx keys create --account <account_id> ${url}`,
-    `    npx tpx listen --token <tp_live_…> --rooms ALL ${url}`,
-    `    npx tpx publish BID_REQUEST --account <account_id> --sample ${url}`,
-    `    npx tpx simulate --account <account_id> --duration 30s ${url}`,
+    `    ${cli} accounts create --name "Acme" --partner-id partner_acme ${url}`,
+    `    ${cli} keys create --account <account_id> ${url}`,
+    `    ${cli} listen --token <tp_live_…> --rooms ALL ${url}`,
+    `    ${cli} publish BID_REQUEST --account <account_id> --sample ${url}`,
+    `    ${cli} simulate --account <account_id> --duration 30s ${url}`,
     '',
   );
   return lines.join('\n') + '\n';

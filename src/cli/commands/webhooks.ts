@@ -4,6 +4,7 @@
  * them as Standard-Webhooks-signed POSTs to a local URL).
  */
 import type { TpxEvent } from '@tpx-realtime/client';
+import { tpx } from '../invocation.js';
 import type { Room } from '@tpx-realtime/protocol';
 import type { Command } from 'commander';
 import { ApiError } from '../api.js';
@@ -24,23 +25,60 @@ interface WebhookRow {
 }
 
 /**
+ * The destination_id the webhook dispatcher would send for `accountId` (SPEC §4): its partner_id,
+ * else the account id. Looking it up needs the admin API; without an admin token (a partner has
+ * only its key) the account id is used and the way to set the partner_id is printed once.
+ */
+async function destinationIdOf(cmd: Command, accountId: string): Promise<string> {
+  let account: { partner_id?: string | null };
+  try {
+    account = await adminClient(cmd).get<{ partner_id?: string | null }>(`/admin/accounts/${encodeURIComponent(accountId)}`);
+  } catch (err) {
+    const why = err instanceof CliError && /no admin token/.test(err.message) ? 'no admin token to look up its partner_id' : `its partner_id could not be looked up (${(err as Error).message})`;
+    notice(`destination_id: the account id ${accountId} (${why}); pass --destination-id <partner_id> to match the webhook bodies of an account that has one`);
+    return accountId;
+  }
+  const destination = account.partner_id || accountId;
+  notice(`destination_id: ${destination}${account.partner_id ? " (the account's partner_id)" : ' (the account has no partner_id)'}`);
+  return destination;
+}
+
+/**
  * The server refuses loopback and private endpoints unless TPX_WEBHOOK_ALLOW_PRIVATE=true (SSRF
  * guard, SPEC §5); during development the usual intent is "send my webhooks to localhost".
  */
 function unsafeUrlHint(err: unknown, url: string): never {
+  // The server checks that the host resolves (to public addresses) when the endpoint is added.
+  if (err instanceof ApiError && err.code === 'UNSAFE_WEBHOOK_URL' && /does not resolve/.test(err.message)) {
+    const host = hostOf(url);
+    throw new CliError(
+      `${err.message}\n` +
+        `hint: the server could not resolve ${host} (DNS). Check the spelling of the host; it must resolve from the machine the\n` +
+        '  server runs on (its DNS, not this one\'s), and it is resolved again before every delivery. For a receiver on this\n' +
+        `  machine, leave the endpoint unregistered and run: ${tpx()} webhooks forward --token <tp_live_…> --to ${url}`,
+    );
+  }
   if (err instanceof ApiError && err.code === 'UNSAFE_WEBHOOK_URL') {
     throw new CliError(
       `${err.message}\n` +
         'hint: loopback and private addresses are refused by default (SSRF guard). For local development, either\n' +
         '  - start the server with TPX_WEBHOOK_ALLOW_PRIVATE=true (never in production), or\n' +
-        `  - leave the endpoint unregistered and run: npx tpx webhooks forward --token <tp_live_…> --to ${url}`,
+        `  - leave the endpoint unregistered and run: ${tpx()} webhooks forward --token <tp_live_…> --to ${url}`,
     );
   }
   throw err;
 }
 
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
+}
+
 function secretArg(value: string): string {
-  if (!isValidSecret(value)) throw new CliError('invalid --secret: expected whsec_<base64 of at least 24 random bytes>, e.g. the secret printed by `tpx webhooks add`');
+  if (!isValidSecret(value)) throw new CliError(`invalid --secret: expected whsec_<base64 of at least 24 random bytes>, e.g. the secret printed by \`${tpx()} webhooks add\``);
   return value;
 }
 
@@ -116,20 +154,24 @@ export function register(program: Command): void {
     .requiredOption('--to <url>', 'local endpoint, e.g. http://localhost:3000/hook', urlArg)
     .option('--rooms <rooms>', 'comma-separated rooms', roomsArg, ['ALL'])
     .option('--secret <whsec>', 'signing secret to use (default: a fresh one, printed at start)')
-    .option('--source-id <id>', 'source_id of the forwarded bodies', 'tradepost_realtime')
-    .option('--destination-id <id>', 'destination_id of the forwarded bodies (default: the account id)')
+    .option('--source-id <id>', 'source_id of the forwarded bodies (default: TPX_SOURCE_ID, else tradepost_realtime)')
+    .option('--destination-id <id>', "destination_id of the forwarded bodies (default: the account's partner_id, else its account_id)")
     .option('--after-seq <n>', 'replay stored events after this seq first', nonNegativeIntArg)
     .option('--timeout <duration>', 'per-request timeout, e.g. 10s (a plain number is seconds)', durationArg, 10_000)
     .action(async (opts: {
-      token?: string; to: string; rooms: Room[]; secret?: string; sourceId: string; destinationId?: string; afterSeq?: number; timeout: number;
+      token?: string; to: string; rooms: Room[]; secret?: string; sourceId?: string; destinationId?: string; afterSeq?: number; timeout: number;
     }, cmd: Command) => {
+      // The server's default source_id (SPEC §5 TPX_SOURCE_ID): the WebSocket frame does not carry it.
+      const sourceId = opts.sourceId ?? (process.env.TPX_SOURCE_ID || 'tradepost_realtime');
       const token = resolveApiKey(opts.token);
       const secret = opts.secret !== undefined ? secretArg(opts.secret) : generateSecret();
       const url = resolveUrl(globalOpts(cmd));
       const c = colourer(stdoutColours());
       process.stdout.write(`Ready! Your webhook signing secret is ${c('bold', secret)}\n`);
       process.stdout.write(`Forwarding events from ${url} to ${opts.to}\n`);
-      let accountId = '';
+      // destination_id is the account's partner_id, else its account_id (SPEC §4). The key only
+      // tells the account id; its partner_id comes from the admin API when an admin token is at hand.
+      let destination: Promise<string> | undefined = opts.destinationId !== undefined ? Promise.resolve(opts.destinationId) : undefined;
 
       // One event at a time, in seq order: the SDK awaits this before handing over the next.
       const forward = async (ev: TpxEvent) => {
@@ -139,8 +181,8 @@ export function register(program: Command): void {
           msg_id: ev.msg_id,
           seq: ev.seq,
           sent_at: Math.floor(ev.sent_at / 1000),
-          source_id: opts.sourceId,
-          destination_id: opts.destinationId ?? accountId,
+          source_id: sourceId,
+          destination_id: await destination,
           payload: ev.payload,
         });
         const ts = Math.floor(Date.now() / 1000);
@@ -173,7 +215,7 @@ export function register(program: Command): void {
         afterSeq: opts.afterSeq,
         status: (line) => notice(line),
         onOpen: (id) => {
-          accountId = id;
+          destination ??= destinationIdOf(cmd, id);
         },
         onEvent: forward,
       });

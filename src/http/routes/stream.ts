@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { ALL_ROOM, ErrorCode } from '@tpx-realtime/protocol';
 import type { Gateway } from '../../gateway/gateway.js';
 import { serveEventStream } from '../../gateway/sse-stream.js';
+import { drainBounce } from '../../gateway/sse-transport.js';
 import type { Logger } from '../../observability/logger.js';
 import { HttpError } from '../errors.js';
 import { documentedOnly, errorReply, type ZodTypeProvider } from '../schema.js';
@@ -111,11 +112,11 @@ export function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps): void 
         querystring: StreamQuery,
         headers: StreamHeaders,
         response: {
-          200: { description: 'The stream: subscribed first, then replayed and live events, gaps, pings', content: { 'text/event-stream': { schema: z.string() } } },
+          200: { description: 'The stream: subscribed first, then replayed and live events, gaps, pings. A draining node answers a stream that ends at once with a jittered retry: and a close comment (EventSource gives up for good on a 503)', content: { 'text/event-stream': { schema: z.string() } } },
           400: errorReply('INVALID_ROOM (rooms: the unknown names), NO_VALID_ROOMS, or VALIDATION_FAILED (a Last-Event-ID or after_seq that is not a seq)'),
           401: errorReply('AUTH_INVALID_API_KEY (missing or unknown key) or AUTH_API_KEY_EXPIRED'),
           403: errorReply('AUTH_API_KEY_INACTIVE: the key was deactivated'),
-          503: errorReply('UNAVAILABLE: the server is shutting down, reconnect (another node answers); or STORE_UNAVAILABLE'),
+          503: errorReply('UNAVAILABLE or STORE_UNAVAILABLE: the store cannot serve the request just now, reconnect (another node answers)'),
         },
       },
     },
@@ -129,8 +130,10 @@ export function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps): void 
       }
       const afterSeq = afterSeqOf(request.headers['last-event-id'], q);
       if (!deps.gateway.acceptingConnections) {
-        reply.header('retry-after', '1');
-        throw new HttpError(503, ErrorCode.UNAVAILABLE, 'Server is shutting down: reconnect (another node will answer)');
+        // Not a 503: EventSource never retries after one (see drainBounce).
+        reply.hijack();
+        drainBounce(reply.raw, CORS);
+        return;
       }
       reply.hijack();
       await serveEventStream(deps.gateway, reply.raw, { token, rooms: roomsOf(q), afterSeq }, { maxOutboundBytes: deps.maxOutboundBytes, headers: CORS, logger: deps.logger });
