@@ -104,6 +104,11 @@ export function refusalOf(errorJson: string | null, closeCode: number, reason: s
   return { status: 503, body: { error: reason || 'Stream unavailable', code: ErrorCode.UNAVAILABLE } };
 }
 
+/** The `code` of a held `error` frame (JSON text). */
+function errorCodeOf(errorJson: string): string {
+  return String((JSON.parse(errorJson) as { payload?: { code?: unknown } }).payload?.code);
+}
+
 function statusOfCode(code: string): number {
   const auth = authStatus(code);
   if (auth !== undefined) return auth;
@@ -239,6 +244,12 @@ export class SseTransport extends SocketTransport implements Transport {
       drainBounce(res, this.headers, reason);
       return;
     }
+    // The store could not serve the authentication (or the resume's read) just now: a passing
+    // condition, so not a 503 that would stop a browser's EventSource for good (drainBounce).
+    if (this.heldError !== null && errorCodeOf(this.heldError) === ErrorCode.UNAVAILABLE) {
+      drainBounce(res, this.headers, reason, { closeCode: code, errorJson: this.heldError });
+      return;
+    }
     const { status, body } = refusalOf(this.heldError, code, reason);
     writeJson(res, status, body, this.headers);
   }
@@ -256,9 +267,16 @@ export const DRAIN_RETRY_SPREAD_MS = 2_000;
  * as on any drain. EventSource then tries again, reaching another node or this one restarted;
  * the SDK and curl see the 1001 as at the end of any drained stream.
  */
-export function drainBounce(res: ServerResponse, headers: Record<string, string>, reason = 'server shutting down'): void {
+export function drainBounce(
+  res: ServerResponse,
+  headers: Record<string, string>,
+  reason = 'server shutting down',
+  /** Another passing condition than a drain (store unavailable): its close code and the `error` frame to send first. */
+  other?: { closeCode: number; errorJson: string },
+): void {
   const retryMs = DRAIN_RETRY_MIN_MS + Math.floor(Math.random() * DRAIN_RETRY_SPREAD_MS);
-  const text = `retry: ${retryMs}\n\n${closeComment(CloseCode.GOING_AWAY, reason)}`;
+  const error = other ? sseMessage('error', other.errorJson) : '';
+  const text = `retry: ${retryMs}\n\n${error}${closeComment(other?.closeCode ?? CloseCode.GOING_AWAY, reason)}`;
   res.writeHead(200, { ...streamHeaders(res.req, headers), connection: 'close', 'content-length': String(Buffer.byteLength(text)) });
   res.end(text);
 }

@@ -116,7 +116,7 @@ export function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps): void 
           400: errorReply('INVALID_ROOM (rooms: the unknown names), NO_VALID_ROOMS, or VALIDATION_FAILED (a Last-Event-ID or after_seq that is not a seq)'),
           401: errorReply('AUTH_INVALID_API_KEY (missing or unknown key) or AUTH_API_KEY_EXPIRED'),
           403: errorReply('AUTH_API_KEY_INACTIVE: the key was deactivated'),
-          503: errorReply('UNAVAILABLE or STORE_UNAVAILABLE: the store cannot serve the request just now, reconnect (another node answers)'),
+          503: errorReply('STORE_UNAVAILABLE: the store could not be reached before the stream began (a store that fails during authentication answers a 200 stream with event: error UNAVAILABLE, retry: and : close 1013 instead)'),
         },
       },
     },
