@@ -91,14 +91,17 @@ export class Gateway {
   /** Called by the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
+    // Refusals end the socket AND destroy it once the answer is written (refuseUpgrade): the HTTP
+    // server allows half-open sockets and times out none handed over for an upgrade, so a peer
+    // that never closes would otherwise hold it, and keep a draining process from exiting.
     if (path !== '/ws') {
       socket.on('error', ignoreSocketError);
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseUpgrade(socket, 404, 'No WebSocket endpoint at this path: connect to /ws');
       return;
     }
     if (!this.accepting) {
       socket.on('error', ignoreSocketError);
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseUpgrade(socket, 503, 'Server shutting down: reconnect (another node will answer)', { 'Retry-After': '1' });
       return;
     }
     const answer = answerUpgrade(req);

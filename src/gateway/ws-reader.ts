@@ -52,8 +52,13 @@ export class FrameReader {
   /** Bytes received and not yet parsed (null when none: the common case). */
   private held: Buffer[] | null = null;
   private heldBytes = 0;
-  /** Fragments of the message in progress and its opcode (0 when none). */
-  private fragments: Buffer[] | null = null;
+  /**
+   * The message in progress, fragments copied into one buffer of our own (its first
+   * `fragmentBytes` bytes), and its opcode (0 when none). A copy, not views: a view keeps the
+   * whole socket chunk it came in alive, so many tiny (or empty) fragments would hold memory far
+   * beyond the message limit. The buffer grows by doubling, up to the limit.
+   */
+  private fragmentBuffer: Buffer | null = null;
   private fragmentBytes = 0;
   private fragmentOpcode = 0;
   private done = false;
@@ -67,7 +72,7 @@ export class FrameReader {
   stop(): void {
     this.done = true;
     this.held = null;
-    this.fragments = null;
+    this.fragmentBuffer = null;
   }
 
   push(chunk: Buffer): void {
@@ -166,17 +171,31 @@ export class FrameReader {
     }
     if (opcode !== OP_CONTINUATION) {
       this.fragmentOpcode = opcode;
-      this.fragments = [];
+      this.fragmentBuffer = null;
+      this.fragmentBytes = 0;
     }
-    this.fragments!.push(payload);
-    this.fragmentBytes += payload.length;
+    this.appendFragment(payload);
     if (!fin) return;
-    const whole = Buffer.concat(this.fragments!, this.fragmentBytes);
+    const whole = this.fragmentBuffer === null ? Buffer.alloc(0) : this.fragmentBuffer.subarray(0, this.fragmentBytes);
     const messageOpcode = this.fragmentOpcode;
-    this.fragments = null;
+    this.fragmentBuffer = null;
     this.fragmentBytes = 0;
     this.fragmentOpcode = 0;
     this.message(messageOpcode, whole);
+  }
+
+  /** Copy a fragment's payload into the message buffer (empty fragments cost nothing, as in ws). */
+  private appendFragment(payload: Buffer): void {
+    if (payload.length === 0) return;
+    const need = this.fragmentBytes + payload.length; // ≤ maxPayload: checked from the frame header
+    let buffer = this.fragmentBuffer;
+    if (buffer === null || buffer.length < need) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(this.maxPayload, Math.max(1024, (buffer?.length ?? 0) * 2))));
+      if (buffer !== null) buffer.copy(grown, 0, 0, this.fragmentBytes);
+      this.fragmentBuffer = buffer = grown;
+    }
+    payload.copy(buffer, this.fragmentBytes);
+    this.fragmentBytes = need;
   }
 
   private message(opcode: number, payload: Buffer): void {

@@ -117,7 +117,11 @@ export class WebSocketTransport extends SocketTransport implements Transport, Fr
   }
 
   abort(code: number, reason: string): void {
-    if (this.ended) return;
+    if (this.ended) {
+      // Already closing (our close frame, or the peer's FIN) behind bytes the peer does not take.
+      if (this.socket.writableLength > 0) this.cutSoon();
+      return;
+    }
     this.dropPending();
     // The peer is not reading: a close frame queued behind megabytes would never be seen and the
     // buffer would stay allocated. Send the close frame, and cut the socket shortly after so
@@ -168,7 +172,11 @@ export class WebSocketTransport extends SocketTransport implements Transport, Fr
   /** The peer broke the protocol (1002, 1007, 1009): close with that code, then end TCP. */
   violation(code: number): void {
     this.peerDone = true;
-    if (!this.ended) this.sendClose(code, '');
+    if (!this.ended) {
+      // Replies to the valid messages before the bad frame go first (as ws wrote them at once).
+      this.flush();
+      this.sendClose(code, '');
+    }
     else if (!this.socket.destroyed) this.socket.end();
   }
 
@@ -177,8 +185,15 @@ export class WebSocketTransport extends SocketTransport implements Transport, Fr
   /** The peer half-closed without a closing handshake: close our side too. */
   peerEnded(): void {
     this.reader.stop();
+    if (!this.ended) this.flush();
     this.ended = true;
-    if (!this.socket.destroyed) this.socket.end();
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    // end() waits for the backlog to drain: a peer that stopped reading before its FIN would
+    // hold it forever, and close()/abort() (keepalive, operator, slow consumer) now find the
+    // transport ended. A backlog is cut within a second; whatever remains, within 30 s.
+    this.cutIfBacklogged();
+    if (this.closeTimer === null) (this.closeTimer = setTimeout(() => this.cut(), CLOSE_TIMEOUT_MS)).unref();
   }
 
   socketClosed(): void {
