@@ -46,7 +46,7 @@ export function upgradeRequest(port: number, path = '/ws', extra: string[] = [])
 /** A raw socket: the HTTP answer's head, then the server's frames as they arrive. */
 export class RawClient {
   readonly socket: net.Socket;
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   head: string | null = null;
   readonly frames: ServerFrame[] = [];
   ended = false;
