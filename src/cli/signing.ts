@@ -1,2 +1,2 @@
 /** Standard Webhooks signing for `tpx webhooks forward`: the same code the dispatcher signs with. */
-export { generateSecret, isValidSecret, signPayload } from '../webhooks/signing.js';
+export { generateSecret, isValidSecret, SECRET_RULE, signPayload } from '../webhooks/signing.js';

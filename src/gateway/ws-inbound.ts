@@ -39,7 +39,7 @@ export class WsInbound implements WebSocketEvents {
     /** The gateway's hook for a connection whose socket is gone (shared by every connection). */
     private readonly closed: (conn: Connection) => void,
   ) {
-    this.tokens = rateLimitPerSec * 2;
+    this.tokens = rateLimitPerSec;
     this.tokensAt = now;
   }
 
@@ -84,11 +84,15 @@ export class WsInbound implements WebSocketEvents {
     this.closed(this.conn);
   }
 
-  /** Token bucket: TPX_RATE_LIMIT_PER_SEC, burst 2×; beyond it RATE_LIMITED and 1008. */
+  /**
+   * Token bucket of TPX_RATE_LIMIT_PER_SEC tokens, refilled at that rate: a burst of more than the
+   * limit is refused at once (SPEC §2.7: more than N messages per second), beyond it RATE_LIMITED
+   * and 1008.
+   */
   private takeToken(): boolean {
     const now = Date.now();
     const rate = this.rateLimitPerSec;
-    this.tokens = Math.min(rate * 2, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) * rate) / 1000);
     this.tokensAt = now;
     if (this.tokens >= 1) {
       this.tokens -= 1;

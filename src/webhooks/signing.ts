@@ -1,10 +1,12 @@
 /**
  * Standard Webhooks signing (https://www.standardwebhooks.com/).
  *
- * signature = base64(HMAC-SHA256(key, `${msgId}.${timestamp}.${body}`)) where key is the
- * base64-decoded part of the secret after the `whsec_` prefix — byte-for-byte what the
- * `standardwebhooks` library computes, so `new Webhook(secret).verify(body, headers)` passes.
- * Several secrets (rotation grace) produce space-separated `v1,<sig>` entries.
+ * signature = base64(HMAC-SHA256(key, `${msgId}.${timestamp}.${body}`)). For a `whsec_` secret
+ * (the ones we generate) the key is the base64-decoded part after the prefix — byte-for-byte what
+ * the `standardwebhooks` library computes, so `new Webhook(secret).verify(body, headers)` passes.
+ * A secret the operator chose in another form (a partner's own shared secret, SPEC §3.2 puts no
+ * format on it) is used as it is: its UTF-8 bytes are the key, what `createHmac('sha256', secret)`
+ * does. Several secrets (rotation grace) produce space-separated `v1,<sig>` entries.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 
@@ -19,19 +21,29 @@ export function generateSecret(): string {
 
 const B64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 
-/** Decoded key bytes of a secret (prefix optional, like the library). */
+/** Longest secret accepted (characters). */
+export const MAX_SECRET_LENGTH = 512;
+
+/** HMAC key of a secret: the decoded bytes after `whsec_`, else the secret's own UTF-8 bytes. */
 export function secretKey(secret: string): Buffer {
-  const raw = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  return Buffer.from(raw, 'base64');
+  return secret.startsWith(SECRET_PREFIX) ? Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64') : Buffer.from(secret, 'utf8');
 }
 
-/** A secret we accept from operators: `whsec_` + strict base64 of ≥ 24 bytes. */
+/**
+ * A secret we accept from operators: `whsec_` + strict base64 of ≥ 24 bytes (Standard Webhooks),
+ * or any other string of 1 to 512 characters without control characters or surrounding spaces
+ * (used as it is). A `whsec_` value that is not such base64 is refused: it is a typo, not a choice.
+ */
 export function isValidSecret(secret: string): boolean {
-  if (typeof secret !== 'string' || !secret.startsWith(SECRET_PREFIX)) return false;
+  if (typeof secret !== 'string' || secret.length === 0 || secret.length > MAX_SECRET_LENGTH) return false;
+  if (!secret.startsWith(SECRET_PREFIX)) return !/[\u0000-\u001f\u007f]/.test(secret) && secret.trim() === secret;
   const raw = secret.slice(SECRET_PREFIX.length);
   if (!B64_RE.test(raw) || raw.length % 4 !== 0) return false;
   return Buffer.from(raw, 'base64').length >= MIN_SECRET_BYTES;
 }
+
+/** Why a secret is refused, for error messages. */
+export const SECRET_RULE = 'whsec_ followed by base64 of at least 24 bytes, or any other 1-512 characters without control characters or surrounding spaces (used as they are)';
 
 export interface SignArgs {
   msgId: string;

@@ -161,7 +161,7 @@ describe('tpx argument validation', () => {
   it('webhooks add: invalid endpoint URL and secret', async () => {
     const r = await runCli(['webhooks', 'add', '--account', 'a1', '--url', 'ftp://example.com/x'], { env: NO_SERVER });
     expectCleanFailure(r, /URL must use http:\/\/ or https:\/\//);
-    const s = await runCli(['webhooks', 'add', '--account', 'a1', '--url', 'https://example.com/x', '--secret', 'hunter2'], { env: NO_SERVER });
+    const s = await runCli(['webhooks', 'add', '--account', 'a1', '--url', 'https://example.com/x', '--secret', 'whsec_hunter2'], { env: NO_SERVER });
     expectCleanFailure(s, /invalid --secret/);
   });
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
+import { createHmac } from 'node:crypto';
+import { verifyWebhookSignature } from '../../packages/client/src/webhooks.js';
 import { generateSecret, isValidSecret, secretKey, signPayload, webhookHeaders } from '../../src/webhooks/signing.js';
 
 const body = JSON.stringify({ msg_type: 'BID_REQUEST', msg_id: '0d7b4c9e-2f7a-4c55-9d0e-6b9f3a1c2e11', payload: { a: 'é', n: 1 } });
@@ -18,12 +20,26 @@ describe('generateSecret', () => {
     expect(isValidSecret(a)).toBe(true);
   });
 
-  it('isValidSecret requires the prefix, strict base64 and ≥ 24 bytes', () => {
+  it('isValidSecret: a whsec_ secret needs strict base64 of ≥ 24 bytes; any other string of 1-512 plain characters is taken as it is', () => {
     expect(isValidSecret('whsec_' + Buffer.alloc(24, 7).toString('base64'))).toBe(true);
     expect(isValidSecret('whsec_' + Buffer.alloc(23, 7).toString('base64'))).toBe(false);
-    expect(isValidSecret(Buffer.alloc(32, 7).toString('base64'))).toBe(false);
     expect(isValidSecret('whsec_not base64!!')).toBe(false);
     expect(isValidSecret('whsec_')).toBe(false);
+    expect(isValidSecret(Buffer.alloc(32, 7).toString('base64'))).toBe(true);
+    expect(isValidSecret('partner-chosen-secret-123')).toBe(true);
+    expect(isValidSecret('')).toBe(false);
+    expect(isValidSecret(' padded ')).toBe(false);
+    expect(isValidSecret('line\nbreak')).toBe(false);
+    expect(isValidSecret('x'.repeat(513))).toBe(false);
+  });
+
+  it('a secret without the whsec_ prefix signs with its own UTF-8 bytes (createHmac(secret)), and the SDK verifies it', async () => {
+    const secret = 'partner-chosen-secret-123';
+    const ts = Math.floor(Date.now() / 1000);
+    const header = signPayload({ msgId: 'msg_1', timestamp: ts, body, secrets: [secret] });
+    expect(header).toBe('v1,' + createHmac('sha256', secret).update(`msg_1.${ts}.${body}`).digest('base64'));
+    await expect(verifyWebhookSignature({ body, headers: headersFor('msg_1', ts, [secret]) }, { secret })).resolves.toEqual({ id: 'msg_1', timestamp: ts });
+    await expect(verifyWebhookSignature({ body, headers: headersFor('msg_1', ts, [secret]) }, { secret: 'another-secret' })).rejects.toThrow();
   });
 });
 

@@ -18,8 +18,9 @@ export type HeaderBag =
 
 export interface VerifyWebhookOptions {
   /**
-   * Endpoint secret(s) (`whsec_…`, base64 key after the prefix, as Standard Webhooks defines;
-   * a `Uint8Array` is taken as the raw key). Several secrets are accepted during a rotation.
+   * Endpoint secret(s): `whsec_…` (the base64 key after the prefix, as Standard Webhooks defines),
+   * or a secret the operator chose in another form (its UTF-8 bytes are the key, as the server
+   * signs with it); a `Uint8Array` is taken as the raw key. Several are accepted during a rotation.
    */
   secret: string | Uint8Array | Array<string | Uint8Array>;
   /** Maximum |now − webhook-timestamp| in seconds. Default 300 (5 min). */
@@ -57,14 +58,14 @@ function bytesToBase64(bytes: Uint8Array): string {
   return btoa(bin);
 }
 
-/** The HMAC key bytes of a Standard Webhooks secret. */
+/** The HMAC key bytes of a secret: decoded after `whsec_`, else the string's UTF-8 bytes (as the server). */
 export function webhookSecretBytes(secret: string | Uint8Array): Uint8Array {
   if (typeof secret !== 'string') return secret;
-  const b64 = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (!secret.startsWith('whsec_')) return new TextEncoder().encode(secret);
   try {
-    return base64ToBytes(b64);
+    return base64ToBytes(secret.slice('whsec_'.length));
   } catch {
-    throw new TypeError('webhook secret must be "whsec_<base64>" (or base64)');
+    throw new TypeError('webhook secret "whsec_…" must be followed by base64');
   }
 }
 

@@ -11,7 +11,10 @@ const emptyPayload = z.union([z.object({}).passthrough(), z.null()]).optional();
 
 export const AuthenticateMessage = z.object({
   msg_type: z.literal('authenticate'),
-  payload: z.object({ token: z.string().min(1).max(512) }),
+  // Any string is a token as far as the message's shape goes: an empty, overlong or otherwise
+  // malformed one is answered AUTH_INVALID_API_KEY and 4001 by the key lookup (SPEC §2.5), not
+  // INVALID_MESSAGE. The frame limit (TPX_MAX_MESSAGE_BYTES) bounds its length.
+  payload: z.object({ token: z.string() }),
 });
 export const SubscribeMessage = z.object({
   msg_type: z.literal('subscribe'),
@@ -88,7 +91,7 @@ function quickAuthenticate(raw: object): AuthenticateMessage | null {
   const payload = (raw as { payload?: unknown }).payload;
   if (!isPlainObject(payload)) return null;
   const token = payload.token;
-  if (typeof token !== 'string' || token.length < 1 || token.length > 512) return null;
+  if (typeof token !== 'string') return null;
   return { msg_type: 'authenticate', payload: { token } };
 }
 

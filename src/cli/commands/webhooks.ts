@@ -12,7 +12,7 @@ import { adminClient, API_KEY_ENV, globalOpts, resolveApiKey, resolveUrl } from 
 import { CliError } from '../errors.js';
 import { colourer, listOf, notice, printJson, printRecord, printTable, stdoutColours } from '../format.js';
 import { runLive } from '../live.js';
-import { generateSecret, isValidSecret, signPayload } from '../signing.js';
+import { generateSecret, isValidSecret, SECRET_RULE, signPayload } from '../signing.js';
 import { checkId, durationArg, idArg, nonNegativeIntArg, roomsArg, urlArg } from '../validate.js';
 
 interface WebhookRow {
@@ -78,7 +78,7 @@ function hostOf(url: string): string {
 }
 
 function secretArg(value: string): string {
-  if (!isValidSecret(value)) throw new CliError(`invalid --secret: expected whsec_<base64 of at least 24 random bytes>, e.g. the secret printed by \`${tpx()} webhooks add\``);
+  if (!isValidSecret(value)) throw new CliError(`invalid --secret: expected ${SECRET_RULE}, e.g. the secret printed by \`${tpx()} webhooks add\``);
   return value;
 }
 

@@ -22,7 +22,7 @@ import type {
 } from '../../store/types.js';
 import type { WebhookDispatcher } from '../../webhooks/dispatcher.js';
 import { buildWebhookRequest, type WebhookRequest } from '../../webhooks/request.js';
-import { generateSecret, isValidSecret } from '../../webhooks/signing.js';
+import { generateSecret, isValidSecret, SECRET_RULE } from '../../webhooks/signing.js';
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH, UnsafeUrlError } from '../../webhooks/ssrf.js';
 import { HttpError, notFound } from '../errors.js';
 import { ADMIN, ADMIN_ERRORS, BAD_BODY, BODY_ERRORS, component, dateTime, errorReply, json, noContent, pathId, RESOURCE_ID, type ZodTypeProvider } from '../schema.js';
@@ -34,13 +34,13 @@ export interface WebhookRoutesOptions {
   dispatcher: Pick<WebhookDispatcher, 'notify'>;
 }
 
-const secretSchema = z.string().refine(isValidSecret, 'must be whsec_ followed by base64 of at least 24 random bytes');
+const secretSchema = z.string().refine(isValidSecret, `must be ${SECRET_RULE}`);
 const urlSchema = z.string().trim().min(1).max(MAX_WEBHOOK_URL_LENGTH);
 const description = z.string().trim().max(500).nullish();
 
 const WebhookCreate = z.strictObject({
   url: urlSchema.describe('https:// (or http://) URL the deliveries are POSTed to; private and loopback addresses are refused unless TPX_WEBHOOK_ALLOW_PRIVATE'),
-  secret: secretSchema.optional().describe('Signing secret (whsec_…); default: a new random one'),
+  secret: secretSchema.optional().describe('Signing secret: whsec_<base64> (Standard Webhooks: the key is the decoded bytes) or your own string (the key is its UTF-8 bytes); default: a new random whsec_ secret'),
   description,
 });
 const WebhookUpdate = z.strictObject({ url: urlSchema.optional(), enabled: z.boolean().optional(), description });
