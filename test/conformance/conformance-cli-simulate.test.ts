@@ -31,4 +31,14 @@ describe('SPEC §6 `tpx simulate` without options', () => {
       .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
     expect(published).toBeGreaterThan(0);
   });
+
+  it('on a server with no account: a clean error naming `tpx accounts create`, nothing published', async () => {
+    const empty = await startTestServer();
+    const res = await runCli(['simulate', '--count', '5'], {
+      env: { TPX_URL: empty.url, TPX_ADMIN_TOKEN: empty.adminToken },
+      killAfterMs: 30_000,
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/no accounts to simulate for: create one with `(npx )?tpx accounts create`/);
+  });
 });

@@ -17,6 +17,8 @@ import type { Command } from 'commander';
 import type { EventType } from '@tpx-realtime/protocol';
 import { sampleAssetBlock, samplePayload } from '@tpx-realtime/protocol';
 import { adminClient } from '../context.js';
+import { CliError } from '../errors.js';
+import { tpx } from '../invocation.js';
 import { colourer, notice, stdoutColours } from '../format.js';
 import { collectIds, durationArg, positiveIntArg, rateArg } from '../validate.js';
 import type { ApiClient } from '../api.js';
@@ -220,7 +222,7 @@ export function* dealEvents(accounts: readonly string[], rng: Rng = Math.random)
 }
 
 interface SimulateOptions {
-  account: string[];
+  account?: string[];
   rate: number;
   duration?: number;
   count?: number;
@@ -230,7 +232,21 @@ interface SimulateOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function run(client: ApiClient, opts: SimulateOptions): Promise<void> {
+/** Bidders when no --account is given: the first accounts of the server (a deal addresses each). */
+const DEFAULT_BIDDERS = 10;
+
+/** The accounts to simulate for: --account, else the server's first accounts (an error when it has none). */
+async function bidders(client: ApiClient, chosen: string[] | undefined): Promise<string[]> {
+  if (chosen && chosen.length > 0) return [...new Set(chosen)];
+  const { accounts } = await client.get<{ accounts: Array<{ account_id: string }> }>('/admin/accounts', { limit: String(DEFAULT_BIDDERS) });
+  if (accounts.length === 0) {
+    throw new CliError(`no accounts to simulate for: create one with \`${tpx()} accounts create\`, or pass --account <account_id>`);
+  }
+  notice(`no --account given: the server's first ${accounts.length} account(s) bid`);
+  return accounts.map((a) => a.account_id);
+}
+
+async function run(client: ApiClient, opts: SimulateOptions & { account: string[] }): Promise<void> {
   const durationMs = opts.duration ?? (opts.count === undefined ? 30_000 : undefined);
   const deadline = durationMs !== undefined ? Date.now() + durationMs : Infinity;
   const limit = opts.count ?? Infinity;
@@ -287,13 +303,14 @@ export function register(program: Command): void {
   program
     .command('simulate')
     .description('publish a realistic stream of auctions, outbids, results and payments')
-    .requiredOption('--account <account_id>', 'participating account; repeat or comma-separate for several bidders', collectIds('account id'))
+    .option('--account <account_id>', `participating account; repeat or comma-separate for several bidders (default: the server's first ${DEFAULT_BIDDERS} accounts)`, collectIds('account id'))
     .option('--rate <rate>', 'events per second, e.g. 5/s, 120/m', rateArg, 5)
     .option('--duration <duration>', 'stop after this long, e.g. 30s, 5m; a plain number is seconds (default 30s unless --count)', durationArg)
     .option('--count <n>', 'stop after n events', positiveIntArg)
     .option('--concurrency <n>', 'deals in progress at once', positiveIntArg, 3)
     .option('--quiet', 'print only the summary')
     .action(async (opts: SimulateOptions, cmd: Command) => {
-      await run(adminClient(cmd), { ...opts, account: [...new Set(opts.account)] });
+      const client = adminClient(cmd);
+      await run(client, { ...opts, account: await bidders(client, opts.account) });
     });
 }
