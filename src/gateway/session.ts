@@ -108,7 +108,8 @@ export class Session {
 
   /**
    * The store cannot serve this step now: an `error` frame (UNAVAILABLE) and close 1013 "try again
-   * later", which the SDK retries with backoff; SSE answers 503 (docs/decisions.md).
+   * later", which the SDK retries with backoff; SSE answers a stream that ends at once with the
+   * same error, `retry:` and `: close 1013` (docs/decisions.md).
    */
   private tryAgainLater(conn: Connection, err: unknown): void {
     this.logger.debug({ conn: conn.id, err: (err as Error)?.message }, 'connection refused for now: store unavailable');

@@ -54,6 +54,12 @@ export class WsInbound implements WebSocketEvents {
     if (conn.isClosing || !this.takeToken()) return;
     const parsed = parseClientMessage(text);
     if (!parsed.ok) {
+      // Before authentication only authenticate, ping and pong are accepted (SPEC §2.5): a
+      // subscribe or unsubscribe is answered AUTH_REQUIRED whatever its payload.
+      if ((parsed.msgType === 'subscribe' || parsed.msgType === 'unsubscribe') && conn.currentState === 'awaiting_auth' && this.queue === null && !this.running) {
+        conn.sendError(ErrorCode.AUTH_REQUIRED, 'Authenticate first: send {"msg_type":"authenticate","payload":{"token":"tp_live_…"}}');
+        return;
+      }
       conn.sendError(parsed.code, parsed.error);
       return;
     }

@@ -6,8 +6,9 @@
  * - a text frame that is not UTF-8 closes it with 1007 (RFC 6455 §8.1, the WebSocket layer);
  * - a binary frame, JSON that is not an object, a missing/unknown `msg_type` or a payload of the
  *   wrong shape → `INVALID_MESSAGE`; text that is not JSON → `INVALID_JSON`;
- * - before authentication: `subscribe`/`unsubscribe` → `AUTH_REQUIRED`; a well-formed
- *   `authenticate` with an unknown token → `AUTH_INVALID_API_KEY` and close 4001;
+ * - before authentication: `subscribe`/`unsubscribe` of any payload → `AUTH_REQUIRED` (only
+ *   authenticate, ping and pong are accepted); an `authenticate` whose token is a string that is
+ *   no key (empty and malformed ones too) → `AUTH_INVALID_API_KEY` and close 4001;
  * - after: `authenticate` again → `INVALID_MESSAGE`; unknown room names → `INVALID_ROOM`; valid
  *   names none of which the account may access → `NO_VALID_ROOMS`; else `subscribed`/`unsubscribed`;
  * - `ping` → `pong`; a well-formed `pong` gets no answer.
@@ -181,14 +182,14 @@ export function expectationFor(frame: FuzzFrame, ctx: OracleContext): Expectatio
     if (!(p === undefined || p === null || isPlainObject(p))) return INVALID_MESSAGE;
     return type === 'ping' ? { reply: 'frame', msg_type: 'pong' } : { reply: 'none' };
   }
+  if (type !== 'authenticate' && !ctx.authenticated) return { reply: 'error', code: 'AUTH_REQUIRED' };
   if (!isPlainObject(p)) return INVALID_MESSAGE;
   if (type === 'authenticate') {
-    if (typeof p.token !== 'string' || p.token.length < 1 || p.token.length > 512) return INVALID_MESSAGE;
+    if (typeof p.token !== 'string') return INVALID_MESSAGE;
     return ctx.authenticated ? INVALID_MESSAGE : { reply: 'error', code: 'AUTH_INVALID_API_KEY', thenClose: 4001 };
   }
   if (!validRooms(p.rooms)) return INVALID_MESSAGE;
   if (type === 'subscribe' && !validAfterSeq(p.after_seq)) return INVALID_MESSAGE;
-  if (!ctx.authenticated) return { reply: 'error', code: 'AUTH_REQUIRED' };
   if (p.rooms.some((r) => !ROOMS.includes(r))) return { reply: 'error', code: 'INVALID_ROOM' };
   if (type === 'unsubscribe') return { reply: 'frame', msg_type: 'unsubscribed' };
   const granted = p.rooms.some((r) => r === 'ALL' ? ctx.accessible.size > 0 : ctx.accessible.has(r));

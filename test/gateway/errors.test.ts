@@ -95,6 +95,19 @@ describe('AUTH_REQUIRED', () => {
     expect(ev.msg_type).toBe('BID_REQUEST');
     expect(c.history.filter((f) => f.msg_type === 'error').length).toBe(2);
   });
+
+  it('a subscribe or unsubscribe of any shape before authenticate → AUTH_REQUIRED (not INVALID_MESSAGE); an unknown msg_type stays INVALID_MESSAGE', async () => {
+    const c = await WsTestClient.connect(server.wsUrl);
+    for (const msg of [{ msg_type: 'subscribe' }, { msg_type: 'subscribe', payload: {} }, { msg_type: 'unsubscribe', payload: { rooms: 'ALL' } }]) {
+      c.send(msg);
+      await expectError(c, 'AUTH_REQUIRED');
+    }
+    c.send({ msg_type: 'publish', payload: {} });
+    await expectError(c, 'INVALID_MESSAGE');
+    await c.authenticate(token);
+    c.send({ msg_type: 'subscribe', payload: {} });
+    await expectError(c, 'INVALID_MESSAGE'); // authenticated: now the shape is what is wrong
+  });
 });
 
 describe('rooms errors (SPEC §2.3)', () => {

@@ -44,7 +44,13 @@ export type UnsubscribeMessage = z.infer<typeof UnsubscribeMessage>;
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }
-  | { ok: false; code: typeof ErrorCode.INVALID_JSON | typeof ErrorCode.INVALID_MESSAGE; error: string };
+  | {
+      ok: false;
+      code: typeof ErrorCode.INVALID_JSON | typeof ErrorCode.INVALID_MESSAGE;
+      error: string;
+      /** The message's msg_type when it is a known one (the shape of its payload was wrong). */
+      msgType?: string;
+    };
 
 const KNOWN = new Set(['authenticate', 'subscribe', 'unsubscribe', 'ping', 'pong']);
 
@@ -72,7 +78,7 @@ export function parseClientMessage(text: string): ParseResult {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length ? issue.path.join('.') : 'message';
-    return { ok: false, code: ErrorCode.INVALID_MESSAGE, error: `Invalid ${msgType} message: ${where}: ${issue?.message ?? 'invalid'}` };
+    return { ok: false, code: ErrorCode.INVALID_MESSAGE, error: `Invalid ${msgType} message: ${where}: ${issue?.message ?? 'invalid'}`, msgType };
   }
   return { ok: true, message: parsed.data };
 }
