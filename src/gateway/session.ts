@@ -124,7 +124,8 @@ export class Session {
     conn.send('unsubscribed', controlFrame('unsubscribed', { rooms }));
   }
 
-  private requireLive(conn: Connection): boolean {
+  /** True when the connection is live; otherwise AUTH_REQUIRED (unless it is closing) and false. */
+  requireLive(conn: Connection): boolean {
     if (conn.isLive) return true;
     if (!conn.isClosing) {
       conn.sendError(ErrorCode.AUTH_REQUIRED, 'Authenticate first: send {"msg_type":"authenticate","payload":{"token":"tp_live_…"}}');

@@ -20,7 +20,17 @@ const INBOUND_HIGH_WATER = 32;
 const INBOUND_LOW_WATER = 8;
 const INBOUND_HARD_LIMIT = 1024;
 
-type QueuedMessage = Exclude<ClientMessage, { msg_type: 'ping' | 'pong' }>;
+/**
+ * A subscribe or unsubscribe of the wrong shape that arrived before the connection was live: its
+ * answer depends on whether the messages queued before it authenticate the connection
+ * (INVALID_MESSAGE) or not (AUTH_REQUIRED, SPEC §2.5), so it waits in order with them.
+ */
+interface MisshapenBeforeAuth {
+  msg_type: 'misshapen';
+  error: string;
+}
+
+type QueuedMessage = Exclude<ClientMessage, { msg_type: 'ping' | 'pong' }> | MisshapenBeforeAuth;
 
 export class WsInbound implements WebSocketEvents {
   private tokens: number;
@@ -55,9 +65,10 @@ export class WsInbound implements WebSocketEvents {
     const parsed = parseClientMessage(text);
     if (!parsed.ok) {
       // Before authentication only authenticate, ping and pong are accepted (SPEC §2.5): a
-      // subscribe or unsubscribe is answered AUTH_REQUIRED whatever its payload.
-      if ((parsed.msgType === 'subscribe' || parsed.msgType === 'unsubscribe') && conn.currentState === 'awaiting_auth' && this.queue === null && !this.running) {
-        conn.sendError(ErrorCode.AUTH_REQUIRED, 'Authenticate first: send {"msg_type":"authenticate","payload":{"token":"tp_live_…"}}');
+      // subscribe or unsubscribe is answered AUTH_REQUIRED whatever its payload, once the
+      // messages before it were handled (an authenticate among them makes it INVALID_MESSAGE).
+      if ((parsed.msgType === 'subscribe' || parsed.msgType === 'unsubscribe') && !conn.isLive) {
+        this.enqueue({ msg_type: 'misshapen', error: parsed.error });
         return;
       }
       conn.sendError(parsed.code, parsed.error);
@@ -151,6 +162,10 @@ export class WsInbound implements WebSocketEvents {
         return this.session.subscribe(this.conn, msg.payload.rooms, msg.payload.after_seq);
       case 'unsubscribe':
         return this.session.unsubscribe(this.conn, msg.payload.rooms);
+      case 'misshapen':
+        if (this.conn.isLive) this.conn.sendError(ErrorCode.INVALID_MESSAGE, msg.error);
+        else this.session.requireLive(this.conn);
+        return;
     }
   }
 }

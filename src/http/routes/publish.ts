@@ -114,6 +114,7 @@ const roomsQuery = z
   .transform((raw, ctx): Room[] | undefined => {
     if (raw === undefined || raw === '') return undefined;
     const names = (Array.isArray(raw) ? raw : [raw]).flatMap((r) => r.split(',')).map((s) => s.trim()).filter(Boolean);
+    if (names.length === 0) return undefined; // `rooms=,` or `rooms=&rooms=`: no filter, as `rooms=`
     const invalid = names.filter((n) => !isRoom(n));
     if (invalid.length) {
       const answer = new HttpError(400, ErrorCode.INVALID_ROOM, `Unknown room(s): ${invalid.join(', ')}`, { rooms: invalid });

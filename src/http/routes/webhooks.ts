@@ -43,7 +43,14 @@ const WebhookCreate = z.strictObject({
   secret: secretSchema.optional().describe('Signing secret: whsec_<base64> (Standard Webhooks: the key is the decoded bytes) or your own string (the key is its UTF-8 bytes); default: a new random whsec_ secret'),
   description,
 });
-const WebhookUpdate = z.strictObject({ url: urlSchema.optional(), enabled: z.boolean().optional(), description });
+const WebhookUpdate = z.strictObject({
+  url: urlSchema.optional(),
+  enabled: z.boolean().optional(),
+  description,
+  secret: secretSchema
+    .optional()
+    .describe('A new signing secret, used from the next attempt on (no grace period: POST …/rotate-secret keeps the previous one signing too for a while)'),
+});
 const RotateBody = z.strictObject({
   grace_period: z
     .union([z.string(), z.number().int().nonnegative()])
@@ -308,6 +315,9 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     const patch: WebhookPatch = {};
     if (body.url !== undefined) patch.url = await checkUrl(body.url);
     if (body.description !== undefined) patch.description = body.description;
+    if (body.secret !== undefined && body.secret !== current.secret) {
+      Object.assign(patch, { secret: body.secret, previous_secret: null, previous_secret_expires_at: null });
+    }
     if (body.enabled === true) {
       // Re-enabling starts a fresh health record: no reason, no failure streak.
       Object.assign(patch, { enabled: true, disabled_reason: null, failing_since: null });
