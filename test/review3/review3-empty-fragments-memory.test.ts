@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, stopAll, type TestServer } from '../helpers/server.js';
-import { clientFrame, RawClient } from './raw-ws.js';
+import { clientFrame, RawClient } from '../helpers/raw-ws.js';
 
 afterAll(() => stopAll());
 

@@ -13,7 +13,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, createAccountWithKey, publishBatch, startTestServer, stopAll, sleep, type TestServer } from '../helpers/server.js';
 import { eventBody } from '../helpers/payloads.js';
-import { RawClient } from './raw-ws.js';
+import { RawClient } from '../helpers/raw-ws.js';
 
 afterAll(() => stopAll());
 

@@ -10,7 +10,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTestServer, stopAll, type TestServer } from '../helpers/server.js';
-import { RawClient, upgradeRequest } from './raw-ws.js';
+import { RawClient, upgradeRequest } from '../helpers/raw-ws.js';
 
 afterAll(() => stopAll());
 

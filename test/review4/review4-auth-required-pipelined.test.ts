@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, stopAll, waitFor, type TestServer } from '../helpers/server.js';
-import { RawWs, text } from './raw-ws.js';
+import { clientFrame, RawClient } from '../helpers/raw-ws.js';
+
+const text = (obj: unknown) => clientFrame(1, JSON.stringify(obj));
 
 describe('review4: AUTH_REQUIRED for every subscribe before authentication, pipelined or not', () => {
   let server: TestServer;
@@ -18,14 +20,16 @@ describe('review4: AUTH_REQUIRED for every subscribe before authentication, pipe
   });
 
   it('a valid and a malformed subscribe in one write both get AUTH_REQUIRED', async () => {
-    const c = await RawWs.connect(server.wsUrl);
-    c.write(
-      text({ msg_type: 'subscribe', payload: { rooms: ['ALL'] } }),
-      text({ msg_type: 'subscribe', payload: {} }),
-      text({ msg_type: 'unsubscribe', payload: { rooms: 'nope' } }),
+    const c = await RawClient.open(server.port);
+    c.send(
+      Buffer.concat([
+        text({ msg_type: 'subscribe', payload: { rooms: ['ALL'] } }),
+        text({ msg_type: 'subscribe', payload: {} }),
+        text({ msg_type: 'unsubscribe', payload: { rooms: 'nope' } }),
+      ]),
     );
     const errors = await waitFor(() => {
-      const e = c.json().filter((f) => f.msg_type === 'error');
+      const e = c.texts().filter((f) => f.msg_type === 'error');
       return e.length >= 3 ? e : undefined;
     }, 5000, 'three error frames');
     expect(errors.map((e) => e.payload.code)).toEqual(['AUTH_REQUIRED', 'AUTH_REQUIRED', 'AUTH_REQUIRED']);

@@ -1,5 +1,5 @@
 /**
- * Raw RFC 6455 client pieces for the review3 adversarial tests: an upgrade over a plain `net`
+ * Raw RFC 6455 client pieces for adversarial tests (review3, review4): an upgrade over a plain `net`
  * socket, masked client frames built byte by byte, and a parser of the server's (unmasked)
  * frames. Loopback only.
  */
