@@ -5,12 +5,12 @@
  * power loss right after the 200 brings the key back to life (SPEC §2.5: a revoked key stops
  * receiving). Seen from outside, as durability-trace.test.ts does: `tpx serve` under strace.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { api, REPO_ROOT } from '../helpers/server.js';
+import { api } from '../helpers/server.js';
+import { haveStrace as straceInstalled, traceServer } from '../helpers/strace.js';
 import { samplePayload } from '../helpers/payloads.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'tpx-review-trace-'));
@@ -18,52 +18,27 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const ROUNDS = 6;
 const ADMIN = 'tpx_admin_review_trace_0123456789abcdef';
 
-/** Marks written into the trace by the test's own requests, so each answer can be told apart. */
-async function traceRun(): Promise<string> {
-  const dir = mkdtempSync(path.join(root, 'run-'));
-  const traceFile = path.join(dir, 'trace.txt');
-  const proc = spawn(
-    'strace',
-    ['-f', '-qq', '-y', '-s', '60', '-e', 'trace=fdatasync,fsync,write,writev', '-o', traceFile, process.execPath, '--conditions=tpx-source', '--import', 'tsx', 'src/cli/main.ts', 'serve'],
-    {
-      cwd: REPO_ROOT,
-      env: { ...process.env, TPX_DATA_DIR: path.join(dir, 'data'), TPX_HOST: '127.0.0.1', TPX_PORT: '0', TPX_ADMIN_TOKEN: ADMIN, TPX_DURABILITY: 'synced', TPX_DATABASE_URL: '', TPX_REDIS_URL: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+/** Runs the server under strace: ROUNDS key creations and deactivations, then one publish as a control. */
+function traceRun(): Promise<string> {
+  return traceServer({
+    root,
+    adminToken: ADMIN,
+    syscalls: 'fdatasync,fsync,write,writev',
+    strsize: 60,
+    env: { TPX_DURABILITY: 'synced', TPX_DATABASE_URL: '', TPX_REDIS_URL: '' },
+    drive: async (server) => {
+      const account = (await api(server, 'POST', '/admin/accounts', {})).body;
+      for (let i = 0; i < ROUNDS; i++) {
+        const key = (await api(server, 'POST', `/admin/accounts/${account.account_id}/api-keys`, {})).body;
+        const res = await api(server, 'POST', `/admin/api-keys/${key.key_id}/deactivate`);
+        expect(res.status).toBe(200);
+        expect(res.body.status).toBe('inactive');
+      }
+      // Control: a publish, whose 202 must follow a WAL sync (the parser sees syncs when they happen).
+      const published = await api(server, 'POST', '/v1/events', { msg_type: 'BID_REQUEST', account_ids: [account.account_id], payload: samplePayload('BID_REQUEST') });
+      expect(published.status).toBe(202);
     },
-  );
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  try {
-    const { url, pid } = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error(`server did not start under strace: ${buf.slice(-2000)}`)), 60_000);
-      proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-        buf += chunk;
-        for (const line of buf.split('\n')) {
-          if (!line.includes('"listening"')) continue;
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { url: string; pid: number });
-        }
-      });
-      proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (buf += chunk));
-      proc.once('exit', () => reject(new Error(`strace exited early: ${buf.slice(-2000)}`)));
-    });
-    const server = { url, adminToken: ADMIN };
-    const account = (await api(server, 'POST', '/admin/accounts', {})).body;
-    for (let i = 0; i < ROUNDS; i++) {
-      const key = (await api(server, 'POST', `/admin/accounts/${account.account_id}/api-keys`, {})).body;
-      const res = await api(server, 'POST', `/admin/api-keys/${key.key_id}/deactivate`);
-      expect(res.status).toBe(200);
-      expect(res.body.status).toBe('inactive');
-    }
-    // Control: a publish, whose 202 must follow a WAL sync (the parser sees syncs when they happen).
-    const published = await api(server, 'POST', '/v1/events', { msg_type: 'BID_REQUEST', account_ids: [account.account_id], payload: samplePayload('BID_REQUEST') });
-    expect(published.status).toBe(202);
-    process.kill(pid, 'SIGTERM');
-    await exited;
-  } finally {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  }
-  return readFileSync(traceFile, 'utf8');
+  });
 }
 
 /**
@@ -92,7 +67,7 @@ function syncedBeforeAnswers(trace: string): { deactivations: boolean[]; publish
 }
 
 describe('review: revocation durability on the embedded store', () => {
-  const haveStrace = spawnSync('strace', ['-V']).status === 0;
+  const haveStrace = straceInstalled();
 
   it('every deactivation is synced to disk before its 200, as every publish is before its 202', async () => {
     expect(haveStrace).toBe(true);
