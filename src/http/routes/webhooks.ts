@@ -225,6 +225,13 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     return w;
   };
 
+  /** Store the patch; a store conflict or refusal answers 409/400, a webhook deleted meanwhile 404. */
+  const updateWebhook = async (webhookId: string, patch: WebhookPatch) => {
+    const updated = await store.updateWebhook(webhookId, patch).catch(mapStoreError);
+    if (!updated) throw notFound('Webhook');
+    return updated;
+  };
+
   // ---- endpoints
 
   routes.post(
@@ -324,8 +331,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     } else if (body.enabled === false && current.enabled) {
       Object.assign(patch, { enabled: false, disabled_reason: 'disabled by an operator' });
     }
-    const updated = await store.updateWebhook(webhook_id, patch).catch(mapStoreError);
-    if (!updated) throw notFound('Webhook');
+    const updated = await updateWebhook(webhook_id, patch);
     if (updated.enabled) dispatcher.notify();
     return presentWebhook(updated);
   };
@@ -388,9 +394,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
         graceMs > 0
           ? { secret, previous_secret: current.secret, previous_secret_expires_at: new Date(Date.now() + graceMs).toISOString() }
           : { secret, previous_secret: null, previous_secret_expires_at: null };
-      const updated = await store.updateWebhook(webhook_id, patch).catch(mapStoreError);
-      if (!updated) throw notFound('Webhook');
-      return presentWebhook(updated);
+      return presentWebhook(await updateWebhook(webhook_id, patch));
     },
   );
 
@@ -414,7 +418,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     async (request) => {
       const q = request.query;
       const deliveries = await store.listDeliveries({ ...q, limit: q.limit ?? 100 });
-      return { deliveries: deliveries.map((d) => presentDelivery(d)) };
+      return { deliveries: deliveries.map(presentDelivery) };
     },
   );
 
