@@ -24,7 +24,7 @@ import type { WebhookDispatcher } from '../../webhooks/dispatcher.js';
 import { buildWebhookRequest, type WebhookRequest } from '../../webhooks/request.js';
 import { generateSecret, isValidSecret, SECRET_RULE } from '../../webhooks/signing.js';
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH, UnsafeUrlError } from '../../webhooks/ssrf.js';
-import { HttpError, notFound } from '../errors.js';
+import { HttpError, mapStoreError, notFound } from '../errors.js';
 import { ADMIN, ADMIN_ERRORS, BAD_BODY, BODY_ERRORS, component, dateTime, errorReply, json, noContent, pathId, RESOURCE_ID, type ZodTypeProvider } from '../schema.js';
 
 export interface WebhookRoutesOptions {
@@ -192,13 +192,6 @@ function requestOf(found: StoredDeliveryDetail, sourceId: string): WebhookReques
   const last = found.attempts.at(-1);
   const atMs = last ? Date.parse(last.attempted_at) : Date.now();
   return buildWebhookRequest({ endpoint: found.endpoint, account: found.account, event: found.event }, atMs, sourceId);
-}
-
-function mapStoreError(err: unknown): never {
-  const name = (err as Error)?.name;
-  if (name === 'StoreConflictError') throw new HttpError(409, 'CONFLICT', (err as Error).message);
-  if (name === 'StoreValidationError') throw new HttpError(400, 'VALIDATION_FAILED', (err as Error).message);
-  throw err;
 }
 
 export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (app, opts) => {
