@@ -25,7 +25,7 @@ export interface Config {
    * that an event frame always fits `maxOutboundBytes` (SPEC §3.1).
    */
   maxEventBytes: number;
-  /** Inbound messages allowed per connection per second (token bucket), burst = 2×. */
+  /** Inbound messages allowed per connection per second (token bucket holding as many: no burst beyond it). */
   rateLimitPerSec: number;
   webhookTimeoutMs: number;
   webhookRetryScheduleMs: number[];

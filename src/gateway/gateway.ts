@@ -83,7 +83,10 @@ export class Gateway {
     this.sweeper.unref();
   }
 
-  /** False once the drain began: new WebSocket upgrades and SSE streams are answered 503. */
+  /**
+   * False once the drain began: new WebSocket upgrades are answered 503, new SSE streams a
+   * `retry:` stream that ends at once (EventSource never retries after a 503: drainBounce).
+   */
   get acceptingConnections(): boolean {
     return this.accepting;
   }
@@ -280,7 +283,7 @@ export class Gateway {
     this.revocations.prune(now);
   }
 
-  /** The drain began: refuse new connections (503) from now on; the listener stays open meanwhile. */
+  /** The drain began: refuse new connections (see acceptingConnections) from now on; the listener stays open meanwhile. */
   stopAccepting(): void {
     this.accepting = false;
   }

@@ -89,13 +89,13 @@ export function streamHeaders(req: IncomingMessage, extra: Record<string, string
 }
 
 /** The HTTP answer of a stream refused before it started. */
-export interface Refusal {
+interface Refusal {
   status: number;
   body: Record<string, unknown>;
 }
 
 /** Status of a refusal: the error frame's code decides, else the close code (1011: 500, else 503). */
-export function refusalOf(errorJson: string | null, closeCode: number, reason: string): Refusal {
+function refusalOf(errorJson: string | null, closeCode: number, reason: string): Refusal {
   if (errorJson !== null) {
     const body = (JSON.parse(errorJson) as { payload: Record<string, unknown> }).payload;
     return { status: statusOfCode(String(body.code)), body };
@@ -113,8 +113,7 @@ function statusOfCode(code: string): number {
   const auth = authStatus(code);
   if (auth !== undefined) return auth;
   if (code === ErrorCode.RATE_LIMITED) return 429;
-  if (code === ErrorCode.UNAVAILABLE) return 503; // the store could not serve the authentication
-  return 400; // INVALID_ROOM, NO_VALID_ROOMS
+  return 400; // INVALID_ROOM, NO_VALID_ROOMS (UNAVAILABLE never gets here: refuse() answers it with drainBounce)
 }
 
 export class SseTransport extends SocketTransport implements Transport {

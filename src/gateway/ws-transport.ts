@@ -162,22 +162,22 @@ export class WebSocketTransport extends SocketTransport implements Transport, Fr
 
   /** The peer closes: answer with the same code (RFC 6455 §5.5.1), or end TCP if we closed first. */
   closeFrame(code: number, reason: string): void {
-    this.peerDone = true;
-    if (!this.ended) {
-      this.flush();
-      this.sendClose(code === 1005 ? null : code, reason);
-    } else if (!this.socket.destroyed) this.socket.end();
+    this.peerFinished(code === 1005 ? null : code, reason);
   }
 
   /** The peer broke the protocol (1002, 1007, 1009): close with that code, then end TCP. */
   violation(code: number): void {
+    this.peerFinished(code, '');
+  }
+
+  /** The peer will send nothing more: send our close frame if not yet sent (then TCP ends), else end TCP now. */
+  private peerFinished(code: number | null, reason: string): void {
     this.peerDone = true;
     if (!this.ended) {
-      // Replies to the valid messages before the bad frame go first (as ws wrote them at once).
+      // Replies to the messages before the peer's last frame go first (as ws wrote them at once).
       this.flush();
-      this.sendClose(code, '');
-    }
-    else if (!this.socket.destroyed) this.socket.end();
+      this.sendClose(code, reason);
+    } else if (!this.socket.destroyed) this.socket.end();
   }
 
   // ---------------------------------------------------------------- socket events (shared listeners below)

@@ -5,7 +5,7 @@ import type { Bus } from '../../bus/types.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { ALL_ROOM, EVENT_TYPES, type EventType } from '@tpx-realtime/protocol';
 import type { Store } from '../../store/types.js';
-import { HttpError, notFound } from '../errors.js';
+import { HttpError, mapStoreError, notFound } from '../errors.js';
 import { ADMIN, ADMIN_ERRORS, BAD_BODY, BODY_ERRORS, component, dateTime, errorReply, json, noContent, pathId, type ZodTypeProvider } from '../schema.js';
 
 const roomsSchema = z
@@ -79,13 +79,6 @@ const ACCOUNT_NOT_FOUND = errorReply('NOT_FOUND: no such account');
 const KEY_NOT_FOUND = errorReply('NOT_FOUND: no such API key');
 
 /** Translate the store's typed errors into HTTP answers without importing the implementation. */
-function mapStoreError(err: unknown): never {
-  const name = (err as Error)?.name;
-  if (name === 'StoreConflictError') throw new HttpError(409, 'CONFLICT', (err as Error).message);
-  if (name === 'StoreValidationError') throw new HttpError(400, 'VALIDATION_FAILED', (err as Error).message);
-  throw err;
-}
-
 export function adminRoutes(app: FastifyInstance, deps: { store: Store; bus: Bus; gateway: Gateway; nodeId: string }): void {
   const { store, bus, gateway } = deps;
   const routes = app.withTypeProvider<ZodTypeProvider>();

@@ -24,7 +24,7 @@ import type { WebhookDispatcher } from '../../webhooks/dispatcher.js';
 import { buildWebhookRequest, type WebhookRequest } from '../../webhooks/request.js';
 import { generateSecret, isValidSecret, SECRET_RULE } from '../../webhooks/signing.js';
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH, UnsafeUrlError } from '../../webhooks/ssrf.js';
-import { HttpError, notFound } from '../errors.js';
+import { HttpError, mapStoreError, notFound } from '../errors.js';
 import { ADMIN, ADMIN_ERRORS, BAD_BODY, BODY_ERRORS, component, dateTime, errorReply, json, noContent, pathId, RESOURCE_ID, type ZodTypeProvider } from '../schema.js';
 
 export interface WebhookRoutesOptions {
@@ -194,13 +194,6 @@ function requestOf(found: StoredDeliveryDetail, sourceId: string): WebhookReques
   return buildWebhookRequest({ endpoint: found.endpoint, account: found.account, event: found.event }, atMs, sourceId);
 }
 
-function mapStoreError(err: unknown): never {
-  const name = (err as Error)?.name;
-  if (name === 'StoreConflictError') throw new HttpError(409, 'CONFLICT', (err as Error).message);
-  if (name === 'StoreValidationError') throw new HttpError(400, 'VALIDATION_FAILED', (err as Error).message);
-  throw err;
-}
-
 export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (app, opts) => {
   const { store, config, dispatcher } = opts;
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -223,6 +216,13 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     const w = await store.getWebhook(webhookId);
     if (!w || (accountId !== undefined && w.account_id !== accountId)) throw notFound('Webhook');
     return w;
+  };
+
+  /** Store the patch; a store conflict or refusal answers 409/400, a webhook deleted meanwhile 404. */
+  const updateWebhook = async (webhookId: string, patch: WebhookPatch) => {
+    const updated = await store.updateWebhook(webhookId, patch).catch(mapStoreError);
+    if (!updated) throw notFound('Webhook');
+    return updated;
   };
 
   // ---- endpoints
@@ -324,8 +324,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     } else if (body.enabled === false && current.enabled) {
       Object.assign(patch, { enabled: false, disabled_reason: 'disabled by an operator' });
     }
-    const updated = await store.updateWebhook(webhook_id, patch).catch(mapStoreError);
-    if (!updated) throw notFound('Webhook');
+    const updated = await updateWebhook(webhook_id, patch);
     if (updated.enabled) dispatcher.notify();
     return presentWebhook(updated);
   };
@@ -388,9 +387,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
         graceMs > 0
           ? { secret, previous_secret: current.secret, previous_secret_expires_at: new Date(Date.now() + graceMs).toISOString() }
           : { secret, previous_secret: null, previous_secret_expires_at: null };
-      const updated = await store.updateWebhook(webhook_id, patch).catch(mapStoreError);
-      if (!updated) throw notFound('Webhook');
-      return presentWebhook(updated);
+      return presentWebhook(await updateWebhook(webhook_id, patch));
     },
   );
 
@@ -414,7 +411,7 @@ export const webhookAdminRoutes: FastifyPluginAsync<WebhookRoutesOptions> = asyn
     async (request) => {
       const q = request.query;
       const deliveries = await store.listDeliveries({ ...q, limit: q.limit ?? 100 });
-      return { deliveries: deliveries.map((d) => presentDelivery(d)) };
+      return { deliveries: deliveries.map(presentDelivery) };
     },
   );
 

@@ -245,26 +245,26 @@ export class SupervisedCheckpointer {
     this.restartTimer.unref();
   }
 
-  /** Stop at once, without a final checkpoint and for good (the storage failed: nothing more is copied). */
-  halt(reason = 'halted: the storage failed'): void {
-    this.problem ??= reason;
+  /** Stop for good: no more watching or restarting; hands back the running worker, if any. */
+  private detach(): Worker | null {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.watchTimer) clearTimeout(this.watchTimer);
     this.watchTimer = null;
     const worker = this.worker;
     this.worker = null;
-    void worker?.terminate();
+    return worker;
+  }
+
+  /** Stop at once, without a final checkpoint and for good (the storage failed: nothing more is copied). */
+  halt(reason = 'halted: the storage failed'): void {
+    this.problem ??= reason;
+    void this.detach()?.terminate();
   }
 
   /** Final checkpoint and close; resolves even if the worker is already gone. */
   stop(): Promise<void> {
-    this.stopping = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    if (this.watchTimer) clearTimeout(this.watchTimer);
-    this.watchTimer = null;
-    const worker = this.worker;
-    this.worker = null;
+    const worker = this.detach();
     if (!worker) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => void worker.terminate().finally(resolve), 2000);
