@@ -6,11 +6,16 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { samplePayload } from '../helpers/payloads.js';
 import { api, createAccountWithKey, publish, startTestServer, stopAll, type TestServer } from '../helpers/server.js';
 import { WsTestClient } from '../helpers/ws-client.js';
 import { horizontalOverflow, openConsole, UI_TIMEOUT, type ConsolePage } from './browser.js';
+
+// Each test here takes several UI steps, each allowed UI_TIMEOUT (15 s) on a loaded 2-core
+// machine: the suite-wide 30 s per test was shorter than two such steps (a CI run on Node 24 timed
+// out in 'send a test event' while the whole suite ran; run alone on Node 24 it passed 3 times of 3).
+vi.setConfig({ testTimeout: 90_000 });
 
 let server: TestServer;
 let ui: ConsolePage;
